@@ -1,0 +1,76 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Targets, bottom up: C wrappers → tensor core → formats / engine / imaging / hub → the `tlhub` CLI.
+// Only the CLI depends on ArgumentParser; the libraries are usable from any Swift package.
+let package = Package(
+    name: "tlhub",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "tlhub", targets: ["tlhub"]),
+        .library(name: "TLTensor", targets: ["TLTensor"]),
+        .library(name: "TLFormats", targets: ["TLFormats"]),
+        .library(name: "TLEngine", targets: ["TLEngine"]),
+        .library(name: "TLImaging", targets: ["TLImaging"]),
+        .library(name: "TLHubClient", targets: ["TLHubClient"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
+    ],
+    targets: [
+        // MARK: - C libraries from Debian
+        .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+
+        // MARK: - Libraries
+        .target(
+            name: "TLTensor",
+            dependencies: ["COpenBLAS"]
+        ),
+        .target(
+            name: "TLFormats",
+            dependencies: [
+                "CHDF5", "TLTensor",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+            ]
+        ),
+        .target(
+            name: "TLEngine",
+            dependencies: ["TLTensor", "TLFormats", "COpenBLAS"],
+            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+        ),
+        .target(
+            name: "TLImaging",
+            dependencies: ["CJPEG", "CPNG", "TLTensor"]
+        ),
+        .target(
+            name: "TLHubClient",
+            dependencies: [
+                "CCurl", "TLTensor", "TLFormats",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+
+        // MARK: - Command-line tool
+        .executableTarget(
+            name: "tlhub",
+            dependencies: [
+                "TLTensor", "TLFormats", "TLEngine", "TLImaging", "TLHubClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        // MARK: - Tests
+        .testTarget(name: "TLTensorTests", dependencies: ["TLTensor"]),
+        .testTarget(name: "TLFormatsTests", dependencies: ["TLFormats", "TLTensor"]),
+        .testTarget(name: "TLEngineTests", dependencies: ["TLEngine", "TLFormats", "TLTensor"]),
+        .testTarget(name: "TLImagingTests", dependencies: ["TLImaging", "TLTensor"]),
+        .testTarget(name: "TLHubClientTests", dependencies: ["TLHubClient", "TLFormats", "TLTensor"]),
+    ]
+)

@@ -1,0 +1,4 @@
+#ifndef TLHUB_CPNG_SHIM_H
+#define TLHUB_CPNG_SHIM_H
+#include <png.h>
+#endif

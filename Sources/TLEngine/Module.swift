@@ -1,0 +1,2 @@
+// TLEngine: see the README for what this module holds.
+import TLTensor

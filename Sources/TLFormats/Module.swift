@@ -1,0 +1,2 @@
+// TLFormats: see the README for what this module holds.
+import TLTensor

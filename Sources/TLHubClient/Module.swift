@@ -1,0 +1,2 @@
+// TLHubClient: see the README for what this module holds.
+import TLTensor

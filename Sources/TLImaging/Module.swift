@@ -1,0 +1,2 @@
+// TLImaging: see the README for what this module holds.
+import TLTensor

@@ -1,0 +1,17 @@
+import ArgumentParser
+
+@main
+struct TLHub: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tlhub",
+        abstract: "Transfer learning without Python: pull Keras/TF Hub checkpoints, convert, extract features, fine-tune.",
+        discussion: """
+        Examples:
+          tlhub inspect vgg16.h5
+          tlhub convert vgg16.h5 -o vgg16.safetensors
+          tlhub export vgg16.safetensors --format keras-h5 -o vgg16_roundtrip.h5
+        """,
+        version: "0.1.0",
+        subcommands: [Inspect.self]
+    )
+}
