@@ -45,9 +45,15 @@ let package = Package(
             dependencies: ["TLTensor", "TLFormats", "COpenBLAS"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
+        // JPEG/PNG decoders in C: libjpeg's and libpng's error callbacks must longjmp, which Swift cannot host.
+        .target(
+            name: "CImageCodecs",
+            dependencies: ["CJPEG", "CPNG"],
+            linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png16")]
+        ),
         .target(
             name: "TLImaging",
-            dependencies: ["CJPEG", "CPNG", "TLTensor"]
+            dependencies: ["CImageCodecs", "TLTensor"]
         ),
         .target(
             name: "TLHubClient",

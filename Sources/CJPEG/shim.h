@@ -4,5 +4,5 @@
 #include <stddef.h>
 #include <jpeglib.h>
 // The decoder itself (with a setjmp/longjmp error manager so libjpeg never calls exit()) lives in
-// TLImaging's C helper; this module only exposes the library's types.
+// the CImageCodecs target; this module only exposes the library's types and link flags.
 #endif

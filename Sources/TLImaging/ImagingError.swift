@@ -1,0 +1,20 @@
+import Foundation
+
+/// Why an image could not be read, decoded or batched.
+///
+/// Always names the file, so a command-line tool can print it as one line.
+public struct ImagingError: Error, LocalizedError, CustomStringConvertible, Equatable, Sendable {
+    /// The file concerned (or a label such as `<memory>` for in-memory data).
+    public var path: String
+    /// What is wrong, as one sentence fragment.
+    public var reason: String
+
+    /// Creates an error about `path`.
+    public init(path: String, reason: String) {
+        self.path = path
+        self.reason = reason
+    }
+
+    public var description: String { "\(path): \(reason)" }
+    public var errorDescription: String? { description }
+}

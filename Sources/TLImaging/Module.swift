@@ -1,2 +1,0 @@
-// TLImaging: see the README for what this module holds.
-import TLTensor
