@@ -5,8 +5,8 @@ import Foundation
 ///
 /// - `nearest` maps output pixel centres to source pixels with Pillow's accumulated
 ///   double-precision affine stepping (`ImagingScaleAffine`).
-/// - Every other filter is a separable convolution, horizontal pass first, whose support widens
-///   by the downscale factor (antialiasing). Weights are normalised, converted to 22-bit fixed
+/// - Every other filter is a separable convolution whose support widens by the downscale factor
+///   (antialiasing), with Pillow 13's choice of which pass runs first. Weights are normalised, converted to 22-bit fixed
 ///   point, and each pass rounds and clips to 8 bits, as Pillow's `Resample.c` does for uint8 images.
 public enum Resampler {
     /// `image` resampled to `size`.
@@ -157,22 +157,35 @@ public enum Resampler {
         let channels = image.channels
         let needsHorizontal = size.width != image.width || box.left != 0 || box.right != Float(size.width)
         let needsVertical = size.height != image.height || box.top != 0 || box.bottom != Float(size.height)
+        // Pillow 13 runs the vertical pass first when the height shrinks by more than twice as
+        // many pixels as the width does (Pillow 12 and older always go horizontal first). The
+        // order changes the 8-bit rounding between passes, so it must match.
+        let heightReduction = image.height - size.height
+        let horizontalFirst = !(heightReduction > 0 && heightReduction > (image.width - size.width) * 2)
 
         var vertical = coefficients(inputSize: image.height, start: box.top, end: box.bottom,
                                     outputSize: size.height, interpolation: interpolation)
-        // Only the source rows some output row reads go through the horizontal pass.
-        let firstRow = vertical.starts[0]
-        let lastRow = vertical.starts[size.height - 1] + vertical.counts[size.height - 1]
-
+        let horizontal = coefficients(inputSize: image.width, start: box.left, end: box.right,
+                                      outputSize: size.width, interpolation: interpolation)
         var current = image
-        if needsHorizontal {
-            let horizontal = coefficients(inputSize: image.width, start: box.left, end: box.right,
-                                          outputSize: size.width, interpolation: interpolation)
-            vertical.starts = vertical.starts.map { $0 - firstRow }
-            current = horizontalPass(image, rows: firstRow..<lastRow, coefficients: horizontal, channels: channels)
-        }
-        if needsVertical {
-            current = verticalPass(current, outputHeight: size.height, coefficients: vertical, channels: channels)
+        if horizontalFirst {
+            if needsHorizontal {
+                // Only the source rows some output row reads go through the horizontal pass.
+                let firstRow = vertical.starts[0]
+                let lastRow = vertical.starts[size.height - 1] + vertical.counts[size.height - 1]
+                vertical.starts = vertical.starts.map { $0 - firstRow }
+                current = horizontalPass(current, rows: firstRow..<lastRow, coefficients: horizontal, channels: channels)
+            }
+            if needsVertical {
+                current = verticalPass(current, outputHeight: size.height, coefficients: vertical, channels: channels)
+            }
+        } else {
+            if needsVertical {
+                current = verticalPass(current, outputHeight: size.height, coefficients: vertical, channels: channels)
+            }
+            if needsHorizontal {
+                current = horizontalPass(current, rows: 0..<current.height, coefficients: horizontal, channels: channels)
+            }
         }
         return current
     }

@@ -5,7 +5,7 @@ keras.applications preprocess_input). Run by hand with ~/venv-tf/bin/python; CI 
 
 Images come from one synthetic 37x23 pattern (smooth gradients, hard edges and seeded noise, so
 every resampling filter has something to get wrong). Goldens are .npy files:
-  decoded/<image>.npy                  uint8 [H, W, 3]   load_img(path) -> img_to_array
+  decoded/<image>_<ext>.npy            uint8 [H, W, 3]   load_img(path) -> img_to_array
   resized/<image>_<interp>_<h>x<w>.npy uint8 [h, w, 3]   load_img(path, target_size, interpolation)
   cropped/<image>_<interp>_<h>x<w>.npy uint8             ... keep_aspect_ratio=True
   preprocessed/<mode>.npy              float32 [1, 16, 16, 3]  preprocess_input of the bilinear
@@ -143,9 +143,9 @@ def load(name, **kwargs):
 
 def make_goldens():
     for name in DECODED:
-        save(OUT / "decoded" / f"{pathlib.Path(name).stem}.npy", load(name))
+        save(OUT / "decoded" / f"{name.replace('.', '_')}.npy", load(name))
     transposed = ImageOps.exif_transpose(keras.utils.load_img(str(IMAGES / "rotated.jpg")))
-    save(OUT / "decoded" / "rotated_exif_transposed.npy", np.asarray(transposed, dtype=np.uint8))
+    save(OUT / "decoded" / "rotated_jpg_exif_transposed.npy", np.asarray(transposed, dtype=np.uint8))
     for name in ["rgba.png", "rgb.jpg"]:
         sizes = SIZES if name.endswith(".png") else SIZES[:2]
         for interpolation in INTERPOLATIONS:
