@@ -115,6 +115,15 @@ def make_images():
     rgba16 = np.concatenate([rgb16, (np.asarray(alpha).astype(np.uint32) * 257)[:, :, None]], axis=-1)
     write_png(IMAGES / "rgba16_interlaced.png", rgba16, color_type=6, bit_depth=16, interlaced=True)
 
+    # A larger image for strong downscaling (wide filter supports) and long nearest-neighbour
+    # stepping; smooth plus noisy so it compresses to a few tens of kilobytes.
+    rng = np.random.RandomState(7)
+    y, x = np.mgrid[0:97, 0:151].astype(np.float64)
+    large = np.stack([128 + 120 * np.sin(x / 9.0 + y / 13.0), 255 * (x * y) / (150 * 96),
+                      128 + 100 * np.cos(np.hypot(x - 75, y - 48) / 6.0)], axis=-1)
+    large += rng.normal(0, 20, large.shape)
+    Image.fromarray(np.clip(np.rint(large), 0, 255).astype(np.uint8), "RGB").save(IMAGES / "large.png")
+
     # Not images, or broken ones.
     (IMAGES / "not_an_image.jpg").write_bytes(b"this is a text file, not a JPEG\n")
     jpeg = (IMAGES / "rgb.jpg").read_bytes()
@@ -130,6 +139,7 @@ DECODED = ["rgb.jpg", "rgb444.jpg", "progressive.jpg", "gray.jpg", "cmyk.jpg", "
            "gray16.png", "rgb16.png", "interlaced.png", "rgba16_interlaced.png"]
 INTERPOLATIONS = ["nearest", "bilinear", "bicubic", "lanczos", "box", "hamming"]
 SIZES = [(16, 16), (50, 64), (29, 11), (23, 100)]   # (height, width): down, up, mixed, width only
+LARGE_SIZES = [(7, 10), (41, 33), (97, 20), (13, 151), (60, 160)]  # from 97x151
 
 
 def save(path, array):
@@ -152,6 +162,12 @@ def make_goldens():
             for height, width in sizes:
                 array = load(name, target_size=(height, width), interpolation=interpolation)
                 save(OUT / "resized" / f"{pathlib.Path(name).stem}_{interpolation}_{height}x{width}.npy", array)
+    for interpolation in INTERPOLATIONS:
+        for height, width in LARGE_SIZES:
+            array = load("large.png", target_size=(height, width), interpolation=interpolation)
+            save(OUT / "resized" / f"large_{interpolation}_{height}x{width}.npy", array)
+    array = load("large.png", target_size=(120, 200), interpolation="nearest")
+    save(OUT / "resized" / "large_nearest_120x200.npy", array)
     for interpolation in ["nearest", "bilinear", "bicubic"]:
         for height, width in [(16, 16), (20, 50), (40, 9)]:
             array = load("rgba.png", target_size=(height, width), interpolation=interpolation, keep_aspect_ratio=True)

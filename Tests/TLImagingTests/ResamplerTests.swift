@@ -29,6 +29,21 @@ struct ResamplerTests {
         #expect(Fixtures.tensor(image).maxAbsoluteDifference(expected) == 0)
     }
 
+    static let largeCases = Interpolation.allCases.flatMap { interpolation in
+        [ImageSize(height: 7, width: 10), ImageSize(height: 41, width: 33), ImageSize(height: 97, width: 20),
+         ImageSize(height: 13, width: 151), ImageSize(height: 60, width: 160)]
+            .map { Case(interpolation: interpolation, size: $0) }
+    } + [Case(interpolation: .nearest, size: ImageSize(height: 120, width: 200))]
+
+    @Test("151x97 PNG resizes byte-exactly, including 15x downscales", arguments: largeCases)
+    func largeResize(testCase: Case) throws {
+        let loader = ImageLoader(size: testCase.size, interpolation: testCase.interpolation)
+        let image = try loader.load(contentsOf: Fixtures.image("large.png"))
+        let expected = try Fixtures.golden("resized/large_\(testCase.interpolation.rawValue)_\(testCase.size).npy")
+        #expect(Fixtures.tensor(image).shape == expected.shape)
+        #expect(Fixtures.tensor(image).maxAbsoluteDifference(expected) == 0)
+    }
+
     @Test("37x23 JPEG resizes within the JPEG decoding tolerance", arguments: jpegCases)
     func jpegResize(testCase: Case) throws {
         let loader = ImageLoader(size: testCase.size, interpolation: testCase.interpolation)
