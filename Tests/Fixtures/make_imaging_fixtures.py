@@ -91,6 +91,7 @@ def make_images():
     base.convert("CMYK").save(IMAGES / "cmyk.jpg", quality=90)
     base.save(IMAGES / "rotated.jpg", quality=90, exif=exif_with_orientation(6))
 
+    base.save(IMAGES / "rotated.png", exif=exif_with_orientation(8))
     rgba = base.copy()
     rgba.putalpha(alpha)
     rgba.save(IMAGES / "rgba.png")
@@ -156,6 +157,8 @@ def make_goldens():
         save(OUT / "decoded" / f"{name.replace('.', '_')}.npy", load(name))
     transposed = ImageOps.exif_transpose(keras.utils.load_img(str(IMAGES / "rotated.jpg")))
     save(OUT / "decoded" / "rotated_jpg_exif_transposed.npy", np.asarray(transposed, dtype=np.uint8))
+    transposed = ImageOps.exif_transpose(keras.utils.load_img(str(IMAGES / "rotated.png")))
+    save(OUT / "decoded" / "rotated_png_exif_transposed.npy", np.asarray(transposed, dtype=np.uint8))
     for name in ["rgba.png", "rgb.jpg"]:
         sizes = SIZES if name.endswith(".png") else SIZES[:2]
         for interpolation in INTERPOLATIONS:

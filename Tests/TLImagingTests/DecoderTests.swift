@@ -56,6 +56,18 @@ struct DecoderTests {
         #expect(ExifOrientation(imageData: try Data(contentsOf: url), format: .jpeg) == .right)
     }
 
+    @Test("a PNG eXIf chunk is honoured on request too")
+    func pngExifOrientation() throws {
+        let url = Fixtures.image("rotated.png")
+        #expect(ExifOrientation(imageData: try Data(contentsOf: url), format: .png) == .left)
+        let upright = try ImageDecoder(appliesExifOrientation: true).decode(contentsOf: url)
+        let expected = try Fixtures.golden("decoded/rotated_png_exif_transposed.npy")
+        #expect(expected.shape == [37, 23, 3])
+        #expect(Fixtures.tensor(upright).maxAbsoluteDifference(expected) == 0)
+        let plain = try ImageDecoder().decode(contentsOf: url)
+        #expect(plain.width == 37 && plain.height == 23)
+    }
+
     @Test("the eight orientations invert each other as rotations and flips")
     func orientationGeometry() {
         let image = Image(width: 3, height: 2, channels: 1, pixels: [1, 2, 3, 4, 5, 6])

@@ -52,14 +52,10 @@ struct ResamplerTests {
         #expect(Fixtures.tensor(image).maxAbsoluteDifference(expected) <= DecoderTests.jpegTolerance)
     }
 
-    @Test("keep_aspect_ratio centre-crops before resizing", arguments: [
-        Case(interpolation: .nearest, size: ImageSize(height: 16, width: 16)),
-        Case(interpolation: .bilinear, size: ImageSize(height: 20, width: 50)),
-        Case(interpolation: .bicubic, size: ImageSize(height: 40, width: 9)),
-        Case(interpolation: .nearest, size: ImageSize(height: 40, width: 9)),
-        Case(interpolation: .bilinear, size: ImageSize(height: 16, width: 16)),
-        Case(interpolation: .bicubic, size: ImageSize(height: 20, width: 50)),
-    ])
+    @Test("keep_aspect_ratio centre-crops before resizing", arguments: [Interpolation.nearest, .bilinear, .bicubic].flatMap { interpolation in
+        [ImageSize(height: 16, width: 16), ImageSize(height: 20, width: 50), ImageSize(height: 40, width: 9)]
+            .map { Case(interpolation: interpolation, size: $0) }
+    })
     func keepAspectRatio(testCase: Case) throws {
         let loader = ImageLoader(size: testCase.size, interpolation: testCase.interpolation, keepsAspectRatio: true)
         let image = try loader.load(contentsOf: Fixtures.image("rgba.png"))
