@@ -106,15 +106,17 @@ int tl_decode_jpeg(const unsigned char *data, size_t size, long long max_pixels,
         JSAMPROW row = out->pixels + row_bytes * cinfo.output_scanline;
         jpeg_read_scanlines(&cinfo, &row, 1);
     }
+    // Reading on to the EOI marker catches files cut after the last scanline too, which Pillow
+    // also rejects ("image file is truncated").
+    if (!manager.saw_premature_end) {
+        jpeg_finish_decompress(&cinfo);
+    }
     if (manager.saw_premature_end) {
         snprintf(out->message, sizeof out->message, "image file is truncated (premature end of JPEG data)");
         jpeg_destroy_decompress(&cinfo);
         tl_raster_free(out);
         return TL_DECODE_CORRUPT;
     }
-    // Every scanline is decoded; a missing EOI marker after them does not change a pixel
-    // (Pillow accepts such files too), so finishing is not required.
-    jpeg_abort_decompress(&cinfo);
     jpeg_destroy_decompress(&cinfo);
     return TL_DECODE_OK;
 }

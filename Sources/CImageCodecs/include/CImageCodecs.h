@@ -42,7 +42,8 @@ typedef struct tl_raster {
 
 /// Decodes a baseline or progressive JPEG held in memory.
 ///
-/// Truncated input is an error (libjpeg would otherwise pad the image with gray and warn);
+/// Truncated input, even a missing final EOI marker, is an error as in Pillow (libjpeg would
+/// otherwise pad the image with gray and warn);
 /// other libjpeg warnings are ignored silently, as Pillow does.
 int tl_decode_jpeg(const unsigned char *data, size_t size, long long max_pixels, tl_raster *out);
 
