@@ -86,8 +86,24 @@ public struct ImageDecoder: Sendable {
         }
         let pixelCount = width * height
         let input = UnsafeBufferPointer(start: source, count: pixelCount * components * bytesPerSample)
-        var rgb = [UInt8](repeating: 0, count: pixelCount * 3)
         let isJPEG = raster.source_color_type < 0
+        // The common layouts take a straight copy or a replication.
+        if bytesPerSample == 1 && components == 3 {
+            return Image(width: width, height: height, channels: 3, pixels: Array(input))
+        }
+        if bytesPerSample == 1 && components == 1 {
+            let rgb = [UInt8](unsafeUninitializedCapacity: pixelCount * 3) { output, initialized in
+                for pixel in 0..<pixelCount {
+                    let gray = input[pixel]
+                    output[pixel * 3] = gray
+                    output[pixel * 3 + 1] = gray
+                    output[pixel * 3 + 2] = gray
+                }
+                initialized = pixelCount * 3
+            }
+            return Image(width: width, height: height, channels: 3, pixels: rgb)
+        }
+        var rgb = [UInt8](repeating: 0, count: pixelCount * 3)
         // PNG colour type 0 (grayscale without an alpha channel) opens in Pillow as mode I;16.
         let isSixteenBitGray = bytesPerSample == 2 && raster.source_color_type == 0
 

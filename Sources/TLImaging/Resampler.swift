@@ -204,6 +204,22 @@ public enum Resampler {
                             let first = coefficients.starts[x], count = coefficients.counts[x]
                             let weightStart = x * coefficients.kernelSize
                             let to = (outputRow * outputWidth + x) * channels
+                            if channels == 3 {
+                                // RGB, the common case: one pass over the taps for all three channels.
+                                var red = half, green = half, blue = half
+                                var from = rowStart + first * 3
+                                for tap in 0..<count {
+                                    let weight = weights[weightStart + tap]
+                                    red &+= Int32(input[from]) &* weight
+                                    green &+= Int32(input[from + 1]) &* weight
+                                    blue &+= Int32(input[from + 2]) &* weight
+                                    from += 3
+                                }
+                                output[to] = clippedByte(red)
+                                output[to + 1] = clippedByte(green)
+                                output[to + 2] = clippedByte(blue)
+                                continue
+                            }
                             for channel in 0..<channels {
                                 var accumulator = half
                                 var from = rowStart + first * channels + channel
