@@ -33,6 +33,30 @@ public enum Preprocessing: String, Sendable, CaseIterable {
         }
     }
 
+    /// The mode `keras.applications.<module>.preprocess_input` uses for a model or module name
+    /// such as `VGG16`, `resnet50`, `ResNet50V2`, `mobilenet_v2`, `DenseNet121`, `EfficientNetB0`;
+    /// `nil` for names it does not know.
+    ///
+    /// EfficientNet(V2), ConvNeXt, RegNet and MobileNetV3 rescale inside the model, so their
+    /// `preprocess_input` passes pixels through unchanged (``identity``).
+    public init?(kerasApplication name: String) {
+        let key = name.lowercased().filter { $0.isLetter || $0.isNumber }
+        func starts(_ prefix: String) -> Bool { key.hasPrefix(prefix) }
+        if starts("vgg") {
+            self = .caffe
+        } else if starts("resnet") {
+            self = key.hasSuffix("v2") ? .tensorflow : .caffe
+        } else if starts("mobilenetv3") || starts("efficientnet") || starts("convnext") || starts("regnet") {
+            self = .identity
+        } else if starts("mobilenet") || starts("inception") || starts("xception") || starts("nasnet") {
+            self = .tensorflow
+        } else if starts("densenet") {
+            self = .torch
+        } else {
+            return nil
+        }
+    }
+
     /// Writes the preprocessed values of an RGB `image` (HWC) into `output`, which must hold
     /// `image.pixels.count` floats.
     /// - Precondition: `image.channels == 3` and `output.count == image.pixels.count`.

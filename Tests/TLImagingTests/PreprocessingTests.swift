@@ -38,6 +38,22 @@ struct PreprocessingTests {
         }
     }
 
+    /// Expected modes read from each keras/src/applications/<module>.py `preprocess_input`.
+    @Test("application names map to their preprocess_input mode")
+    func applications() {
+        let expected: [(String, Preprocessing?)] = [
+            ("VGG16", .caffe), ("vgg19", .caffe), ("ResNet50", .caffe), ("resnet152", .caffe),
+            ("ResNet50V2", .tensorflow), ("resnet_v2", .tensorflow), ("MobileNet", .tensorflow),
+            ("mobilenet_v2", .tensorflow), ("InceptionV3", .tensorflow), ("InceptionResNetV2", .tensorflow),
+            ("Xception", .tensorflow), ("NASNetMobile", .tensorflow), ("DenseNet121", .torch),
+            ("EfficientNetB0", .identity), ("efficientnet_v2", .identity), ("ConvNeXtTiny", .identity),
+            ("RegNetX002", .identity), ("MobileNetV3Small", .identity), ("AlexNet", nil),
+        ]
+        for (name, mode) in expected {
+            #expect(Preprocessing(kerasApplication: name) == mode, "\(name)")
+        }
+    }
+
     @Test("mode names parse, including Keras' spellings")
     func names() throws {
         #expect(try Preprocessing(name: "tf") == .tensorflow)
