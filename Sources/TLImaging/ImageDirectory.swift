@@ -11,6 +11,8 @@ public struct ImageDirectory: Sendable {
     /// The extensions `flow_from_directory` accepts. Only JPEG and PNG contents can be decoded;
     /// other formats are listed and then fail to load with a clear error.
     public static let allowedExtensions = ["png", "jpg", "jpeg", "bmp", "ppm", "tif", "tiff"]
+    /// The extensions Keras 3 `image_dataset_from_directory` accepts (same walk order).
+    public static let datasetExtensions = ["bmp", "gif", "jpeg", "jpg", "png"]
 
     /// The dataset root.
     public var root: URL
@@ -22,9 +24,11 @@ public struct ImageDirectory: Sendable {
     public var classNames: [String]
 
     /// Lists the dataset under `root`.
-    /// - Parameter classNames: the classes to use, in index order; the sorted subfolders when `nil`.
+    /// - Parameters:
+    ///   - classNames: the classes to use, in index order; the sorted subfolders when `nil`.
+    ///   - extensions: the lowercase extensions to keep (``allowedExtensions`` by default).
     /// - Throws: ``ImagingError`` when `root` or a class folder cannot be listed, or has no classes.
-    public init(root: URL, classNames: [String]? = nil) throws {
+    public init(root: URL, classNames: [String]? = nil, extensions: [String] = ImageDirectory.allowedExtensions) throws {
         let manager = FileManager.default
         var isDirectory: ObjCBool = false
         guard manager.fileExists(atPath: root.path, isDirectory: &isDirectory), isDirectory.boolValue else {
@@ -47,7 +51,8 @@ public struct ImageDirectory: Sendable {
         var files = [URL]()
         var labels = [Int]()
         for (label, name) in classes.enumerated() {
-            for file in try Self.imageFiles(under: root.appendingPathComponent(name, isDirectory: true)) {
+            let folder = root.appendingPathComponent(name, isDirectory: true)
+            for file in try Self.files(under: folder) where Self.hasExtension(file, in: extensions) {
                 files.append(file)
                 labels.append(label)
             }
@@ -58,15 +63,16 @@ public struct ImageDirectory: Sendable {
         self.classNames = classes
     }
 
-    /// Whether `url`'s extension is one `flow_from_directory` accepts.
-    public static func isImageFile(_ url: URL) -> Bool {
+    /// Whether `url`'s name ends, case-insensitively, in one of `extensions` (Python's
+    /// `fname.lower().endswith(formats)`).
+    public static func hasExtension(_ url: URL, in extensions: [String] = allowedExtensions) -> Bool {
         let name = url.lastPathComponent.lowercased()
-        return allowedExtensions.contains { name.hasSuffix("." + $0) }
+        return extensions.contains { name.hasSuffix("." + $0.lowercased()) }
     }
 
     // MARK: - Walking, in os.walk order
 
-    private static func imageFiles(under directory: URL) throws -> [URL] {
+    private static func files(under directory: URL) throws -> [URL] {
         var found = [(directory: String, files: [String])]()
         var pending = [directory.standardizedFileURL.path]
         while let path = pending.popLast() {
@@ -85,7 +91,6 @@ public struct ImageDirectory: Sendable {
         return found.sorted { pythonOrder($0.directory, $1.directory) }.flatMap { entry in
             entry.files.sorted(by: pythonOrder)
                 .map { URL(fileURLWithPath: (entry.directory as NSString).appendingPathComponent($0)) }
-                .filter(isImageFile)
         }
     }
 

@@ -31,6 +31,17 @@ struct ImageDirectoryTests {
         #expect(dataset.labels == [0, 1, 1, 2, 2, 2, 2])
     }
 
+    @Test("image_dataset_from_directory's extensions keep GIF and drop TIFF")
+    func datasetExtensions() throws {
+        let root = try makeDataset()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let dataset = try ImageDirectory(root: root, extensions: ImageDirectory.datasetExtensions)
+        let relative = dataset.files.map { String($0.path.dropFirst(root.path.count + 1)) }
+        #expect(relative == ["cat/.hidden.jpg", "cat/x.bmp", "cat/y.gif",
+                             "dog/a.PNG", "dog/b.jpg", "dog/sub/c.jpeg", "dog/sub dir/d.png"])
+        #expect(dataset.labels == [1, 1, 1, 2, 2, 2, 2])
+    }
+
     @Test("explicit class names choose and order the classes")
     func explicitClasses() throws {
         let root = try makeDataset()
