@@ -67,12 +67,12 @@ public struct KerasModelConfig: Sendable, Equatable {
         return result
     }
 
-    /// Nested models by name with their own layer names, in config order.
+    /// Nested models by name with their own layer names (input layers left out), in config order.
     public var nestedModels: [String: [String]] {
         var result: [String: [String]] = [:]
         func visit(_ layers: [Layer]) {
             for layer in layers where layer.isModel {
-                result[layer.name] = layer.layers.map(\.name)
+                result[layer.name] = layer.layers.filter { $0.className != "InputLayer" }.map(\.name)
                 visit(layer.layers)
             }
         }

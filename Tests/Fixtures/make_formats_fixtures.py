@@ -256,9 +256,51 @@ def keras3():
     (OUT / "golden_keras3.json").write_text(json.dumps(golden, indent=1))
 
 
+# MARK: - Hostile files and checksums (h5py only)
+
+def extras():
+    import hashlib
+    import h5py
+    import numpy as np
+
+    # A weights-only layout whose one dataset declares 2^17 × 2^17 float32 values (64 GB) but, being
+    # chunked and never written, occupies almost nothing: reading must fail, not allocate.
+    with h5py.File(OUT / "absurd_dataset.h5", "w") as f:
+        f.attrs["backend"] = "tensorflow"
+        f.attrs["keras_version"] = "2.21.0"
+        f.attrs["layer_names"] = np.array([b"dense"])
+        g = f.create_group("dense")
+        g.attrs["weight_names"] = np.array([b"dense/kernel:0"])
+        g.create_group("dense").create_dataset("kernel:0", shape=(1 << 17, 1 << 17), dtype="f4", chunks=(64, 64))
+
+    # Valid structure, but the second layer's gzip chunk is garbage: opening succeeds and reading
+    # that weight fails, half-way through a conversion.
+    path = OUT / "corrupt_chunk.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["backend"] = "tensorflow"
+        f.attrs["keras_version"] = "2.21.0"
+        f.attrs["layer_names"] = np.array([b"first", b"second"])
+        for name in ("first", "second"):
+            g = f.create_group(name)
+            g.attrs["weight_names"] = np.array([f"{name}/kernel:0".encode()])
+            g.create_group(name).create_dataset("kernel:0", data=np.arange(256, dtype="f4").reshape(16, 16),
+                                                chunks=(16, 16), compression="gzip")
+        info = f["second/second/kernel:0"].id.get_chunk_info(0)
+        offset, size = info.byte_offset, info.size
+    raw = bytearray(path.read_bytes())
+    raw[offset:offset + size] = b"\xff" * size
+    path.write_bytes(bytes(raw))
+
+    sums = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(OUT.iterdir()) if p.suffix in (".h5", ".keras")}
+    (OUT / "sha256.json").write_text(json.dumps(sums, indent=1))
+
+
 if __name__ == "__main__":
     OUT.mkdir(exist_ok=True)
-    if "--keras2" in sys.argv:
+    if "--extras" in sys.argv:
+        extras()
+    elif "--keras2" in sys.argv:
         keras2()
     elif "--keras3" in sys.argv:
         keras3()
@@ -268,3 +310,4 @@ if __name__ == "__main__":
         env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2")
         env.pop("TF_USE_LEGACY_KERAS", None)
         subprocess.run([sys.executable, __file__, "--keras3"], check=True, env=env)
+        extras()

@@ -50,7 +50,7 @@ struct Inspect: AsyncParsableCommand {
         lines.append("parameters:  \(summary.parameterCount.formatted())")
         lines.append("")
         let nameWidth = max(5, min(48, summary.layers.map { $0.name.count + ($0.parentModel.map { $0.count + 6 } ?? 0) }.max() ?? 5))
-        let classWidth = max(5, min(24, summary.layers.map { ($0.className ?? "").count }.max() ?? 5)))
+        let classWidth = max(5, min(24, summary.layers.map { ($0.className ?? "").count }.max() ?? 5))
         func pad(_ text: String, _ width: Int) -> String {
             text.count >= width ? text : text + String(repeating: " ", count: width - text.count)
         }
