@@ -31,18 +31,14 @@ public struct HDF5Error: Error, LocalizedError, CustomStringConvertible, Equatab
 /// take it again.
 enum HDF5Library {
     private static let lock = NSRecursiveLock()
-    nonisolated(unsafe) private static var silenced = false
 
-    /// Runs `body` holding the library lock (HDF5 is initialised and its error printing silenced
-    /// on first use).
+    /// Runs `body` holding the library lock, with HDF5's automatic error printing off.
     @discardableResult
     static func withLock<T>(_ body: () throws -> T) rethrows -> T {
         lock.lock()
         defer { lock.unlock() }
-        if !silenced {
-            tl_H5_silence_errors()
-            silenced = true
-        }
+        // Cheap, and guards against anything that re-enabled automatic printing.
+        tl_H5_silence_errors()
         return try body()
     }
 
@@ -65,5 +61,27 @@ enum HDF5Library {
             throw HDF5Error(path: path, objectPath: object, message: takeErrorMessage(fallback: action()))
         }
         return status
+    }
+}
+
+extension HDF5Library {
+    /// How long the probe may take before the file is declared damaged.
+    static let probeTimeout: UInt32 = 60
+
+    /// Walks the file's metadata in a forked child first, so that a file that would crash
+    /// libhdf5 (which trusts corrupt metadata) fails with an error instead of killing tlhub.
+    /// - Throws: ``HDF5Error`` when the child crashed or hung.
+    static func probe(path: String, displayPath: String, image: Data? = nil) throws {
+        let result: Int32 = withLock {
+            if let image {
+                return image.withUnsafeBytes { raw in tl_H5_probe(path, raw.baseAddress, raw.count, probeTimeout) }
+            }
+            return tl_H5_probe(path, nil, 0, probeTimeout)
+        }
+        switch result {
+        case 0, -2: return
+        case -1: throw HDF5Error(path: displayPath, objectPath: "/", message: "damaged HDF5 file: reading its structure did not finish in \(probeTimeout) s")
+        default: throw HDF5Error(path: displayPath, objectPath: "/", message: "damaged HDF5 file: its structure makes libhdf5 crash (signal \(result)); refusing to read it")
+        }
     }
 }

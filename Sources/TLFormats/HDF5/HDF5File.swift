@@ -125,6 +125,7 @@ public final class HDF5File: HDF5Group {
             throw HDF5Error(path: path, objectPath: "/", message: "no such file")
         }
         try checkSignature(path: path, prefix: (try? FileHandle(forReadingFrom: url).read(upToCount: 8)) ?? Data())
+        try HDF5Library.probe(path: path, displayPath: path)
         let context = HDF5Context(path: path, fileSize: size)
         return try HDF5Library.withLock {
             let id = try HDF5Library.check(H5Fopen(path, tl_H5F_ACC_RDONLY(), tl_H5P_DEFAULT()), path: path, object: "/", "cannot open as HDF5")
@@ -136,6 +137,9 @@ public final class HDF5File: HDF5Group {
     /// - Parameter name: how errors name the image (e.g. `model.keras!model.weights.h5`).
     public static func open(image: Data, name: String) throws -> HDF5File {
         try checkSignature(path: name, prefix: image.prefix(8))
+        // The name only has to be unique among open files; the core driver never opens it.
+        let uniqueName = "tlhub-image-\(UUID().uuidString)"
+        try HDF5Library.probe(path: uniqueName, displayPath: name, image: image)
         let context = HDF5Context(path: name, fileSize: image.count)
         return try HDF5Library.withLock {
             let access = try HDF5Library.check(H5Pcreate(tl_H5P_FILE_ACCESS()), path: name, object: "/", "cannot create a property list")
@@ -145,8 +149,7 @@ public final class HDF5File: HDF5Group {
                 try HDF5Library.check(H5Pset_file_image(access, UnsafeMutableRawPointer(mutating: raw.baseAddress), raw.count),
                                       path: name, object: "/", "cannot load the file image")
             }
-            // The name only has to be unique among open files; the core driver never opens it.
-            let id = try HDF5Library.check(H5Fopen("tlhub-image-\(UUID().uuidString)", tl_H5F_ACC_RDONLY(), access),
+            let id = try HDF5Library.check(H5Fopen(uniqueName, tl_H5F_ACC_RDONLY(), access),
                                            path: name, object: "/", "cannot open as HDF5")
             return HDF5File(id: id, context: context, objectPath: "/", parent: nil, close: H5Fclose)
         }
