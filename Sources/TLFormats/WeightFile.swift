@@ -195,6 +195,26 @@ public final class WeightFile: WeightSource {
         }
     }
 
+    /// Streams one weight's float32 values in row-major order, in pieces of at most about
+    /// `limit` values (memory stays bounded however large the tensor).
+    /// - Throws: ``HDF5Error`` or ``FormatError`` naming file, layer and weight.
+    public func stream(_ weight: WeightInfo, limit: Int = 1 << 22, _ body: (UnsafeBufferPointer<Float>) throws -> Void) throws {
+        switch storage {
+        case .hdf5(let root):
+            try root.dataset(weight.locator).stream(limit: limit, body)
+        case .safetensors(let file):
+            let tensor = try file.tensor(named: weight.locator)
+            try tensor.scalars.withUnsafeBufferPointer { all in
+                var start = 0
+                repeat {
+                    let end = min(all.count, start + limit)
+                    try body(UnsafeBufferPointer(rebasing: all[start..<end]))
+                    start = end
+                } while start < all.count
+            }
+        }
+    }
+
     // MARK: - WeightSource
 
     public var layerNames: [String] { layers.filter { !$0.weights.isEmpty }.map(\.name) }

@@ -98,6 +98,45 @@ public final class HDF5Dataset: HDF5Object {
         }
     }
 
+    /// Reads the values in row-major order, handing them to `body` in pieces of at most about
+    /// `limit` values (whole rows along the first dimension, via hyperslab selections), so a
+    /// 400 MB kernel streams through a small buffer.
+    public func stream(limit: Int, _ body: (UnsafeBufferPointer<Float>) throws -> Void) throws {
+        let count = elementCount
+        guard count > 0 else { return }
+        let rowSize = shape.isEmpty ? count : count / max(1, shape[0])
+        if count <= limit || storageType == .bfloat16 || rowSize == 0 || rowSize > limit {
+            let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: count)
+            defer { buffer.deallocate() }
+            try read(into: buffer)
+            try body(UnsafeBufferPointer(buffer))
+            return
+        }
+        let rowsPerPiece = max(1, limit / rowSize)
+        let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: rowsPerPiece * rowSize)
+        defer { buffer.deallocate() }
+        var row = 0
+        while row < shape[0] {
+            let rows = min(rowsPerPiece, shape[0] - row)
+            let piece = UnsafeMutableBufferPointer(rebasing: buffer[0..<rows * rowSize])
+            try HDF5Library.withLock {
+                let fileSpace = try check(H5Dget_space(id), "cannot read the dataspace")
+                defer { H5Sclose(fileSpace) }
+                var start = [hsize_t](repeating: 0, count: shape.count)
+                var extent = shape.map { hsize_t($0) }
+                start[0] = hsize_t(row)
+                extent[0] = hsize_t(rows)
+                try check(H5Sselect_hyperslab(fileSpace, H5S_SELECT_SET, &start, nil, &extent, nil), "cannot select rows")
+                let memorySpace = try check(H5Screate_simple(Int32(extent.count), &extent, nil), "cannot create a dataspace")
+                defer { H5Sclose(memorySpace) }
+                try check(H5Dread(id, tl_H5T_NATIVE_FLOAT(), memorySpace, fileSpace, tl_H5P_DEFAULT(), piece.baseAddress),
+                          "cannot read rows \(row)..<\(row + rows)")
+            }
+            try body(UnsafeBufferPointer(piece))
+            row += rows
+        }
+    }
+
     /// Reads the dataset as a ``Tensor``.
     public func tensor() throws -> Tensor {
         var scalars = [Float](repeating: 0, count: elementCount)
