@@ -70,9 +70,7 @@ public enum Keras3WeightsExport {
         let vars = try group.createGroup("vars")
         try vars.setString(layer.name, attribute: "name")
         for (index, weight) in layer.weights.enumerated() {
-            var values = [Float](repeating: 0, count: weight.elementCount)
-            try values.withUnsafeMutableBufferPointer { try source.read(weight, into: $0) }
-            try values.withUnsafeBufferPointer { try vars.createDataset(String(index), shape: weight.shape, values: $0) }
+            try vars.createDataset(String(index), shape: weight.shape) { sink in try source.stream(weight, sink) }
         }
     }
 

@@ -28,9 +28,6 @@ public enum KerasH5Export {
                 groups.append((groupName, [layer]))
             }
         }
-        let largest = source.allWeights.map(\.weight.elementCount).max() ?? 0
-        let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(1, largest))
-        defer { buffer.deallocate() }
         try AtomicFile.write(to: output) { _, temporary in
             let file = try HDF5File.create(temporary)
             try file.setString(source.backend ?? "tensorflow", attribute: "backend")
@@ -42,9 +39,9 @@ public enum KerasH5Export {
                 for layer in group.layers {
                     let holder = try layerGroup.groupCreatingIfNeeded(layer.name)
                     for weight in layer.weights {
-                        let slice = UnsafeMutableBufferPointer(rebasing: buffer[0..<weight.elementCount])
-                        try source.read(weight, into: slice)
-                        try holder.createDataset("\(weight.name):0", shape: weight.shape, values: UnsafeBufferPointer(slice))
+                        try holder.createDataset("\(weight.name):0", shape: weight.shape) { sink in
+                            try source.stream(weight, sink)
+                        }
                         weightNames.append("\(layer.name)/\(weight.name):0")
                     }
                 }

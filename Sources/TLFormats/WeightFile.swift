@@ -195,8 +195,9 @@ public final class WeightFile: WeightSource {
         }
     }
 
-    /// Streams one weight's float32 values in row-major order, in pieces of at most about
-    /// `limit` values (memory stays bounded however large the tensor).
+    /// Streams one weight's float32 values in row-major order, in pieces of whole rows along the
+    /// first dimension of at most about `limit` values (more only when one row is larger), so
+    /// memory stays bounded however large the tensor.
     /// - Throws: ``HDF5Error`` or ``FormatError`` naming file, layer and weight.
     public func stream(_ weight: WeightInfo, limit: Int = 1 << 22, _ body: (UnsafeBufferPointer<Float>) throws -> Void) throws {
         switch storage {
@@ -204,10 +205,13 @@ public final class WeightFile: WeightSource {
             try root.dataset(weight.locator).stream(limit: limit, body)
         case .safetensors(let file):
             let tensor = try file.tensor(named: weight.locator)
+            // Whole rows along the first dimension, like the HDF5 path, so writers can use them.
+            let rowSize = weight.shape.isEmpty || weight.shape[0] == 0 ? max(1, weight.elementCount) : weight.elementCount / weight.shape[0]
+            let piece = max(1, limit / max(1, rowSize)) * rowSize
             try tensor.scalars.withUnsafeBufferPointer { all in
                 var start = 0
                 repeat {
-                    let end = min(all.count, start + limit)
+                    let end = min(all.count, start + piece)
                     try body(UnsafeBufferPointer(rebasing: all[start..<end]))
                     start = end
                 } while start < all.count

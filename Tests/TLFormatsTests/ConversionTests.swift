@@ -107,3 +107,43 @@ struct ConversionTests {
         }
     }
 }
+
+@Suite("Keras 3 .weights.h5 export")
+struct Keras3ExportTests {
+    @Test("safetensors → .weights.h5 keeps names, values and Keras 3 paths", arguments: ["small.keras", "nested.keras", "vgg_tiny_full.h5", "mobile_tiny_weights_tf.h5"])
+    func roundTrip(file: String) throws {
+        let scratch = try ScratchDirectory()
+        let source = try WeightFile.open(Fixtures.url(file))
+        try SafeTensorsConversion.convert(source, to: scratch.file("a.safetensors"))
+        try Keras3WeightsExport.write(try WeightFile.open(scratch.file("a.safetensors")), to: scratch.file("b.weights.h5"))
+        let back = try WeightFile.open(scratch.file("b.weights.h5"))
+        #expect(back.format == .keras3Weights)
+        #expect(Set(back.layerNames) == Set(source.layerNames))
+        for (layer, weight) in source.allWeights {
+            #expect(back.weightNames(layer: layer.name) == source.weightNames(layer: layer.name), "\(layer.name)")
+            #expect(try back.tensor(layer: layer.name, weight: weight.name) == source.tensor(layer: layer.name, weight: weight.name))
+        }
+    }
+
+    @Test("paths follow Keras 3 naming: class in snake case, numbered per class")
+    func paths() throws {
+        let scratch = try ScratchDirectory()
+        try Keras3WeightsExport.write(try WeightFile.open(Fixtures.url("vgg_tiny_full.h5")), to: scratch.file("v.weights.h5"))
+        let file = try HDF5File.open(scratch.file("v.weights.h5"))
+        #expect(try file.group("layers").linkNames() == ["conv2d", "conv2d_1", "conv2d_2", "dense", "dense_1"])
+        #expect(try file.group("layers/conv2d_2/vars").string(attribute: "name") == "block2_conv1")
+        #expect(try file.group("layers/dense_1/vars").dataset("0").shape == [8, 3])
+    }
+
+    @Test("a layer whose class cannot be inferred is an error naming it")
+    func unknownClass() throws {
+        let layer = LayerInfo(name: "mystery", className: nil, parentModel: nil,
+                              weights: [WeightInfo(name: "w", shape: [3], dtype: "float32", locator: "mystery/w")])
+        let error = #expect(throws: FormatError.self) { try Keras3WeightsExport.classKey(for: layer, path: "x.h5") }
+        #expect(error?.problem.contains("mystery") == true)
+        let dense = LayerInfo(name: "d", className: nil, parentModel: nil,
+                              weights: [WeightInfo(name: "kernel", shape: [3, 2], dtype: "float32", locator: ""),
+                                        WeightInfo(name: "bias", shape: [2], dtype: "float32", locator: "")])
+        #expect(try Keras3WeightsExport.classKey(for: dense, path: "x.h5") == "dense")
+    }
+}

@@ -88,6 +88,56 @@ public class HDF5Group: HDF5Object {
         isGroup(name) ? try group(name) : try createGroup(name)
     }
 
+    /// Writes a little-endian float32 dataset of `shape` (contiguous, no compression: the layout
+    /// Keras writes) from pieces of whole rows along the first dimension: `fill` passes each piece,
+    /// in order, to the sink it is given, so a large tensor is never held whole.
+    /// - Throws: ``HDF5Error`` when writing fails or the pieces do not add up to `shape`.
+    public func createDataset(_ name: String, shape: [Int],
+                              fill: ((UnsafeBufferPointer<Float>) throws -> Void) throws -> Void) throws {
+        let full = childPath(name)
+        let count = shape.reduce(1, *)
+        let rowSize = shape.isEmpty || shape[0] == 0 ? max(1, count) : count / shape[0]
+        let dataset: hid_t = try HDF5Library.withLock {
+            var dimensions = shape.map { hsize_t($0) }
+            let space = shape.isEmpty
+                ? try check(H5Screate(H5S_SCALAR), "cannot create a dataspace", object: full)
+                : try check(H5Screate_simple(Int32(shape.count), &dimensions, nil), "cannot create a dataspace", object: full)
+            defer { H5Sclose(space) }
+            return try check(H5Dcreate2(id, name, tl_H5T_IEEE_F32LE(), space, tl_H5P_DEFAULT(), tl_H5P_DEFAULT(), tl_H5P_DEFAULT()),
+                             "cannot create dataset", object: full)
+        }
+        defer { HDF5Library.withLock { _ = H5Dclose(dataset) } }
+        var written = 0
+        try fill { piece in
+            guard piece.count > 0 else { return }
+            guard piece.count % rowSize == 0, written + piece.count <= count, let base = piece.baseAddress else {
+                throw context.error(full, "got a piece of \(piece.count) values, not whole rows of \(rowSize) within \(shape)")
+            }
+            try HDF5Library.withLock {
+                if shape.isEmpty {
+                    try check(H5Dwrite(dataset, tl_H5T_NATIVE_FLOAT(), tl_H5S_ALL(), tl_H5S_ALL(), tl_H5P_DEFAULT(), base),
+                              "cannot write dataset", object: full)
+                    return
+                }
+                let fileSpace = try check(H5Dget_space(dataset), "cannot read the dataspace", object: full)
+                defer { H5Sclose(fileSpace) }
+                var start = [hsize_t](repeating: 0, count: shape.count)
+                var extent = shape.map { hsize_t($0) }
+                start[0] = hsize_t(written / rowSize)
+                extent[0] = hsize_t(piece.count / rowSize)
+                try check(H5Sselect_hyperslab(fileSpace, H5S_SELECT_SET, &start, nil, &extent, nil), "cannot select rows", object: full)
+                let memorySpace = try check(H5Screate_simple(Int32(extent.count), &extent, nil), "cannot create a dataspace", object: full)
+                defer { H5Sclose(memorySpace) }
+                try check(H5Dwrite(dataset, tl_H5T_NATIVE_FLOAT(), memorySpace, fileSpace, tl_H5P_DEFAULT(), base),
+                          "cannot write dataset", object: full)
+            }
+            written += piece.count
+        }
+        guard written == count else {
+            throw context.error(full, "got \(written) values for shape \(shape) (\(count) values)")
+        }
+    }
+
     /// Writes a little-endian float32 dataset of `shape` holding `values` (contiguous, no
     /// compression: the layout Keras writes).
     public func createDataset(_ name: String, shape: [Int], values: UnsafeBufferPointer<Float>) throws {
