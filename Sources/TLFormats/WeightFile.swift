@@ -112,6 +112,11 @@ public final class WeightFile: WeightSource {
     /// signature, safetensors header), not by extension.
     /// - Throws: ``HDF5Error``, ``FormatError`` or ``TensorFileError`` naming the file and the problem.
     public static func open(_ url: URL) throws -> WeightFile {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
+            throw FormatError(path: url.path, problem: "no such file")
+        }
+        guard !isDirectory.boolValue else { throw FormatError(path: url.path, problem: "is a directory, not a weight file") }
         let prefix: Data
         do {
             let handle = try FileHandle(forReadingFrom: url)
