@@ -291,6 +291,18 @@ def extras():
     raw[offset:offset + size] = b"\xff" * size
     path.write_bytes(bytes(raw))
 
+    # float64 and integer datasets (Keras 3's Normalization `count` is int64) read as float32.
+    with h5py.File(OUT / "float64_weights.h5", "w") as f:
+        f.attrs["backend"] = "tensorflow"
+        f.attrs["keras_version"] = "2.21.0"
+        f.attrs["layer_names"] = np.array([b"wide", b"norm"])
+        g = f.create_group("wide")
+        g.attrs["weight_names"] = np.array([b"wide/kernel:0"])
+        g.create_group("wide").create_dataset("kernel:0", data=np.arange(6, dtype="f8").reshape(2, 3) * 0.25 - 0.5)
+        g = f.create_group("norm")
+        g.attrs["weight_names"] = np.array([b"norm/count:0"])
+        g.create_group("norm").create_dataset("count:0", data=np.int64(7))
+
     sums = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(OUT.iterdir()) if p.suffix in (".h5", ".keras")}
     (OUT / "sha256.json").write_text(json.dumps(sums, indent=1))

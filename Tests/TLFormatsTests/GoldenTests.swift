@@ -137,3 +137,15 @@ struct GoldenTests {
         #expect(KerasModelConfig.snakeCase("PReLU") == "p_re_lu")
     }
 }
+
+@Suite("element types")
+struct ElementTypeTests {
+    @Test("float64 and int64 datasets read as float32")
+    func float64AndInteger() throws {
+        let weights = try WeightFile.open(Fixtures.url("float64_weights.h5"))
+        #expect(weights.layer(named: "wide")?.weights.first?.dtype == "float64")
+        #expect(try weights.tensor(layer: "wide", weight: "kernel") == Tensor(shape: [2, 3], scalars: [-0.5, -0.25, 0, 0.25, 0.5, 0.75]))
+        #expect(weights.layer(named: "norm")?.weights.first?.dtype == "integer")
+        #expect(try weights.tensor(layer: "norm", weight: "count") == Tensor(shape: [], scalars: [7]))
+    }
+}
