@@ -46,27 +46,23 @@ enum Keras3WeightsReader {
             case (nil, nil): lhs.compare(rhs, options: .numeric) == .orderedAscending
             }
         }
-        var names: [String] = []
         for key in keys where group.isGroup(key) {
             let child = try group.group(key)
             let configLayer = configByKey[key]?.layer
             let vars = child.isGroup("vars") ? try child.group("vars") : nil
             let recordedName = vars.flatMap { $0.hasAttribute("name") ? try? $0.string(attribute: "name") : nil }
             let name = recordedName ?? configLayer?.name ?? key
-            names.append(name)
             let classKey = stripIndex(key)
             if child.isGroup("layers") {
-                var innerNames: [String] = []
                 let before = layers.count
                 try walk(container: child, configLayers: configLayer?.layers, parentModel: name, into: &layers, nested: &nested)
-                innerNames = layers[before...].filter { $0.parentModel == name }.map(\.name)
-                nested[name] = configLayer?.layers.map(\.name).filter { $0 != "" } ?? innerNames
+                let innerNames = layers[before...].filter { $0.parentModel == name }.map(\.name)
+                nested[name] = configLayer.map { $0.layers.filter { $0.className != "InputLayer" }.map(\.name) } ?? innerNames
                 continue
             }
             let weights = try vars.map { try variables($0, classKey: classKey, configLayer: configLayer) } ?? []
             layers.append(LayerInfo(name: name, className: configLayer?.className ?? classKey, parentModel: parentModel, weights: weights))
         }
-        _ = names
     }
 
     /// The datasets `0`, `1`, … of a `vars` group, named by the layer class.

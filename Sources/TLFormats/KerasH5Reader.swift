@@ -5,7 +5,9 @@ import Foundation
 enum KerasH5Reader {
     /// Recognises the layout of an open HDF5 file and lists its layers and weights.
     /// - Parameters:
-    ///   - archive: for a `.keras` archive, its config and Keras version.
+    ///   - file: the open file (on disk, or an in-memory image from a `.keras` archive).
+    ///   - url: the file the user named (the archive for a `.keras`).
+    ///   - archive: for a `.keras` archive, its `config.json` text and Keras version.
     static func open(_ file: HDF5File, url: URL, archive: (config: String?, kerasVersion: String?)? = nil) throws -> WeightFile {
         let path = file.filePath
         if file.hasAttribute("layer_names") || file.hasAttribute("layer_names0") {

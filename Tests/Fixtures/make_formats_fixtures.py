@@ -303,6 +303,25 @@ def extras():
         g.attrs["weight_names"] = np.array([b"norm/count:0"])
         g.create_group("norm").create_dataset("count:0", data=np.int64(7))
 
+    # A .keras as Keras < 3.8 wrote it: no `name` attribute on the `vars` groups, so layers are
+    # matched to config.json by class and position.
+    import io
+    import shutil
+    import zipfile
+    with zipfile.ZipFile(OUT / "small.keras") as source:
+        members = {name: source.read(name) for name in source.namelist()}
+    scratch = OUT / "_pre38.weights.h5"
+    scratch.write_bytes(members["model.weights.h5"])
+    with h5py.File(scratch, "r+") as f:
+        f.visititems(lambda name, obj: obj.attrs.__delitem__("name") if "name" in obj.attrs else None)
+        if "name" in f["vars"].attrs:
+            del f["vars"].attrs["name"]
+    members["model.weights.h5"] = scratch.read_bytes()
+    scratch.unlink()
+    with zipfile.ZipFile(OUT / "small_pre38.keras", "w") as target:
+        for name, data in members.items():
+            target.writestr(name, data)
+
     sums = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(OUT.iterdir()) if p.suffix in (".h5", ".keras")}
     (OUT / "sha256.json").write_text(json.dumps(sums, indent=1))

@@ -86,40 +86,40 @@ extension HDF5Object {
     /// - Throws: ``HDF5Error`` when the attribute is missing or is not made of strings.
     public func strings(attribute name: String) throws -> [String] {
         try HDF5Library.withLock {
-            let where_ = "\(objectPath) attribute '\(name)'"
-            let attribute = try check(H5Aopen(id, name, tl_H5P_DEFAULT()), "cannot open attribute", object: where_)
+            let location = "\(objectPath) attribute '\(name)'"
+            let attribute = try check(H5Aopen(id, name, tl_H5P_DEFAULT()), "cannot open attribute", object: location)
             defer { H5Aclose(attribute) }
-            let space = try check(H5Aget_space(attribute), "cannot read the attribute's dataspace", object: where_)
+            let space = try check(H5Aget_space(attribute), "cannot read the attribute's dataspace", object: location)
             defer { H5Sclose(space) }
-            let fileType = try check(H5Aget_type(attribute), "cannot read the attribute's type", object: where_)
+            let fileType = try check(H5Aget_type(attribute), "cannot read the attribute's type", object: location)
             defer { H5Tclose(fileType) }
-            let rank = try check(H5Sget_simple_extent_ndims(space), "cannot read the attribute's rank", object: where_)
-            guard rank <= 1 else { throw context.error(where_, "expected a scalar or list of strings, got rank \(rank)") }
-            let count = Int(try check(H5Sget_simple_extent_npoints(space), "cannot read the attribute's size", object: where_))
+            let rank = try check(H5Sget_simple_extent_ndims(space), "cannot read the attribute's rank", object: location)
+            guard rank <= 1 else { throw context.error(location, "expected a scalar or list of strings, got rank \(rank)") }
+            let count = Int(try check(H5Sget_simple_extent_npoints(space), "cannot read the attribute's size", object: location))
             if count == 0 { return [] }
             guard H5Tget_class(fileType) == H5T_STRING else {
-                throw context.error(where_, "expected strings, got HDF5 type class \(H5Tget_class(fileType).rawValue)")
+                throw context.error(location, "expected strings, got HDF5 type class \(H5Tget_class(fileType).rawValue)")
             }
-            guard count <= context.fileSize else { throw context.error(where_, "declares \(count) strings in a \(context.fileSize)-byte file") }
-            let isVariable = try check(H5Tis_variable_str(fileType), "cannot read the string type", object: where_) > 0
-            let memoryType = try check(H5Tcopy(tl_H5T_C_S1()), "cannot create a string type", object: where_)
+            guard count <= context.fileSize else { throw context.error(location, "declares \(count) strings in a \(context.fileSize)-byte file") }
+            let isVariable = try check(H5Tis_variable_str(fileType), "cannot read the string type", object: location) > 0
+            let memoryType = try check(H5Tcopy(tl_H5T_C_S1()), "cannot create a string type", object: location)
             defer { H5Tclose(memoryType) }
             if isVariable {
-                try check(H5Tset_size(memoryType, tl_H5T_VARIABLE()), "cannot create a string type", object: where_)
-                try check(H5Tset_cset(memoryType, H5Tget_cset(fileType)), "cannot create a string type", object: where_)
+                try check(H5Tset_size(memoryType, tl_H5T_VARIABLE()), "cannot create a string type", object: location)
+                try check(H5Tset_cset(memoryType, H5Tget_cset(fileType)), "cannot create a string type", object: location)
                 var pointers = [UnsafeMutablePointer<CChar>?](repeating: nil, count: count)
-                try check(H5Aread(attribute, memoryType, &pointers), "cannot read the attribute", object: where_)
+                try check(H5Aread(attribute, memoryType, &pointers), "cannot read the attribute", object: location)
                 defer { H5Dvlen_reclaim(memoryType, space, tl_H5P_DEFAULT(), &pointers) }
                 return pointers.map { $0.map { String(cString: $0) } ?? "" }
             }
             let width = H5Tget_size(fileType)
             guard width > 0, width.multipliedReportingOverflow(by: count).partialValue <= context.fileSize else {
-                throw context.error(where_, "implausible string size \(width) × \(count)")
+                throw context.error(location, "implausible string size \(width) × \(count)")
             }
-            try check(H5Tset_size(memoryType, width), "cannot create a string type", object: where_)
-            try check(H5Tset_strpad(memoryType, H5T_STR_NULLPAD), "cannot create a string type", object: where_)
+            try check(H5Tset_size(memoryType, width), "cannot create a string type", object: location)
+            try check(H5Tset_strpad(memoryType, H5T_STR_NULLPAD), "cannot create a string type", object: location)
             var bytes = [UInt8](repeating: 0, count: width * count)
-            try check(H5Aread(attribute, memoryType, &bytes), "cannot read the attribute", object: where_)
+            try check(H5Aread(attribute, memoryType, &bytes), "cannot read the attribute", object: location)
             return (0..<count).map { index in
                 let slice = bytes[index * width ..< (index + 1) * width]
                 let end = slice.firstIndex(of: 0) ?? slice.endIndex
