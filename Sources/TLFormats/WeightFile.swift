@@ -59,8 +59,10 @@ public struct LayerInfo: Sendable, Equatable {
 ///
 /// Nested models are flattened: a functional backbone's layers appear under their own names
 /// (`block_1_expand`), with ``LayerInfo/parentModel`` and ``nestedModels`` recording the nesting.
-/// Conforms to ``WeightSource`` so the engine can load any of these files.
-public final class WeightFile: WeightSource {
+/// Conforms to ``WeightSource`` so the engine can load any of these files. It is immutable after
+/// opening and every HDF5 call is serialised by the library lock, so it may be shared between
+/// tasks.
+public final class WeightFile: WeightSource, @unchecked Sendable {
     /// The file that was opened.
     public let url: URL
     /// The detected layout.
