@@ -1,2 +1,0 @@
-// TLFormats: see the README for what this module holds.
-import TLTensor
