@@ -12,6 +12,11 @@ struct TLHub: AsyncParsableCommand {
           tlhub export vgg16.safetensors --format keras-h5 -o vgg16_roundtrip.h5
         """,
         version: "0.1.0",
-        subcommands: [Inspect.self]
+        subcommands: [
+            Inspect.self,
+            Pull.self,
+            List.self,
+            Cache.self,
+        ]
     )
 }

@@ -1,0 +1,3 @@
+enum BundledManifests {
+    static let files: [(name: String, json: String)] = []
+}
