@@ -77,7 +77,7 @@ struct Downloader {
         try curl.set(CURLOPT_BUFFERSIZE, 512 * 1024)
         try curl.set(CURLOPT_USERAGENT, string: "tlhub/0.1 libcurl")
         try curl.set(CURLOPT_NOPROGRESS, 0)
-        sink.prepareAttempt(curl: curl)
+        sink.prepareAttempt(curl: curl, stallTimeout: Double(policy.lowSpeedTime))
         if sink.size > 0 {
             try curl.set(CURLOPT_RANGE, string: "\(sink.size)-")
             if let etag = sink.etag { try curl.setHeaders(["If-Range: \(etag)"]) }
@@ -99,8 +99,8 @@ struct Downloader {
         }
         _ = tl_curl_setopt_xferinfo_function(curl.handle) { context, total, now, _, _ in
             guard let context else { return 0 }
-            Unmanaged<TransferSink>.fromOpaque(context).takeUnretainedValue().progress(total: Int64(total), now: Int64(now))
-            return 0
+            return Unmanaged<TransferSink>.fromOpaque(context).takeUnretainedValue()
+                .progress(total: Int64(total), now: Int64(now)) ? 0 : 1
         }
         let code = withExtendedLifetime(sink) { curl.perform() }
         if let failure = sink.failure { throw failure }
@@ -109,6 +109,10 @@ struct Downloader {
         case CURLE_OK:
             return
         case CURLE_HTTP_RETURNED_ERROR:
+            if status == 416, sink.size > 0, sink.unsatisfiableRangeTotal == sink.size {
+                // Everything had arrived before the connection dropped: the hash check decides.
+                return
+            }
             if status == 416, sink.size > 0 {
                 // The range starts at or past the end: the file changed or the partial file is
                 // bogus. Start over (transiently, so the retry loop runs again).
@@ -122,6 +126,8 @@ struct Downloader {
             throw HubError.timedOut(url: url, detail: detail(curl, code))
         case CURLE_FILE_COULDNT_READ_FILE:
             throw HubError.fileNotFound(url: url)
+        case CURLE_ABORTED_BY_CALLBACK:
+            throw HubError.timedOut(url: url, detail: "no data for \(policy.lowSpeedTime) s")
         case CURLE_WRITE_ERROR:
             throw HubError.fileSystem(path: sink.path, problem: "write failed")
         default:
@@ -154,7 +160,11 @@ final class TransferSink {
     private var attemptStart: Int64 = 0
     private var firstWrite = true
     private var headerETag: String?
-    private var sawStatus = false
+    /// `N` from `Content-Range: bytes */N` of a 416 answer.
+    private(set) var unsatisfiableRangeTotal: Int64?
+    private var stallTimeout: Double = 30
+    private var lastDataTime = DispatchTime.now().uptimeNanoseconds
+    private var lastDataCount: Int64 = -1
 
     init(descriptor: Int32, path: String, digest: StreamingDigest, size: Int64, etag: String?,
          onResponse: @escaping (String?) -> Void, onProgress: @escaping (Int64, Int64?) -> Void) {
@@ -168,8 +178,12 @@ final class TransferSink {
         self.onProgress = onProgress
     }
 
-    func prepareAttempt(curl: CurlEasy) {
+    func prepareAttempt(curl: CurlEasy, stallTimeout: Double) {
         self.curl = curl
+        self.stallTimeout = stallTimeout
+        lastDataTime = DispatchTime.now().uptimeNanoseconds
+        lastDataCount = -1
+        unsatisfiableRangeTotal = nil
         attemptStart = size
         firstWrite = true
         failure = nil
@@ -194,15 +208,21 @@ final class TransferSink {
             return
         }
         guard let colon = trimmed.firstIndex(of: ":") else { return }
-        if trimmed[..<colon].lowercased() == "etag" {
-            headerETag = trimmed[trimmed.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        let value = trimmed[trimmed.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        switch trimmed[..<colon].lowercased() {
+        case "etag":
+            headerETag = value
+        case "content-range" where value.hasPrefix("bytes */"):
+            unsatisfiableRangeTotal = Int64(value.dropFirst(8))
+        default:
+            break
         }
     }
 
     func receive(_ bytes: UnsafeRawBufferPointer) -> Int {
         if firstWrite {
             firstWrite = false
-            guard startBody() else { return 0 }
+            if curl != nil, !startBody() { return 0 }
         }
         var offset = 0
         while offset < bytes.count {
@@ -242,9 +262,20 @@ final class TransferSink {
         return true
     }
 
-    func progress(total: Int64, now: Int64) {
+    /// Reports progress; returns false to abort a transfer that received nothing for
+    /// `stallTimeout` seconds. (libcurl's own low-speed check averages over several seconds, so
+    /// a stall right after a fast burst would take much longer to notice.)
+    func progress(total: Int64, now: Int64) -> Bool {
+        let clock = DispatchTime.now().uptimeNanoseconds
+        if now != lastDataCount {
+            lastDataCount = now
+            lastDataTime = clock
+        } else if Double(clock - lastDataTime) / 1e9 > stallTimeout {
+            return false
+        }
         // libcurl's totals count this attempt only.
         onProgress(attemptStart + now, total > 0 ? attemptStart + total : nil)
+        return true
     }
 }
 
