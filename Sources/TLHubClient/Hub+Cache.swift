@@ -36,12 +36,40 @@ extension Hub {
             let names = (try? fileManager.contentsOfDirectory(atPath: directory.path)) ?? []
             for name in names.sorted() where !Self.isSidecar(name) {
                 let file = directory.appendingPathComponent(name)
+                var isFolder: ObjCBool = false
+                // Directories are unpacked archives, listed with their archive.
+                if fileManager.fileExists(atPath: file.path, isDirectory: &isFolder), isFolder.boolValue { continue }
                 let size = (try? fileManager.attributesOfItem(atPath: file.path)[.size] as? Int64) ?? 0
                 let record = Self.readJSON(CacheRecord.self, at: directory.appendingPathComponent(name + ".tlhub.json"))
                 entries.append(CachedEntry(file: file, source: source, size: size, record: record))
             }
         }
         return entries
+    }
+
+    /// Where an archive is unpacked: beside it, without `.tar.gz`.
+    static func extractedDirectory(for archive: URL) -> URL {
+        let name = archive.lastPathComponent
+        let stem = name.hasSuffix(".tar.gz") ? String(name.dropLast(7)) : name + ".d"
+        return archive.deletingLastPathComponent().appendingPathComponent(stem, isDirectory: true)
+    }
+
+    /// Pulls an artifact and, for a TF Hub SavedModel archive, unpacks it (once, safely, under the
+    /// artifact's lock) and returns the SavedModel directory; other files are returned as is.
+    /// - Throws: ``HubError`` from the pull, ``ArchiveError`` for a refused archive.
+    public func pullUnpacked(_ reference: String, sha256: String? = nil,
+                             progress: (@Sendable (PullProgress) -> Void)? = nil) async throws -> URL {
+        let resolved = try resolve(reference, sha256: sha256)
+        let archive = try await pull(resolved, progress: progress)
+        guard archive.lastPathComponent.hasSuffix(".tar.gz") else { return archive }
+        let directory = Self.extractedDirectory(for: archive)
+        if FileManager.default.fileExists(atPath: directory.path) { return directory }
+        let lock = try await FileLock.acquire(path: resolved.paths.lock.path)
+        defer { lock.unlock() }
+        if !FileManager.default.fileExists(atPath: directory.path) {
+            try TarExtractor.extractTarGz(archive, into: directory)
+        }
+        return directory
     }
 
     /// Files that belong to an artifact rather than being one.
@@ -81,7 +109,8 @@ extension Hub {
             guard lock != nil else {
                 throw HubError.fileSystem(path: file.path, problem: "being downloaded by another process; try again later")
             }
-            for url in [paths.file, paths.record] where FileManager.default.fileExists(atPath: url.path) {
+            for url in [paths.file, paths.record, Self.extractedDirectory(for: paths.file)]
+            where FileManager.default.fileExists(atPath: url.path) {
                 do { try FileManager.default.removeItem(at: url) } catch {
                     throw HubError.fileSystem(path: url.path, problem: "cannot remove: \(error.localizedDescription)")
                 }

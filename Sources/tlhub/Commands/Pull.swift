@@ -7,6 +7,7 @@ struct Pull: AsyncParsableCommand {
         abstract: "Download artifacts into the cache (verified, resumable) and print their local paths.",
         discussion: """
         NAME is [source:]name[:variant] (see `tlhub list`) or an http(s):// or file:// URL.
+        TF Hub SavedModel archives are unpacked beside the download; the directory is printed.
 
         Examples:
           tlhub pull mobilenet_v2_100_224
@@ -38,7 +39,7 @@ struct Pull: AsyncParsableCommand {
         let silent = quiet || ProcessInfo.processInfo.environment["CI"]?.lowercased() == "true"
         let display = ProgressDisplay(mode: silent ? .silent : (isatty(STDERR_FILENO) == 1 ? .bar : .lines))
         for name in names {
-            let file = try await hub.pull(name, sha256: sha256) { display.update($0) }
+            let file = try await hub.pullUnpacked(name, sha256: sha256) { display.update($0) }
             print(file.path)
         }
     }
