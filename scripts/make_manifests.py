@@ -3,7 +3,11 @@
 
 Run by hand in the Keras virtualenv (never by CI):
 
-    ~/venv-tf/bin/python scripts/make_manifests.py
+    ~/venv-tf/bin/python scripts/make_manifests.py [--reuse DIR] [--flavours keras3 tf_keras]
+
+`--reuse DIR` keeps each flavour's recorded calls in DIR/<flavour>.json and reuses them on the next
+run (collecting builds ~400 models and takes a long while on a busy machine). `--flavours` limits
+the run to some flavours (tf-keras-only families are then missing).
 
 Keras URLs and hashes are never typed here: every keras.applications constructor (Keras 3 and
 tf-keras 2) is called with `weights="imagenet"` while `get_file` is replaced by a recorder, so the
@@ -85,7 +89,6 @@ def collect(flavour):
     def call(function_name, **kwargs):
         for include_top in (True, False):
             current.clear()
-            current.update(kwargs.pop("meta", {}) if False else {})
             current.update(meta=dict(function=function_name, include_top=include_top, **meta_of(kwargs)))
             try:
                 getattr(apps, function_name)(weights="imagenet", include_top=include_top, **kwargs)
@@ -218,11 +221,23 @@ def main():
     if len(sys.argv) == 3 and sys.argv[1] == "--collect":
         collect(sys.argv[2])
         return
+    import argparse
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--reuse", type=pathlib.Path)
+    parser.add_argument("--flavours", nargs="+", default=["keras3", "tf_keras"])
+    arguments = parser.parse_args()
     records = {}
-    for flavour in ["keras3", "tf_keras"]:
+    for flavour in arguments.flavours:
+        saved = arguments.reuse / f"{flavour}.json" if arguments.reuse else None
+        if saved and saved.exists():
+            records[flavour] = json.loads(saved.read_text())
+            continue
         out = subprocess.run([sys.executable, __file__, "--collect", flavour], check=True,
                              stdout=subprocess.PIPE).stdout
         records[flavour] = json.loads(out)
+        if saved:
+            saved.parent.mkdir(parents=True, exist_ok=True)
+            saved.write_text(out.decode())
     index = class_index(records)
     manifests = {
         "keras-applications.json": {

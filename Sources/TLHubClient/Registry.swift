@@ -24,6 +24,7 @@ public struct RegistryEntry: Sendable {
 public struct Registry: Sendable {
     /// All entries, bundled first, in manifest order.
     public private(set) var entries: [RegistryEntry] = []
+    private var positions: [String: Int] = [:]
 
     static let sourceOrder = ["keras", "asset", "tfhub"]
     static let variantOrder = ["notop", "feature_vector"]
@@ -58,9 +59,10 @@ public struct Registry: Sendable {
     private mutating func add(_ manifest: Manifest, directory: URL?) {
         for artifact in manifest.artifacts {
             let entry = RegistryEntry(artifact: artifact, manifestDirectory: directory)
-            if let index = entries.firstIndex(where: { $0.artifact.qualifiedName == artifact.qualifiedName }) {
+            if let index = positions[artifact.qualifiedName] {
                 entries[index] = entry
             } else {
+                positions[artifact.qualifiedName] = entries.count
                 entries.append(entry)
             }
         }

@@ -96,6 +96,13 @@ struct ArchiveTests {
             #expect(tensor.scalars == values.map { Float($0) }, "\(variable.name)")
         }
         #expect(bundle.entry(named: "step/.ATTRIBUTES/VARIABLE_VALUE")?.dataType == .int64)
+        // As a WeightSource: top-level variables have the empty layer name.
+        let source: any WeightSource = bundle
+        #expect(source.layerNames.contains(""))
+        #expect(source.shape(layer: "", weight: "kernel") == [3, 4])
+        let kernel = try #require(golden.first { $0.name == "kernel/.ATTRIBUTES/VARIABLE_VALUE" }?.values)
+        #expect(try source.tensor(layer: "", weight: "kernel").scalars == kernel.map { Float($0) })
+        #expect(!source.weightNames(layer: "").contains("_CHECKPOINTABLE_OBJECT_GRAPH"))
         #expect(bundle.entry(named: "scale/.ATTRIBUTES/VARIABLE_VALUE")?.dataType == .double)
     }
 

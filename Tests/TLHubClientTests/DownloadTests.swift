@@ -2,6 +2,24 @@ import Foundation
 import Testing
 @testable import TLHubClient
 
+/// Progress events collected from the transfer thread.
+final class PhaseLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var events: [PullProgress] = []
+
+    func append(_ event: PullProgress) {
+        lock.lock()
+        events.append(event)
+        lock.unlock()
+    }
+
+    var all: [PullProgress] {
+        lock.lock()
+        defer { lock.unlock() }
+        return events
+    }
+}
+
 /// Downloads against a server on 127.0.0.1 with injected faults.
 @Suite("Downloads", .serialized)
 struct DownloadTests {
@@ -36,8 +54,14 @@ struct DownloadTests {
     func plainDownloadWithRedirect() async throws {
         server.setRoute("/real.bin", .init(body: body, etag: "\"v1\""))
         server.setRoute("/model.bin", .init(body: [], redirect: server.baseURL + "/real.bin"))
-        let file = try await hub().pull("test:model")
+        let phases = PhaseLog()
+        let file = try await hub().pull("test:model") { phases.append($0) }
         #expect(file == cache.appendingPathComponent("test/model.bin"))
+        #expect(phases.all.last?.phase == .finished)
+        #expect(phases.all.last?.receivedBytes == Int64(body.count))
+        #expect(phases.all.contains { $0.phase == .downloading && $0.totalBytes == Int64(body.count) })
+        _ = try await hub().pull("test:model") { phases.append($0) }
+        #expect(phases.all.last?.phase == .cached)
         #expect(try cachedBytes(file) == body)
         let record = try #require(Hub.readJSON(CacheRecord.self, at: cache.appendingPathComponent("test/model.bin.tlhub.json")))
         #expect(record.sha256 == sha256Hex(body))

@@ -20,7 +20,7 @@ struct MultiProcessTests {
         try scratch.manifests([artifactEntry(name: "model", url: server.baseURL + "/model.bin", md5: md5Hex(body))])
     }
 
-    func launch(_ binary: URL, manifests: URL) throws -> (Process, Pipe) {
+    func launch(_ binary: URL, manifests: URL, captureErrors: Bool = false) throws -> (Process, Pipe) {
         let process = Process()
         process.executableURL = binary
         process.arguments = ["pull", "test:model", "--cache-dir", cache.path, "--manifests", manifests.path, "--quiet"]
@@ -29,7 +29,7 @@ struct MultiProcessTests {
         process.environment = environment
         let output = Pipe()
         process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
+        process.standardError = captureErrors ? Pipe() : FileHandle.nullDevice
         try process.run()
         return (process, output)
     }
@@ -49,6 +49,18 @@ struct MultiProcessTests {
         }
         #expect(server.requests(to: "/model.bin").count == 1)
         #expect([UInt8](try Data(contentsOf: URL(fileURLWithPath: expected))) == body)
+    }
+
+    @Test("the CLI prints the path on stdout, and one error line and a failing status on errors")
+    func commandLineOutput() throws {
+        let binary = try #require(tlhubBinary(), "build the tlhub executable first (swift build)")
+        server.setRoute("/model.bin", .init(body: body, faults: [.status(404, times: 100)]))
+        let (process, output) = try launch(binary, manifests: try manifests(), captureErrors: true)
+        process.waitUntilExit()
+        #expect(process.terminationStatus != 0)
+        #expect(output.fileHandleForReading.readDataToEndOfFile().isEmpty)
+        let errors = String(decoding: (process.standardError as? Pipe)?.fileHandleForReading.readDataToEndOfFile() ?? Data(), as: UTF8.self)
+        #expect(errors == "Error: HTTP 404 Not Found from \(server.baseURL)/model.bin\n")
     }
 
     @Test("a killed download is resumed by the next pull, and nothing shows under the final name meanwhile")

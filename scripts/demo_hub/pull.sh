@@ -14,5 +14,11 @@ if TLHUB_CONNECT_TIMEOUT=${TLHUB_CONNECT_TIMEOUT:-5} TLHUB_RETRIES=${TLHUB_RETRI
     cat "$err" >&2
     exit 0
 fi
-echo "real hub unreachable ($(tail -n 1 "$err" | sed 's/^Error: //')); using the bundled demo hub in $here" >&2
+reason=$(tail -n 1 "$err")
+# Only network failures fall back to the demo hub; a typo in NAME is reported as it is.
+if ! printf '%s' "$reason" | grep -Eq 'cannot resolve the host|download of .* failed|timed out|HTTP 5[0-9][0-9]|HTTP 403'; then
+    echo "$reason" >&2
+    exit 1
+fi
+echo "real hub unreachable ($(printf '%s' "$reason" | sed 's/^Error: //')); using the bundled demo hub in $here" >&2
 exec "$tlhub" pull --manifests "$here" --mirror "file://$here" "$demo"
