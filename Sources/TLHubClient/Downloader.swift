@@ -146,8 +146,7 @@ struct Downloader {
 final class TransferSink {
     let descriptor: Int32
     let path: String
-    var digest: StreamingDigest
-    private let includeMD5: Bool
+    let digest: BackgroundDigest
     /// Bytes in the partial file.
     private(set) var size: Int64
     var etag: String?
@@ -171,8 +170,7 @@ final class TransferSink {
         self.onResponse = onResponse
         self.descriptor = descriptor
         self.path = path
-        self.digest = digest
-        self.includeMD5 = digest.finalize().md5 != nil
+        self.digest = BackgroundDigest(digest, includeMD5: digest.finalize().md5 != nil)
         self.size = size
         self.etag = etag
         self.onProgress = onProgress
@@ -192,7 +190,7 @@ final class TransferSink {
 
     /// Empties the partial file so the next attempt starts from byte 0.
     func restart() {
-        digest = StreamingDigest(includeMD5: includeMD5)
+        digest.reset()
         size = 0
         attemptStart = 0
         etag = nil

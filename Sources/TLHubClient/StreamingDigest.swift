@@ -53,3 +53,39 @@ struct StreamingDigest {
 func errnoText(_ code: Int32 = errno) -> String {
     String(cString: strerror(code))
 }
+
+/// A ``StreamingDigest`` fed on a background queue, so hashing a download overlaps with receiving
+/// and writing it. At most `depth` chunks wait in line; ``finalize()`` waits for all of them.
+final class BackgroundDigest: @unchecked Sendable {
+    private let queue = DispatchQueue(label: "tlhub.digest")
+    private let slots: DispatchSemaphore
+    // Touched only on `queue`.
+    private var digest: StreamingDigest
+    private let includeMD5: Bool
+
+    init(_ digest: StreamingDigest, includeMD5: Bool, depth: Int = 16) {
+        self.digest = digest
+        self.includeMD5 = includeMD5
+        slots = DispatchSemaphore(value: depth)
+    }
+
+    /// Queues a copy of `bytes` for hashing.
+    func update(_ bytes: UnsafeRawBufferPointer) {
+        let copy = [UInt8](bytes)
+        slots.wait()
+        queue.async {
+            copy.withUnsafeBytes { self.digest.update($0) }
+            self.slots.signal()
+        }
+    }
+
+    /// Drops everything hashed so far (a download that starts over).
+    func reset() {
+        queue.sync { digest = StreamingDigest(includeMD5: includeMD5) }
+    }
+
+    /// The digests of every byte queued so far.
+    func finalize() -> (sha256: String, md5: String?) {
+        queue.sync { digest.finalize() }
+    }
+}
