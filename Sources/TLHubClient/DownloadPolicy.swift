@@ -41,6 +41,8 @@ public struct PullProgress: Sendable {
         case downloading
         /// A transient failure; the next attempt starts after a delay.
         case retrying(attempt: Int, reason: String)
+        /// The cached file failed verification and is downloaded again.
+        case replacingDamaged(reason: String)
         /// Re-reading a cached or partial file to check its hash.
         case verifying
         /// The file is complete and in place.

@@ -159,7 +159,7 @@ public final class Hub: Sendable {
                 return paths.file
             } catch let error as HubError {
                 // A damaged or stale entry: replace it.
-                report(.retrying(attempt: 1, reason: error.description), 0, nil, 0)
+                report(.replacingDamaged(reason: error.description), 0, nil, 0)
                 try? fileManager.removeItem(at: paths.file)
                 try? fileManager.removeItem(at: paths.record)
             }

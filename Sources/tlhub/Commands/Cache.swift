@@ -48,7 +48,8 @@ struct Cache: AsyncParsableCommand {
                 }
             }
             if failures > 0 {
-                throw ValidationError("\(failures) cached file(s) failed verification; `tlhub cache rm NAME` and pull again")
+                FileHandle.standardError.write(Data("\(failures) cached file(s) failed verification; `tlhub cache rm NAME` and pull again\n".utf8))
+                throw ExitCode.failure
             }
         }
     }
@@ -61,7 +62,10 @@ struct Cache: AsyncParsableCommand {
 
         func run() async throws {
             let removed = try cacheOptions.makeHub().remove(name)
-            if removed.isEmpty { throw ValidationError("'\(name)' is not in the cache") }
+            if removed.isEmpty {
+                FileHandle.standardError.write(Data("'\(name)' is not in the cache\n".utf8))
+                throw ExitCode.failure
+            }
             for url in removed { print("removed \(url.path)") }
         }
     }

@@ -88,6 +88,9 @@ final class ProgressDisplay: @unchecked Sendable {
         case let .retrying(attempt, reason):
             endBar()
             write("retrying \(progress.name) (attempt \(attempt)): \(reason)\n")
+        case let .replacingDamaged(reason):
+            endBar()
+            write("downloading \(progress.name) again: \(reason)\n")
         case .waitingForLock:
             endBar()
             write("waiting for another process downloading \(progress.name)\n")
