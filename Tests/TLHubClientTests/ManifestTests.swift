@@ -159,6 +159,22 @@ struct ReferenceTests {
         #expect(try file.resolve("vgg16").location.absoluteString == "file:///srv/hub/tensorflow/keras-applications/vgg16/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5")
     }
 
+    @Test("the bundled demo hub pulls with and without a file:// mirror, hashes checked")
+    func demoHub() async throws {
+        let scratch = try ScratchDirectory()
+        let demo = packageRoot.appendingPathComponent("scripts/demo_hub")
+        let plain = try Hub(cacheDirectory: scratch.url.appendingPathComponent("a"), manifestDirectories: [demo], environment: [:])
+        let file = try await plain.pull("demo:tiny_cnn")
+        #expect(file.lastPathComponent == "tiny_cnn_notop.h5")
+        #expect(try Data(contentsOf: file) == Data(contentsOf: hubFixtures.appendingPathComponent("tiny_cnn_notop.h5")))
+        let mirrored = try Hub(cacheDirectory: scratch.url.appendingPathComponent("b"), manifestDirectories: [demo],
+                               mirror: URL(string: "file://" + demo.path), environment: [:])
+        #expect(try mirrored.resolve("tiny_cnn:top").location.path == demo.appendingPathComponent("files/tiny_cnn.h5").path)
+        _ = try await mirrored.pull("tiny_cnn:top")
+        _ = try await mirrored.pull("tiny_class_index")
+        #expect(mirrored.cachedEntries().count == 2)
+    }
+
     @Test("cache directory precedence: --cache-dir > TLHUB_CACHE > ./cache > XDG > ~/.cache")
     func cacheDirectoryRule() throws {
         let scratch = try ScratchDirectory()
