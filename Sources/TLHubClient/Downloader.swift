@@ -222,9 +222,10 @@ final class TransferSink {
             firstWrite = false
             if curl != nil, !startBody() { return 0 }
         }
+        guard let base = bytes.baseAddress else { return 0 }
         var offset = 0
         while offset < bytes.count {
-            let written = write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
+            let written = write(descriptor, base + offset, bytes.count - offset)
             if written < 0 {
                 if errno == EINTR { continue }
                 failure = errno == ENOSPC ? .diskFull(path: path)

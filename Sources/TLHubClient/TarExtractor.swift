@@ -108,6 +108,7 @@ public enum TarExtractor {
             throw ArchiveError(path: archive.path, problem: "cannot create \(target.lastPathComponent) (duplicate entry?): \(errnoText())")
         }
         defer { close(descriptor) }
+        guard let base = block.baseAddress else { return }
         var remaining = padded
         var toWrite = size
         while remaining > 0 {
@@ -116,7 +117,7 @@ public enum TarExtractor {
             let useful = Int(min(toWrite, Int64(chunk)))
             var offset = 0
             while offset < useful {
-                let written = write(descriptor, block.baseAddress! + offset, useful - offset)
+                let written = write(descriptor, base + offset, useful - offset)
                 if written < 0 {
                     if errno == EINTR { continue }
                     throw ArchiveError(path: archive.path, problem: "writing \(target.path): \(errnoText())")

@@ -13,7 +13,7 @@ struct Pull: AsyncParsableCommand {
           tlhub pull mobilenet_v2_100_224
           tlhub pull tfhub:mobilenet_v2_100_224:classification
           tlhub pull https://example.com/model.h5 --sha256 0123…
-          tlhub pull --mirror file://$PWD/scripts/demo_hub --manifests scripts/demo_hub demo:tiny_model
+          tlhub pull --mirror file://$PWD/scripts/demo_hub --manifests scripts/demo_hub demo:tiny_cnn
         """)
 
     @OptionGroup var cacheOptions: CacheOptions
