@@ -26,6 +26,7 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CZlibInflate", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
 
         // MARK: - Libraries
         .target(
@@ -58,7 +59,7 @@ let package = Package(
         .target(
             name: "TLHubClient",
             dependencies: [
-                "CCurl", "TLTensor", "TLFormats",
+                "CCurl", "CZlibInflate", "TLTensor", "TLFormats",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),

@@ -12,6 +12,13 @@ struct TLHub: AsyncParsableCommand {
           tlhub export vgg16.safetensors --format keras-h5 -o vgg16_roundtrip.h5
         """,
         version: "0.1.0",
-        subcommands: [Inspect.self, Convert.self, Export.self]
+        subcommands: [
+            Inspect.self,
+            Convert.self,
+            Export.self,
+            Pull.self,
+            List.self,
+            Cache.self,
+        ]
     )
 }

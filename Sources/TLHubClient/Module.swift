@@ -1,2 +1,0 @@
-// TLHubClient: see the README for what this module holds.
-import TLTensor
