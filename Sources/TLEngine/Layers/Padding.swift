@@ -18,7 +18,7 @@ public enum Padding: String, Sendable {
     /// Output extent and padding before, for one spatial axis, exactly as TensorFlow computes them:
     /// `same`: `pad_total = max((ceil(in/s) - 1) * s + (k - 1) * d + 1 - in, 0)`, `before = total / 2`.
     /// Unknown input (`-1`) gives unknown output.
-    func window(input: Int, kernel: Int, stride: Int, dilation: Int) -> (output: Int, before: Int) {
+    public func window(input: Int, kernel: Int, stride: Int, dilation: Int) -> (output: Int, before: Int) {
         guard input >= 0 else { return (-1, 0) }
         let effective = (kernel - 1) * dilation + 1
         switch self {
