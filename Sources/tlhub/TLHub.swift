@@ -12,6 +12,6 @@ struct TLHub: AsyncParsableCommand {
           tlhub export vgg16.safetensors --format keras-h5 -o vgg16_roundtrip.h5
         """,
         version: "0.1.0",
-        subcommands: [Inspect.self]
+        subcommands: [Inspect.self, Features.self, Predict.self, Bench.self]
     )
 }
