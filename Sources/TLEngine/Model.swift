@@ -73,11 +73,20 @@ public final class Model {
     /// - Throws: `EngineError.inputShapeMismatch` naming the expected and actual shape.
     public func predict(input: Tensor) throws -> Tensor {
         try prepare(for: input)
-        if predictor?.inputShapes != [input.shape] {
-            predictor = nil
-            predictor = try GraphExecutor(graph: try graph.fused(), inputShapes: [input.shape])
+        if let predictor, predictor.inputShapes == [input.shape] {
+            return try predictor.run([input])[0]
         }
-        return try predictor!.run([input])[0]
+        predictor = nil  // release the old buffers before planning new ones
+        let executor = try GraphExecutor(graph: try graph.fused(), inputShapes: [input.shape])
+        predictor = executor
+        return try executor.run([input])[0]
+    }
+
+    /// Per-layer wall times of one `predict` pass over `input`, slowest first.
+    public func profile(input: Tensor) throws -> [(layer: String, seconds: Double)] {
+        _ = try predict(input: input)
+        guard let predictor else { return [] }
+        return try predictor.profile([input])
     }
 
     /// Runs the convolutional base (up to the last spatial feature map, before any pooling,
@@ -89,15 +98,18 @@ public final class Model {
     ///   without a spatial feature map.
     public func features(input: Tensor, pooling: FeaturePooling = .avg) throws -> Tensor {
         try prepare(for: input)
-        if extractor?.inputShapes != [input.shape] {
+        let executor: GraphExecutor
+        if let extractor, extractor.inputShapes == [input.shape] {
+            executor = extractor
+        } else {
             guard let node = graph.lastSpatialNode else {
                 throw EngineError.unsupportedRequest("model '\(name)' has no spatial feature map to extract features from")
             }
-            extractor = nil
-            extractor = try GraphExecutor(graph: try graph.truncated(at: node).fused(), inputShapes: [input.shape])
+            extractor = nil  // release the old buffers before planning new ones
+            executor = try GraphExecutor(graph: try graph.truncated(at: node).fused(), inputShapes: [input.shape])
+            extractor = executor
         }
-        let map = try extractor!.run([input])[0]
-        return Model.pool(map, pooling)
+        return Model.pool(try executor.run([input])[0], pooling)
     }
 
     /// Rebuilds a native architecture for the input's image size when the graph was built for
@@ -106,11 +118,9 @@ public final class Model {
         guard input.rank == 4 else {
             throw EngineError.inputShapeMismatch(expected: "[N, " + inputShape.map { $0 < 0 ? "any" : String($0) }.joined(separator: ", ") + "]", actual: input.shape)
         }
-        guard let architecture, var options, inputShape.contains(where: { $0 > 0 }),
-              Array(input.shape.dropFirst()) != inputShape else { return }
-        if case .vgg16 = architecture, options.includeTop { return }
-        if case .vgg19 = architecture, options.includeTop { return }
-        guard input.shape[3] == inputShape[2] else { return }
+        guard let architecture, architecture.paddingDependsOnInputSize, var options else { return }
+        let given = Array(input.shape.dropFirst())
+        guard given != inputShape, given.count == inputShape.count, given.last == inputShape.last else { return }
         options.inputShape = Array(input.shape.dropFirst())
         let rebuilt = try architecture.build(options: options)
         try rebuilt.loadWeights(from: WeightDictionary(graph: graph))

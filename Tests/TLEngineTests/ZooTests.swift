@@ -66,6 +66,16 @@ struct ZooTests {
         }
     }
 
+    @Test("activation buffers are reused across layers")
+    func bufferReuse() throws {
+        let graph = try MobileNetV2.build(alpha: 0.35, options: ApplicationOptions(inputShape: [64, 64, 3]))
+        let executor = try GraphExecutor(graph: graph, inputShapes: [[1, 64, 64, 3]])
+        let sum = graph.shapes.reduce(0) { $0 + $1.reduce(1, *) } * MemoryLayout<Float>.size
+        let largest = graph.shapes.map { $0.reduce(1, *) }.max()! * MemoryLayout<Float>.size
+        #expect(executor.allocatedBytes < sum / 4)
+        #expect(executor.allocatedBytes >= 2 * largest)
+    }
+
     @Test("ResNet50/101/152 and VGG shapes")
     func largeShapes() throws {
         for depth in [50, 101, 152] {

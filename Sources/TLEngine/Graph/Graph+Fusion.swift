@@ -2,7 +2,8 @@ import Foundation
 import TLTensor
 
 extension Graph {
-    /// The same function with inference-time rewrites: each BatchNormalization that is the only
+    /// The same function with inference-time rewrites: each ZeroPadding2D read only by a `valid`
+    /// convolution becomes that convolution's zero border, each BatchNormalization that is the only
     /// reader of a convolution is folded into the convolution's kernel and bias, and each
     /// activation layer that is the only reader of a convolution or dense layer is applied inside
     /// it. The original graph (and its layers) is left untouched as the reference.
@@ -37,6 +38,21 @@ extension Graph {
 
     /// `producer` followed by `consumer` as one layer, or nil when they do not combine.
     private static func merge(_ producer: any Layer, with consumer: any Layer) -> (any Layer)? {
+        if let pad = producer as? SpatialPadding, !pad.crops {
+            // Zero padding before a `valid` window becomes the window's own zero border.
+            if let conv = consumer as? Conv2D, conv.padding == .valid, conv.extraPadding.0 == (0, 0) && conv.extraPadding.1 == (0, 0) {
+                let merged = conv.copy(kernel: conv.kernel, bias: conv.bias, activation: conv.activation)
+                merged.extraPadding = pad.amounts
+                return merged
+            }
+            if let depthwise = consumer as? DepthwiseConv2D, depthwise.padding == .valid,
+               depthwise.extraPadding.0 == (0, 0) && depthwise.extraPadding.1 == (0, 0) {
+                let merged = depthwise.copy(kernel: depthwise.kernel, bias: depthwise.bias, activation: depthwise.activation)
+                merged.extraPadding = pad.amounts
+                return merged
+            }
+            return nil
+        }
         if let batchNorm = consumer as? BatchNormalization {
             if let conv = producer as? Conv2D, conv.activation.isLinear {
                 let (kernel, bias) = fold(kernel: conv.kernel, bias: conv.bias, into: batchNorm)

@@ -18,6 +18,9 @@ public final class GraphExecutor {
     private let shapes: [[Int]]
     private let scratch: UnsafeMutablePointer<Float>
     private let scratchCapacity: Int
+    /// Per node: views of its inputs and output, made once so a run allocates nothing.
+    private var inputViews: [[ActivationView]] = []
+    private var outputViews: [MutableActivationView] = []
 
     /// Plans buffers for `inputShapes` (full shapes, batch first).
     /// - Throws: `EngineError.inputShapeMismatch` when an input does not fit its `InputLayer`.
@@ -97,6 +100,11 @@ public final class GraphExecutor {
         self.scratchCapacity = scratchCapacity
         scratch = .allocate(capacity: max(scratchCapacity, 1))
         scratch.initialize(repeating: 0, count: max(scratchCapacity, 1))
+        let buffers = self.buffers
+        inputViews = graph.nodes.map { node in
+            node.inputs.map { ActivationView(data: buffers[nodeBuffers[$0]], shape: shapes[$0]) }
+        }
+        outputViews = (0..<nodeCount).map { MutableActivationView(data: buffers[nodeBuffers[$0]], shape: shapes[$0]) }
     }
 
     deinit {
@@ -106,6 +114,20 @@ public final class GraphExecutor {
 
     /// Bytes held by activation buffers and scratch.
     public var allocatedBytes: Int { (bufferCapacities.reduce(0, +) + scratchCapacity) * MemoryLayout<Float>.size }
+
+    /// Runs the graph once and reports each layer's wall time, slowest first (for `tlhub bench --profile`).
+    public func profile(_ inputs: [Tensor]) throws -> [(layer: String, seconds: Double)] {
+        _ = try run(inputs)
+        let clock = ContinuousClock()
+        var timings: [(layer: String, seconds: Double)] = []
+        for (index, node) in graph.nodes.enumerated() where !node.layer.isIdentity {
+            let start = clock.now
+            node.layer.forward(inputViews[index], into: outputViews[index], scratch: scratch)
+            let elapsed = clock.now - start
+            timings.append((node.layer.name, Double(elapsed.components.attoseconds) / 1e18 + Double(elapsed.components.seconds)))
+        }
+        return timings.sorted { $0.seconds > $1.seconds }
+    }
 
     /// Runs the graph.
     /// - Parameter inputs: one tensor per graph input, shaped as `inputShapes`.
@@ -121,9 +143,7 @@ public final class GraphExecutor {
             }
         }
         for (index, node) in graph.nodes.enumerated() where !node.layer.isIdentity {
-            let views = node.inputs.map { ActivationView(data: buffers[nodeBuffers[$0]], shape: shapes[$0]) }
-            let output = MutableActivationView(data: buffers[nodeBuffers[index]], shape: shapes[index])
-            node.layer.forward(views, into: output, scratch: scratch)
+            node.layer.forward(inputViews[index], into: outputViews[index], scratch: scratch)
         }
         return graph.outputs.map { index in
             let count = shapes[index].reduce(1, *)

@@ -1,4 +1,3 @@
-import COpenBLAS
 import Foundation
 import TLTensor
 
@@ -31,6 +30,9 @@ public final class Conv2D: Layer {
     public var kernel: Tensor
     /// `[filters]` bias, or nil.
     public var bias: Tensor?
+    /// `((top, bottom), (left, right))` zeros of a preceding `ZeroPadding2D` merged in by
+    /// `Graph.fused()` (only with `valid` padding).
+    var extraPadding: ((Int, Int), (Int, Int)) = ((0, 0), (0, 0))
 
     /// Creates a convolution with weights to be loaded later (zero until then).
     public init(name: String, filters: Int, kernelSize: (Int, Int), strides: (Int, Int) = (1, 1),
@@ -56,7 +58,14 @@ public final class Conv2D: Layer {
                             useBias: bias != nil, activation: activation)
         result.kernel = kernel
         result.bias = bias
+        result.extraPadding = extraPadding
         return result
+    }
+
+    /// Output size and zeros before, per spatial axis, including merged zero padding.
+    func geometry(height: Int, width: Int) -> (rows: (output: Int, before: Int), columns: (output: Int, before: Int)) {
+        spatialGeometry(height: height, width: width, kernelSize: kernelSize, strides: strides, dilation: dilation,
+                        padding: padding, extraPadding: extraPadding)
     }
 
     public func outputShape(inputShapes: [[Int]]) throws -> [Int] {
@@ -67,8 +76,7 @@ public final class Conv2D: Layer {
         guard input[2] % groups == 0, filters % groups == 0 else {
             throw EngineError.incompatibleShapes(layer: name, detail: "\(input[2]) input channels and \(filters) filters are not divisible by groups=\(groups)")
         }
-        let rows = padding.window(input: input[0], kernel: kernelSize.0, stride: strides.0, dilation: dilation.0)
-        let columns = padding.window(input: input[1], kernel: kernelSize.1, stride: strides.1, dilation: dilation.1)
+        let (rows, columns) = geometry(height: input[0], width: input[1])
         return [rows.output, columns.output, filters]
     }
 
@@ -91,7 +99,7 @@ public final class Conv2D: Layer {
     }
 
     private var isPointwise: Bool {
-        kernelSize == (1, 1) && strides == (1, 1) && groups == 1
+        kernelSize == (1, 1) && strides == (1, 1) && groups == 1 && extraPadding.0 == (0, 0) && extraPadding.1 == (0, 0)
     }
 
     /// Output rows (over batch × height) gathered per GEMM.
@@ -113,14 +121,13 @@ public final class Conv2D: Layer {
         let (outputHeight, outputWidth) = (output.shape[1], output.shape[2])
         let groupChannels = channels / groups, groupFilters = filters / groups
         let (kernelHeight, kernelWidth) = kernelSize
-        let padTop = padding.window(input: height, kernel: kernelHeight, stride: strides.0, dilation: dilation.0).before
-        let padLeft = padding.window(input: width, kernel: kernelWidth, stride: strides.1, dilation: dilation.1).before
+        let (rows, columns) = geometry(height: height, width: width)
+        let (padTop, padLeft) = (rows.before, columns.before)
         kernel.scalars.withUnsafeBufferPointer { kernelBuffer in
             let k = kernelBuffer.baseAddress!
             if isPointwise {
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
-                            Int32(batch * height * width), Int32(filters), Int32(channels),
-                            1, input.data, Int32(channels), k, Int32(filters), 0, output.data, Int32(filters))
+                matrixMultiply(m: batch * height * width, n: filters, k: channels, a: input.data, lda: channels,
+                               b: k, ldb: filters, c: output.data, ldc: filters)
                 return
             }
             let patch = kernelHeight * kernelWidth * groupChannels
@@ -153,10 +160,9 @@ public final class Conv2D: Layer {
                             }
                         }
                     }
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
-                                Int32((end - start) * outputWidth), Int32(groupFilters), Int32(patch),
-                                1, scratch, Int32(patch), k + group * groupFilters, Int32(filters),
-                                0, output.data + start * outputWidth * filters + group * groupFilters, Int32(filters))
+                    matrixMultiply(m: (end - start) * outputWidth, n: groupFilters, k: patch, a: scratch, lda: patch,
+                                   b: k + group * groupFilters, ldb: filters,
+                                   c: output.data + start * outputWidth * filters + group * groupFilters, ldc: filters)
                     start = end
                 }
             }
@@ -164,6 +170,18 @@ public final class Conv2D: Layer {
         applyBiasAndActivation(output.data, pixels: output.count / filters, channels: filters,
                                bias: bias, activation: activation)
     }
+}
+
+/// Output size and zeros before for each spatial axis of a convolution window, where
+/// `extraPadding` zeros (merged from a `ZeroPadding2D`) surround the input before `padding` applies.
+func spatialGeometry(height: Int, width: Int, kernelSize: (Int, Int), strides: (Int, Int), dilation: (Int, Int),
+                     padding: Padding, extraPadding: ((Int, Int), (Int, Int)))
+    -> (rows: (output: Int, before: Int), columns: (output: Int, before: Int)) {
+    let paddedHeight = height < 0 ? -1 : height + extraPadding.0.0 + extraPadding.0.1
+    let paddedWidth = width < 0 ? -1 : width + extraPadding.1.0 + extraPadding.1.1
+    let rows = padding.window(input: paddedHeight, kernel: kernelSize.0, stride: strides.0, dilation: dilation.0)
+    let columns = padding.window(input: paddedWidth, kernel: kernelSize.1, stride: strides.1, dilation: dilation.1)
+    return ((rows.output, rows.before + extraPadding.0.0), (columns.output, columns.before + extraPadding.1.0))
 }
 
 /// Adds a per-channel bias and applies an activation over `pixels × channels` values, on all cores.

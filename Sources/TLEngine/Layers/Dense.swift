@@ -1,4 +1,3 @@
-import COpenBLAS
 import Foundation
 import TLTensor
 
@@ -68,8 +67,8 @@ public final class Dense: Layer {
         let features = inputs[0].shape.last ?? 1
         let rows = output.count / units
         kernel.scalars.withUnsafeBufferPointer { k in
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(units), Int32(features),
-                        1, inputs[0].data, Int32(features), k.baseAddress!, Int32(units), 0, output.data, Int32(units))
+            matrixMultiply(m: rows, n: units, k: features, a: inputs[0].data, lda: features, b: k.baseAddress!, ldb: units,
+                           c: output.data, ldc: units)
         }
         applyBiasAndActivation(output.data, pixels: rows, channels: units, bias: bias, activation: activation)
     }

@@ -28,6 +28,8 @@ public final class DepthwiseConv2D: Layer {
     public var kernel: Tensor
     /// `[in * multiplier]` bias, or nil.
     public var bias: Tensor?
+    /// Zeros of a preceding `ZeroPadding2D` merged in by `Graph.fused()` (only with `valid`).
+    var extraPadding: ((Int, Int), (Int, Int)) = ((0, 0), (0, 0))
 
     /// Creates a depthwise convolution with weights to be loaded later.
     public init(name: String, kernelSize: (Int, Int), strides: (Int, Int) = (1, 1), dilation: (Int, Int) = (1, 1),
@@ -50,7 +52,13 @@ public final class DepthwiseConv2D: Layer {
                                      useBias: bias != nil, activation: activation)
         result.kernel = kernel
         result.bias = bias
+        result.extraPadding = extraPadding
         return result
+    }
+
+    func geometry(height: Int, width: Int) -> (rows: (output: Int, before: Int), columns: (output: Int, before: Int)) {
+        spatialGeometry(height: height, width: width, kernelSize: kernelSize, strides: strides, dilation: dilation,
+                        padding: padding, extraPadding: extraPadding)
     }
 
     public func outputShape(inputShapes: [[Int]]) throws -> [Int] {
@@ -58,8 +66,7 @@ public final class DepthwiseConv2D: Layer {
         guard input.count == 3 else {
             throw EngineError.incompatibleShapes(layer: name, detail: "DepthwiseConv2D needs a rank-4 NHWC input, got per-sample shape \(input)")
         }
-        let rows = padding.window(input: input[0], kernel: kernelSize.0, stride: strides.0, dilation: dilation.0)
-        let columns = padding.window(input: input[1], kernel: kernelSize.1, stride: strides.1, dilation: dilation.1)
+        let (rows, columns) = geometry(height: input[0], width: input[1])
         return [rows.output, columns.output, input[2] * depthMultiplier]
     }
 
@@ -86,8 +93,8 @@ public final class DepthwiseConv2D: Layer {
         let (batch, height, width, channels) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
         let (outputHeight, outputWidth, outputChannels) = (output.shape[1], output.shape[2], output.shape[3])
         let (kernelHeight, kernelWidth) = kernelSize
-        let padTop = padding.window(input: height, kernel: kernelHeight, stride: strides.0, dilation: dilation.0).before
-        let padLeft = padding.window(input: width, kernel: kernelWidth, stride: strides.1, dilation: dilation.1).before
+        let (rows, columns) = geometry(height: height, width: width)
+        let (padTop, padLeft) = (rows.before, columns.before)
         let (strideY, strideX, dilationY, dilationX) = (strides.0, strides.1, dilation.0, dilation.1)
         let multiplier = depthMultiplier
         let activation = self.activation

@@ -57,6 +57,13 @@ public enum Architecture: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// Whether the graph depends on the image size (MobileNetV2's `correct_pad` before each
+    /// stride-2 depthwise convolution), so a new size needs a rebuilt graph.
+    public var paddingDependsOnInputSize: Bool {
+        if case .mobileNetV2 = self { return true }
+        return false
+    }
+
     /// Builds the architecture's graph (weights still to be loaded).
     public func build(options: ApplicationOptions) throws -> Graph {
         switch self {

@@ -34,6 +34,9 @@ struct Bench: AsyncParsableCommand {
     @Flag(help: "Print JSON (images_per_second, ms_per_batch, peak_rss_mb) on stdout.")
     var json = false
 
+    @Flag(help: "Also print the slowest layers of one pass.")
+    var profile = false
+
     func validate() throws {
         guard batch > 0, size > 0, warmup >= 0 else { throw ValidationError("--batch and --size must be positive") }
         if let iterations, iterations <= 0 { throw ValidationError("--iterations must be positive") }
@@ -79,6 +82,14 @@ struct Bench: AsyncParsableCommand {
             print("throughput   \(String(format: "%.2f", imagesPerSecond)) img/s")
             print("latency      \(String(format: "%.2f", mean * 1000)) ms/batch")
             print("peak RSS     \(String(format: "%.1f", peak)) MB")
+        }
+        if profile {
+            let timings = try model.profile(input: input)
+            let total = timings.reduce(0) { $0 + $1.seconds }
+            for timing in timings.prefix(20) {
+                let line = String(format: "%8.2f ms %5.1f%%  ", timing.seconds * 1000, 100 * timing.seconds / max(total, 1e-12))
+                FileHandle.standardError.write(Data((line + timing.layer + "\n").utf8))
+            }
         }
     }
 
