@@ -73,20 +73,16 @@ public final class Model {
     /// - Throws: `EngineError.inputShapeMismatch` naming the expected and actual shape.
     public func predict(input: Tensor) throws -> Tensor {
         try prepare(for: input)
-        if let predictor, predictor.inputShapes == [input.shape] {
-            return try predictor.run([input])[0]
-        }
-        predictor = nil  // release the old buffers before planning new ones
-        let executor = try GraphExecutor(graph: try graph.fused(), inputShapes: [input.shape])
-        predictor = executor
-        return try executor.run([input])[0]
+        return try run(input, executor: &predictor) { try self.graph.fused() }
     }
 
     /// Per-layer wall times of one `predict` pass over `input`, slowest first.
     public func profile(input: Tensor) throws -> [(layer: String, seconds: Double)] {
         _ = try predict(input: input)
         guard let predictor else { return [] }
-        return try predictor.profile([input])
+        let size = predictor.inputShapes[0][0]
+        let slice = Tensor(shape: [size] + input.shape.dropFirst(), scalars: Array(input.scalars[0..<(input.count / input.shape[0] * size)]))
+        return try predictor.profile([slice])
     }
 
     /// Runs the convolutional base (up to the last spatial feature map, before any pooling,
@@ -98,18 +94,58 @@ public final class Model {
     ///   without a spatial feature map.
     public func features(input: Tensor, pooling: FeaturePooling = .avg) throws -> Tensor {
         try prepare(for: input)
-        let executor: GraphExecutor
-        if let extractor, extractor.inputShapes == [input.shape] {
-            executor = extractor
-        } else {
-            guard let node = graph.lastSpatialNode else {
-                throw EngineError.unsupportedRequest("model '\(name)' has no spatial feature map to extract features from")
-            }
-            extractor = nil  // release the old buffers before planning new ones
-            executor = try GraphExecutor(graph: try graph.truncated(at: node).fused(), inputShapes: [input.shape])
-            extractor = executor
+        guard let node = graph.lastSpatialNode else {
+            throw EngineError.unsupportedRequest("model '\(name)' has no spatial feature map to extract features from")
         }
-        return Model.pool(try executor.run([input])[0], pooling)
+        let map = try run(input, executor: &extractor) { try self.graph.truncated(at: node).fused() }
+        return Model.pool(map, pooling)
+    }
+
+    /// Activation floats per pass the engine aims to stay under: large batches run a few images
+    /// at a time so each layer's output stays in cache instead of streaming through memory.
+    /// Changing it takes effect at the next call with a new input shape.
+    public var activationBudget = 4_000_000
+
+    /// Runs `input` through the graph `makeGraph` builds, in micro-batches, reusing `executor`
+    /// while the per-sample shape and micro-batch size stay the same.
+    private func run(_ input: Tensor, executor: inout GraphExecutor?, makeGraph: () throws -> Graph) throws -> Tensor {
+        let count = input.shape[0]
+        let sampleShape = Array(input.shape.dropFirst())
+        var current: GraphExecutor
+        if let executor, Array(executor.inputShapes[0].dropFirst()) == sampleShape,
+           executor.inputShapes[0][0] <= count, executor.inputShapes[0][0] == microBatch(executor, count: count) {
+            current = executor
+        } else {
+            executor = nil  // release the old buffers before planning new ones
+            let graph = try makeGraph()
+            let probe = try GraphExecutor(graph: graph, inputShapes: [[1] + sampleShape])
+            let size = microBatch(probe, count: count)
+            current = size == 1 ? probe : try GraphExecutor(graph: graph, inputShapes: [[size] + sampleShape])
+            executor = current
+        }
+        let size = current.inputShapes[0][0]
+        if size == count { return try current.run([input])[0] }
+        let perSample = input.count / max(count, 1)
+        var scalars: [Float] = []
+        var outputShape: [Int] = []
+        var start = 0
+        while start < count {
+            let end = min(start + size, count)
+            // The last slice is padded with zeros to the planned size; its extra outputs are dropped.
+            var slice = Array(input.scalars[(start * perSample)..<(end * perSample)])
+            slice.append(contentsOf: repeatElement(0, count: (size - (end - start)) * perSample))
+            let output = try current.run([Tensor(shape: [size] + sampleShape, scalars: slice)])[0]
+            let outputPerSample = output.count / size
+            outputShape = Array(output.shape.dropFirst())
+            if scalars.isEmpty { scalars.reserveCapacity(count * outputPerSample) }
+            scalars.append(contentsOf: output.scalars[0..<((end - start) * outputPerSample)])
+            start = end
+        }
+        return Tensor(shape: [count] + outputShape, scalars: scalars)
+    }
+
+    private func microBatch(_ executor: GraphExecutor, count: Int) -> Int {
+        max(1, min(count, activationBudget / max(executor.largestActivationPerSample, 1)))
     }
 
     /// Rebuilds a native architecture for the input's image size when the graph was built for

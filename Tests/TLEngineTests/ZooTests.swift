@@ -110,6 +110,20 @@ struct ModelTests {
         #expect(map.shape == [2, 1, 1, 1280])
     }
 
+    @Test("large batches run in micro-batches with the same result")
+    func microBatches() throws {
+        let fixture = "sequential"  // batch of 3
+        let expected = try EngineFixtures.output(fixture)
+        let input = try EngineFixtures.input(fixture)
+        for budget in [1, 2 * 10 * 10 * 4] {  // one image at a time; two at a time (last slice padded)
+            let model = try Model(weights: try EngineFixtures.weights(fixture))
+            model.activationBudget = budget
+            let output = try model.predict(input: input)
+            #expect(output.shape == expected.shape)
+            #expect(output.maxAbsoluteDifference(expected) <= EngineFixtures.tolerance(expected))
+        }
+    }
+
     @Test("features of a config model equal Keras' pooled base")
     func configFeatures() throws {
         let model = try Model(weights: try EngineFixtures.weights("vgg_small"))

@@ -112,6 +112,12 @@ public final class GraphExecutor {
         scratch.deallocate()
     }
 
+    /// The largest node output per sample, in floats (decides how many images run at once).
+    public var largestActivationPerSample: Int {
+        let batch = max(inputShapes[0].first ?? 1, 1)
+        return shapes.map { $0.reduce(1, *) }.max().map { $0 / batch } ?? 0
+    }
+
     /// Bytes held by activation buffers and scratch.
     public var allocatedBytes: Int { (bufferCapacities.reduce(0, +) + scratchCapacity) * MemoryLayout<Float>.size }
 

@@ -108,20 +108,49 @@ public final class DepthwiseConv2D: Layer {
                         let image = row / outputHeight, oy = row % outputHeight
                         let imageBase = inputData + image * height * width * channels
                         let outputRow = outputData + row * outputWidth * outputChannels
+                        let rowTop = oy * strideY - padTop
+                        let firstRow = max(0, (-rowTop + dilationY - 1) / dilationY)
+                        let lastRow = min(kernelHeight, (height - rowTop + dilationY - 1) / dilationY)
                         for ox in 0..<outputWidth {
                             let o = outputRow + ox * outputChannels
-                            if let b { o.update(from: b, count: outputChannels) } else { o.update(repeating: 0, count: outputChannels) }
-                            for ky in 0..<kernelHeight {
-                                let iy = oy * strideY - padTop + ky * dilationY
-                                if iy < 0 || iy >= height { continue }
-                                for kx in 0..<kernelWidth {
-                                    let ix = ox * strideX - padLeft + kx * dilationX
-                                    if ix < 0 || ix >= width { continue }
-                                    let source = imageBase + (iy * width + ix) * channels
-                                    let taps = k + (ky * kernelWidth + kx) * outputChannels
-                                    if multiplier == 1 {
-                                        for c in 0..<channels { o[c] += source[c] * taps[c] }
-                                    } else {
+                            let columnLeft = ox * strideX - padLeft
+                            let firstColumn = max(0, (-columnLeft + dilationX - 1) / dilationX)
+                            let lastColumn = min(kernelWidth, (width - columnLeft + dilationX - 1) / dilationX)
+                            if multiplier == 1 {
+                                // Eight channels at a time, accumulated in registers over all taps.
+                                var c = 0
+                                while c + 8 <= channels {
+                                    var sum = b.map { SIMD8<Float>(loadingFrom: $0 + c) } ?? .zero
+                                    for ky in firstRow..<max(lastRow, firstRow) {
+                                        let sourceRow = imageBase + ((rowTop + ky * dilationY) * width) * channels + c
+                                        let tapRow = k + ky * kernelWidth * outputChannels + c
+                                        for kx in firstColumn..<max(lastColumn, firstColumn) {
+                                            let source = SIMD8<Float>(loadingFrom: sourceRow + (columnLeft + kx * dilationX) * channels)
+                                            sum += source * SIMD8<Float>(loadingFrom: tapRow + kx * outputChannels)
+                                        }
+                                    }
+                                    sum.store(to: o + c)
+                                    c += 8
+                                }
+                                while c < channels {
+                                    var sum = b?[c] ?? 0
+                                    for ky in firstRow..<max(lastRow, firstRow) {
+                                        for kx in firstColumn..<max(lastColumn, firstColumn) {
+                                            let iy = rowTop + ky * dilationY, ix = columnLeft + kx * dilationX
+                                            sum += imageBase[(iy * width + ix) * channels + c] * k[(ky * kernelWidth + kx) * outputChannels + c]
+                                        }
+                                    }
+                                    o[c] = sum
+                                    c += 1
+                                }
+                            } else {
+                                if let b { o.update(from: b, count: outputChannels) } else { o.update(repeating: 0, count: outputChannels) }
+                                for ky in firstRow..<max(lastRow, firstRow) {
+                                    let iy = rowTop + ky * dilationY
+                                    for kx in firstColumn..<max(lastColumn, firstColumn) {
+                                        let ix = columnLeft + kx * dilationX
+                                        let source = imageBase + (iy * width + ix) * channels
+                                        let taps = k + (ky * kernelWidth + kx) * outputChannels
                                         for c in 0..<channels {
                                             let value = source[c]
                                             for m in 0..<multiplier { o[c * multiplier + m] += value * taps[c * multiplier + m] }
@@ -135,6 +164,18 @@ public final class DepthwiseConv2D: Layer {
                 }
             }
         }
+    }
+}
+
+extension SIMD8 where Scalar == Float {
+    /// Reads eight floats from a possibly unaligned address.
+    @inline(__always) init(loadingFrom pointer: UnsafePointer<Float>) {
+        self = UnsafeRawPointer(pointer).loadUnaligned(as: SIMD8<Float>.self)
+    }
+
+    /// Writes eight floats to a possibly unaligned address.
+    @inline(__always) func store(to pointer: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(pointer).storeBytes(of: self, as: SIMD8<Float>.self)
     }
 }
 
