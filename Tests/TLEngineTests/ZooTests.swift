@@ -225,6 +225,19 @@ struct LayerSemanticsTests {
         #expect(abs(approximate - 0.8411920) < 1e-6)
     }
 
+    @Test("Multiply broadcasts a per-channel vector (squeeze-and-excitation)")
+    func broadcastMultiply() throws {
+        let builder = GraphBuilder()
+        let x = builder.input(shape: [2, 2, 3], name: "x")
+        let gate = builder.input(shape: [1, 1, 3], name: "gate")
+        let product = try builder.multiply([x, gate], name: "excite")
+        let graph = try builder.build(outputs: [product], name: "se")
+        let image = Tensor(shape: [1, 2, 2, 3], scalars: (0..<12).map(Float.init))
+        let weights = Tensor(shape: [1, 1, 1, 3], scalars: [1, 10, -1])
+        let output = try GraphExecutor(graph: graph, inputShapes: [image.shape, weights.shape]).run([image, weights])[0]
+        #expect(output.scalars == [0, 10, -2, 3, 40, -5, 6, 70, -8, 9, 100, -11])
+    }
+
     @Test("ReLU layer with max value, slope and threshold")
     func clippedReLU() {
         let values = apply(.clippedReLU(maxValue: 6, negativeSlope: 0.1, threshold: 0.5), [-1, 0.2, 3, 7])

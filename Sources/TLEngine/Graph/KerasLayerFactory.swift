@@ -45,7 +45,7 @@ struct KerasLayerFactory {
             }
             return Normalization(name: name, mean: floats("mean"), variance: floats("variance"))
         case "Rescaling":
-            return Rescaling(name: name, scale: float("scale", default: 1), offset: float("offset", default: 0))
+            return Rescaling(name: name, scales: floats("scale") ?? [1], offsets: floats("offset") ?? [0])
         case "Activation":
             return ActivationLayer(name: name, activation: try activation())
         case "ReLU":

@@ -2,7 +2,8 @@ import Foundation
 import TLTensor
 
 /// Keras `Add`, `Subtract`, `Multiply`, `Average`, `Maximum`, `Minimum`: element-wise over inputs of
-/// equal shape.
+/// equal shape, or with an input of shape `[1, …, 1, C]` broadcast over the others (the
+/// squeeze-and-excitation `Multiply` of MobileNetV3 and EfficientNet).
 public final class ElementwiseMerge: Layer {
     /// The element-wise operation.
     public enum Operation: Sendable {
@@ -31,11 +32,15 @@ public final class ElementwiseMerge: Layer {
     }
 
     public func outputShape(inputShapes: [[Int]]) throws -> [Int] {
-        guard let first = inputShapes.first, inputShapes.count >= 2 else {
+        guard inputShapes.count >= 2 else {
             throw EngineError.incompatibleShapes(layer: name, detail: "a merge needs at least two inputs")
         }
+        let first = inputShapes.first { !Self.isChannelVector($0) } ?? inputShapes[0]
         for shape in inputShapes where shape != first {
-            throw EngineError.incompatibleShapes(layer: name, detail: "inputs of shapes \(inputShapes) cannot be merged element-wise")
+            let broadcasts = Self.isChannelVector(shape) && shape.count == first.count && shape.last == first.last
+            guard broadcasts else {
+                throw EngineError.incompatibleShapes(layer: name, detail: "inputs of shapes \(inputShapes) cannot be merged element-wise")
+            }
         }
         if operation == .subtract && inputShapes.count != 2 {
             throw EngineError.incompatibleShapes(layer: name, detail: "Subtract needs exactly two inputs")
@@ -43,8 +48,15 @@ public final class ElementwiseMerge: Layer {
         return first
     }
 
+    /// `[1, …, 1, C]`: one value per channel.
+    static func isChannelVector(_ shape: [Int]) -> Bool { shape.dropLast().allSatisfy { $0 == 1 } }
+
     public func forward(_ inputs: [ActivationView], into output: MutableActivationView, scratch: UnsafeMutablePointer<Float>) {
         let count = output.count
+        if inputs.contains(where: { $0.count != count }) {
+            forwardBroadcasting(inputs, into: output)
+            return
+        }
         let operation = self.operation
         parallelChunks(count, work: count * inputs.count) { range in
             let o = output.data
@@ -63,6 +75,39 @@ public final class ElementwiseMerge: Layer {
             if operation == .average {
                 let inverse = 1 / Float(inputs.count)
                 for i in range { o[i] *= inverse }
+            }
+        }
+    }
+}
+
+extension ElementwiseMerge {
+    /// Inputs of `[N, 1, …, 1, C]` repeat their channel vector over every pixel.
+    func forwardBroadcasting(_ inputs: [ActivationView], into output: MutableActivationView) {
+        let channels = output.shape.last ?? 1
+        let batch = output.shape[0]
+        let pixels = output.count / max(batch * channels, 1)
+        for image in 0..<batch {
+            for pixel in 0..<pixels {
+                let o = output.data + (image * pixels + pixel) * channels
+                for (position, input) in inputs.enumerated() {
+                    let p = input.count == output.count ? input.data + (image * pixels + pixel) * channels
+                                                        : input.data + image * channels
+                    if position == 0 {
+                        o.update(from: p, count: channels)
+                        continue
+                    }
+                    switch operation {
+                    case .add, .average: for c in 0..<channels { o[c] += p[c] }
+                    case .subtract: for c in 0..<channels { o[c] -= p[c] }
+                    case .multiply: for c in 0..<channels { o[c] *= p[c] }
+                    case .maximum: for c in 0..<channels { o[c] = max(o[c], p[c]) }
+                    case .minimum: for c in 0..<channels { o[c] = min(o[c], p[c]) }
+                    }
+                }
+                if operation == .average {
+                    let inverse = 1 / Float(inputs.count)
+                    for c in 0..<channels { o[c] *= inverse }
+                }
             }
         }
     }

@@ -201,25 +201,38 @@ public final class Normalization: Layer {
     }
 }
 
-/// Keras `Rescaling`: `x * scale + offset`.
+/// Keras `Rescaling`: `x * scale + offset`, with scalars or one value per channel.
 public final class Rescaling: Layer {
     public let name: String
-    /// Multiplier.
-    public let scale: Float
-    /// Added after scaling.
-    public let offset: Float
+    /// Multiplier: one value, or one per channel.
+    public let scale: [Float]
+    /// Added after scaling: one value, or one per channel.
+    public let offset: [Float]
 
-    /// Creates a rescaling layer.
-    public init(name: String, scale: Float, offset: Float = 0) {
-        self.name = name
-        self.scale = scale
-        self.offset = offset
+    /// Creates a rescaling layer with scalar scale and offset.
+    public convenience init(name: String, scale: Float, offset: Float = 0) {
+        self.init(name: name, scales: [scale], offsets: [offset])
     }
 
-    public func outputShape(inputShapes: [[Int]]) throws -> [Int] { inputShapes[0] }
+    /// Creates a rescaling layer with per-channel (or single-element) scale and offset.
+    public init(name: String, scales: [Float], offsets: [Float]) {
+        self.name = name
+        self.scale = scales
+        self.offset = offsets
+    }
+
+    public func outputShape(inputShapes: [[Int]]) throws -> [Int] {
+        let channels = inputShapes[0].last ?? 1
+        for values in [scale, offset] where values.count != 1 && channels >= 0 && values.count != channels {
+            throw EngineError.incompatibleShapes(layer: name, detail: "\(values.count) rescaling values for \(channels) channels")
+        }
+        return inputShapes[0]
+    }
 
     public func forward(_ inputs: [ActivationView], into output: MutableActivationView, scratch: UnsafeMutablePointer<Float>) {
-        let source = inputs[0].data
-        for i in 0..<output.count { output.data[i] = source[i] * scale + offset }
+        let channels = output.shape.last ?? 1
+        let multiplier = scale.count == 1 ? [Float](repeating: scale[0], count: channels) : scale
+        let shift = offset.count == 1 ? [Float](repeating: offset[0], count: channels) : offset
+        applyChannelAffine(inputs[0].data, output.data, count: output.count, multiplier: multiplier, offset: shift)
     }
 }
