@@ -115,7 +115,8 @@ def main():
             tlhub = json.loads(result.stdout.strip().splitlines()[-1])
             rows.append((name, batch, batch / tf_seconds, batch / ort_seconds, tlhub["images_per_second"],
                          tlhub["ms_per_batch"], tlhub["peak_rss_mb"]))
-            print(f"measured {name} batch {batch}", flush=True)
+            # Printed as measured too, so a run that dies later (tf2onnx on VGG16 needs ~20 GB) keeps its rows.
+            print(f"measured {rows[-1]}", flush=True)
     print()
     print(f"| {'model':12} | batch | TF img/s | ORT img/s | tlhub img/s | tlhub ms/batch | tlhub peak MB | tlhub/TF | tlhub/ORT |")
     print(f"|{'-' * 14}|------:|---------:|----------:|------------:|---------------:|--------------:|---------:|----------:|")

@@ -151,7 +151,7 @@ public final class Model {
     /// Rebuilds a native architecture for the input's image size when the graph was built for
     /// another one (MobileNetV2's stride-2 padding depends on it), reusing the loaded weights.
     private func prepare(for input: Tensor) throws {
-        guard input.rank == 4 else {
+        guard input.rank == 4, input.shape[0] > 0 else {
             throw EngineError.inputShapeMismatch(expected: "[N, " + inputShape.map { $0 < 0 ? "any" : String($0) }.joined(separator: ", ") + "]", actual: input.shape)
         }
         guard let architecture, architecture.paddingDependsOnInputSize, var options else { return }

@@ -30,7 +30,10 @@ public final class GraphExecutor {
         guard inputShapes.count == graph.inputs.count else {
             throw EngineError.inputShapeMismatch(expected: "\(graph.inputs.count) input(s)", actual: inputShapes.first ?? [])
         }
-        let batch = inputShapes[0].first ?? 1
+        let batch = inputShapes[0].first ?? 0
+        guard batch > 0 else {
+            throw EngineError.inputShapeMismatch(expected: "at least one sample", actual: inputShapes[0])
+        }
         // Shapes for this input size.
         var sampleShapes = [[Int]](repeating: [], count: graph.nodes.count)
         for (index, node) in graph.nodes.enumerated() {

@@ -2,6 +2,14 @@ import Foundation
 import TLTensor
 
 /// A `keras.applications` architecture tlhub can build natively (no model config needed).
+///
+/// Adding one: write `Zoo/<Name>.swift` with an enum whose `build(…, options:)` creates the graph
+/// with `GraphBuilder`, using exactly the Keras layer names and epsilons of
+/// `keras/src/applications/<name>.py` (end with `applicationHead` for the usual GAP + `predictions`
+/// top). Then add a case here and extend `init(name:)`, `description`, `build(options:)`,
+/// `detect(from:)` (a layer name unique to the family, plus a kernel shape for its width) and, if
+/// the graph depends on the image size, `paddingDependsOnInputSize`. Strict loading then rejects
+/// any file the builder does not match exactly.
 public enum Architecture: Sendable, Equatable, CustomStringConvertible {
     /// MobileNetV2 with width multiplier `alpha`.
     case mobileNetV2(alpha: Double)
