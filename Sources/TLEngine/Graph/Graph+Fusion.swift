@@ -1,0 +1,91 @@
+import Foundation
+import TLTensor
+
+extension Graph {
+    /// The same function with inference-time rewrites: each ZeroPadding2D read only by a `valid`
+    /// convolution becomes that convolution's zero border, each BatchNormalization that is the only
+    /// reader of a convolution is folded into the convolution's kernel and bias, and each
+    /// activation layer that is the only reader of a convolution or dense layer is applied inside
+    /// it. The original graph (and its layers) is left untouched as the reference.
+    ///
+    /// Folding: `kernel'[…, o] = kernel[…, o] · γ[o] / √(var[o] + ε)`,
+    /// `bias'[o] = (bias[o] − mean[o]) · γ[o] / √(var[o] + ε) + β[o]`.
+    public func fused() throws -> Graph {
+        var readers = [Int](repeating: 0, count: nodes.count)
+        for node in nodes { for input in node.inputs { readers[input] += 1 } }
+        var layerCalls: [ObjectIdentifier: Int] = [:]
+        for node in nodes { layerCalls[ObjectIdentifier(node.layer), default: 0] += 1 }
+        let outputSet = Set(outputs)
+
+        var result: [GraphNode] = []
+        var remap = [Int](repeating: -1, count: nodes.count)
+        for (index, node) in nodes.enumerated() {
+            if let source = node.inputs.first, node.inputs.count == 1, readers[source] == 1, !outputSet.contains(source),
+               layerCalls[ObjectIdentifier(node.layer)] == 1, layerCalls[ObjectIdentifier(nodes[source].layer)] == 1 {
+                let target = remap[source]
+                let producer = result[target]
+                if let replacement = Self.merge(producer.layer, with: node.layer) {
+                    result[target] = GraphNode(layer: replacement, inputs: producer.inputs, scope: producer.scope)
+                    remap[index] = target
+                    continue
+                }
+            }
+            remap[index] = result.count
+            result.append(GraphNode(layer: node.layer, inputs: node.inputs.map { remap[$0] }, scope: node.scope))
+        }
+        return try Graph(name: name, nodes: result, inputs: inputs.map { remap[$0] }, outputs: outputs.map { remap[$0] })
+    }
+
+    /// `producer` followed by `consumer` as one layer, or nil when they do not combine.
+    private static func merge(_ producer: any Layer, with consumer: any Layer) -> (any Layer)? {
+        if let pad = producer as? SpatialPadding, !pad.crops {
+            // Zero padding before a `valid` window becomes the window's own zero border.
+            if let conv = consumer as? Conv2D, conv.padding == .valid, conv.extraPadding.0 == (0, 0) && conv.extraPadding.1 == (0, 0) {
+                let merged = conv.copy(kernel: conv.kernel, bias: conv.bias, activation: conv.activation)
+                merged.extraPadding = pad.amounts
+                return merged
+            }
+            if let depthwise = consumer as? DepthwiseConv2D, depthwise.padding == .valid,
+               depthwise.extraPadding.0 == (0, 0) && depthwise.extraPadding.1 == (0, 0) {
+                let merged = depthwise.copy(kernel: depthwise.kernel, bias: depthwise.bias, activation: depthwise.activation)
+                merged.extraPadding = pad.amounts
+                return merged
+            }
+            return nil
+        }
+        if let batchNorm = consumer as? BatchNormalization {
+            if let conv = producer as? Conv2D, conv.activation.isLinear {
+                let (kernel, bias) = fold(kernel: conv.kernel, bias: conv.bias, into: batchNorm)
+                return conv.copy(kernel: kernel, bias: bias, activation: .linear)
+            }
+            if let depthwise = producer as? DepthwiseConv2D, depthwise.activation.isLinear {
+                let (kernel, bias) = fold(kernel: depthwise.kernel, bias: depthwise.bias, into: batchNorm)
+                return depthwise.copy(kernel: kernel, bias: bias, activation: .linear)
+            }
+            return nil
+        }
+        if let activationLayer = consumer as? ActivationLayer {
+            let activation = activationLayer.activation
+            if let conv = producer as? Conv2D, conv.activation.isLinear, activation != .softmax {
+                return conv.copy(kernel: conv.kernel, bias: conv.bias, activation: activation)
+            }
+            if let depthwise = producer as? DepthwiseConv2D, depthwise.activation.isLinear, activation != .softmax {
+                return depthwise.copy(kernel: depthwise.kernel, bias: depthwise.bias, activation: activation)
+            }
+            if let dense = producer as? Dense, dense.activation.isLinear {
+                return dense.copy(activation: activation)
+            }
+        }
+        return nil
+    }
+
+    /// Scales a kernel whose flattened last axis is the output channel, and derives the bias.
+    private static func fold(kernel: Tensor, bias: Tensor?, into batchNorm: BatchNormalization) -> (Tensor, Tensor) {
+        let multiplier = batchNorm.multiplier, offset = batchNorm.offset
+        let channels = multiplier.count
+        var scalars = kernel.scalars
+        for i in scalars.indices { scalars[i] *= multiplier[i % channels] }
+        let newBias = (0..<channels).map { c in (bias?.scalars[c] ?? 0) * multiplier[c] + offset[c] }
+        return (Tensor(shape: kernel.shape, scalars: scalars), Tensor(shape: [channels], scalars: newBias))
+    }
+}

@@ -1,0 +1,80 @@
+import Foundation
+import TLTensor
+
+/// One call of a layer inside a graph.
+public struct GraphNode {
+    /// The layer; several nodes share one instance when Keras calls a layer more than once.
+    public let layer: any Layer
+    /// Indices of the nodes whose outputs feed this node, in call order.
+    public let inputs: [Int]
+    /// Names of the nested models this call sits in, outermost first (empty at top level).
+    public let scope: [String]
+}
+
+/// A directed acyclic network of layer calls in topological order.
+///
+/// Built by `GraphBuilder` (native architectures) or `KerasModelConfig` (any Keras
+/// Sequential/Functional config); run by `GraphExecutor`.
+public final class Graph {
+    /// The Keras model name.
+    public let name: String
+    /// Nodes in topological order: every input index is smaller than the node's own.
+    public let nodes: [GraphNode]
+    /// Indices of the `InputLayer` nodes, in model input order.
+    public let inputs: [Int]
+    /// Indices of the nodes whose outputs the model returns.
+    public let outputs: [Int]
+    /// Per-sample output shape of every node, `-1` where it depends on the input size.
+    public let shapes: [[Int]]
+
+    /// Wraps nodes in topological order and infers their shapes.
+    /// - Throws: `EngineError.incompatibleShapes` when a layer rejects its inputs.
+    public init(name: String, nodes: [GraphNode], inputs: [Int], outputs: [Int]) throws {
+        self.name = name
+        self.nodes = nodes
+        self.inputs = inputs
+        self.outputs = outputs
+        var shapes: [[Int]] = []
+        for node in nodes {
+            precondition(node.inputs.allSatisfy { $0 < shapes.count }, "graph nodes are not in topological order")
+            shapes.append(try node.layer.outputShape(inputShapes: node.inputs.map { shapes[$0] }))
+        }
+        self.shapes = shapes
+    }
+
+    /// The index of the last node whose layer is called `name`.
+    public func node(named name: String) -> Int? { nodes.lastIndex { $0.layer.name == name } }
+
+    /// Distinct layers in first-use order, with the index of their first node.
+    public var uniqueLayers: [(layer: any Layer, node: Int)] {
+        var seen = Set<ObjectIdentifier>()
+        var result: [(layer: any Layer, node: Int)] = []
+        for (index, node) in nodes.enumerated() where seen.insert(ObjectIdentifier(node.layer)).inserted {
+            result.append((node.layer, index))
+        }
+        return result
+    }
+
+    /// The sub-graph that computes `output` (only its ancestors are kept).
+    public func truncated(at output: Int) throws -> Graph {
+        var needed = Set([output])
+        for index in stride(from: output, through: 0, by: -1) where needed.contains(index) {
+            needed.formUnion(nodes[index].inputs)
+        }
+        var remap: [Int: Int] = [:]
+        var kept: [GraphNode] = []
+        for index in 0...output where needed.contains(index) {
+            remap[index] = kept.count
+            let node = nodes[index]
+            kept.append(GraphNode(layer: node.layer, inputs: node.inputs.compactMap { remap[$0] }, scope: node.scope))
+        }
+        return try Graph(name: name, nodes: kept, inputs: inputs.compactMap { remap[$0] }, outputs: [remap[output] ?? 0])
+    }
+
+    /// The last node with a spatial (`[H, W, C]`) output: where the features of a classifier are
+    /// read before its pooling/flatten head.
+    public var lastSpatialNode: Int? {
+        let candidates = outputs.count == 1 ? (0...outputs[0]).reversed() : (0..<nodes.count).reversed()
+        return candidates.first { shapes[$0].count == 3 && !(nodes[$0].layer is InputLayer) }
+    }
+}

@@ -1,0 +1,162 @@
+import Foundation
+import TLTensor
+
+/// Runs a `Graph` for one batch size and input size, with every buffer allocated up front.
+///
+/// Node outputs share a small pool of buffers: a buffer is reused as soon as the last node
+/// reading it has run, so memory stays near the two or three largest activations instead of
+/// their sum. Identity layers (flatten, reshape, dropout) alias their input. Repeated calls with
+/// the same input shapes allocate nothing but the returned tensors.
+public final class GraphExecutor {
+    /// The graph this executor runs.
+    public let graph: Graph
+    /// Full input shapes, batch first, the plan was made for.
+    public let inputShapes: [[Int]]
+    private var buffers: [UnsafeMutablePointer<Float>] = []
+    private let bufferCapacities: [Int]
+    private let nodeBuffers: [Int]
+    private let shapes: [[Int]]
+    private let scratch: UnsafeMutablePointer<Float>
+    private let scratchCapacity: Int
+    /// Per node: views of its inputs and output, made once so a run allocates nothing.
+    private var inputViews: [[ActivationView]] = []
+    private var outputViews: [MutableActivationView] = []
+
+    /// Plans buffers for `inputShapes` (full shapes, batch first).
+    /// - Throws: `EngineError.inputShapeMismatch` when an input does not fit its `InputLayer`.
+    public init(graph: Graph, inputShapes: [[Int]]) throws {
+        self.graph = graph
+        self.inputShapes = inputShapes
+        guard inputShapes.count == graph.inputs.count else {
+            throw EngineError.inputShapeMismatch(expected: "\(graph.inputs.count) input(s)", actual: inputShapes.first ?? [])
+        }
+        let batch = inputShapes[0].first ?? 0
+        guard batch > 0 else {
+            throw EngineError.inputShapeMismatch(expected: "at least one sample", actual: inputShapes[0])
+        }
+        // Shapes for this input size.
+        var sampleShapes = [[Int]](repeating: [], count: graph.nodes.count)
+        for (index, node) in graph.nodes.enumerated() {
+            if let inputIndex = graph.inputs.firstIndex(of: index) {
+                let declared = graph.shapes[index]
+                let given = Array(inputShapes[inputIndex].dropFirst())
+                let fits = given.count == declared.count && zip(declared, given).allSatisfy { $0 < 0 || $0 == $1 }
+                guard fits, inputShapes[inputIndex].first == batch else {
+                    let expected = "[N, " + declared.map { $0 < 0 ? "any" : String($0) }.joined(separator: ", ") + "]"
+                    throw EngineError.inputShapeMismatch(expected: expected, actual: inputShapes[inputIndex])
+                }
+                sampleShapes[index] = given
+            } else {
+                sampleShapes[index] = try node.layer.outputShape(inputShapes: node.inputs.map { sampleShapes[$0] })
+                if sampleShapes[index].contains(where: { $0 <= 0 }) {
+                    throw EngineError.incompatibleShapes(layer: node.layer.name, detail: "output shape \(sampleShapes[index]) is empty for input \(inputShapes[0])")
+                }
+            }
+        }
+        let shapes = sampleShapes.map { [batch] + $0 }
+        self.shapes = shapes
+
+        // Buffer assignment by liveness: a buffer is free once every node stored in it has been
+        // read for the last time (graph outputs are never freed).
+        let nodeCount = graph.nodes.count
+        var lastRead = Array(0..<nodeCount)
+        for (index, node) in graph.nodes.enumerated() { for input in node.inputs { lastRead[input] = max(lastRead[input], index) } }
+        for output in graph.outputs { lastRead[output] = Int.max }
+        var nodeBuffers = [Int](repeating: -1, count: nodeCount)
+        var capacities: [Int] = []
+        var bufferLastUse: [Int] = []
+        var isFree: [Bool] = []
+        var scratchCapacity = 0
+        for (index, node) in graph.nodes.enumerated() {
+            for buffer in capacities.indices where !isFree[buffer] && bufferLastUse[buffer] < index { isFree[buffer] = true }
+            let count = shapes[index].reduce(1, *)
+            let chosen: Int
+            if node.layer.isIdentity, let source = node.inputs.first {
+                chosen = nodeBuffers[source]
+            } else {
+                let free = capacities.indices.filter { isFree[$0] }
+                if let best = free.filter({ capacities[$0] >= count }).min(by: { capacities[$0] < capacities[$1] }) {
+                    chosen = best
+                } else if let largest = free.max(by: { capacities[$0] < capacities[$1] }) {
+                    chosen = largest
+                    capacities[largest] = count
+                } else {
+                    chosen = capacities.count
+                    capacities.append(count)
+                    bufferLastUse.append(index)
+                    isFree.append(false)
+                }
+                isFree[chosen] = false
+                bufferLastUse[chosen] = index
+                scratchCapacity = max(scratchCapacity, node.layer.scratchCount(inputs: node.inputs.map { shapes[$0] }, output: shapes[index]))
+            }
+            nodeBuffers[index] = chosen
+            bufferLastUse[chosen] = max(bufferLastUse[chosen], lastRead[index])
+        }
+        self.nodeBuffers = nodeBuffers
+        bufferCapacities = capacities
+        buffers = capacities.map { capacity in
+            let pointer = UnsafeMutablePointer<Float>.allocate(capacity: max(capacity, 1))
+            pointer.initialize(repeating: 0, count: max(capacity, 1))
+            return pointer
+        }
+        self.scratchCapacity = scratchCapacity
+        scratch = .allocate(capacity: max(scratchCapacity, 1))
+        scratch.initialize(repeating: 0, count: max(scratchCapacity, 1))
+        let buffers = self.buffers
+        inputViews = graph.nodes.map { node in
+            node.inputs.map { ActivationView(data: buffers[nodeBuffers[$0]], shape: shapes[$0]) }
+        }
+        outputViews = (0..<nodeCount).map { MutableActivationView(data: buffers[nodeBuffers[$0]], shape: shapes[$0]) }
+    }
+
+    deinit {
+        for buffer in buffers { buffer.deallocate() }
+        scratch.deallocate()
+    }
+
+    /// The largest node output per sample, in floats (decides how many images run at once).
+    public var largestActivationPerSample: Int {
+        let batch = max(inputShapes[0].first ?? 1, 1)
+        return shapes.map { $0.reduce(1, *) }.max().map { $0 / batch } ?? 0
+    }
+
+    /// Bytes held by activation buffers and scratch.
+    public var allocatedBytes: Int { (bufferCapacities.reduce(0, +) + scratchCapacity) * MemoryLayout<Float>.size }
+
+    /// Runs the graph once and reports each layer's wall time, slowest first (for `tlhub bench --profile`).
+    public func profile(_ inputs: [Tensor]) throws -> [(layer: String, seconds: Double)] {
+        _ = try run(inputs)
+        let clock = ContinuousClock()
+        var timings: [(layer: String, seconds: Double)] = []
+        for (index, node) in graph.nodes.enumerated() where !node.layer.isIdentity {
+            let start = clock.now
+            node.layer.forward(inputViews[index], into: outputViews[index], scratch: scratch)
+            let elapsed = clock.now - start
+            timings.append((node.layer.name, Double(elapsed.components.attoseconds) / 1e18 + Double(elapsed.components.seconds)))
+        }
+        return timings.sorted { $0.seconds > $1.seconds }
+    }
+
+    /// Runs the graph.
+    /// - Parameter inputs: one tensor per graph input, shaped as `inputShapes`.
+    /// - Returns: one tensor per graph output.
+    /// - Throws: `EngineError.inputShapeMismatch` for inputs of another shape than planned.
+    public func run(_ inputs: [Tensor]) throws -> [Tensor] {
+        guard inputs.map(\.shape) == inputShapes else {
+            throw EngineError.inputShapeMismatch(expected: "\(inputShapes)", actual: inputs.first?.shape ?? [])
+        }
+        for (position, index) in graph.inputs.enumerated() {
+            inputs[position].scalars.withUnsafeBufferPointer { source in
+                buffers[nodeBuffers[index]].update(from: source.baseAddress!, count: source.count)
+            }
+        }
+        for (index, node) in graph.nodes.enumerated() where !node.layer.isIdentity {
+            node.layer.forward(inputViews[index], into: outputViews[index], scratch: scratch)
+        }
+        return graph.outputs.map { index in
+            let count = shapes[index].reduce(1, *)
+            return Tensor(shape: shapes[index], scalars: Array(UnsafeBufferPointer(start: buffers[nodeBuffers[index]], count: count)))
+        }
+    }
+}

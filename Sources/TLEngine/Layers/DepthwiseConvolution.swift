@@ -1,0 +1,236 @@
+import Foundation
+import TLTensor
+
+/// Keras `DepthwiseConv2D`: one small filter bank per input channel.
+///
+/// - `depthwise_kernel`: `[kernelHeight, kernelWidth, inputChannels, depthMultiplier]`
+/// - `bias`: `[inputChannels * depthMultiplier]` when `useBias`
+///
+/// Output channel `c * depthMultiplier + m` reads input channel `c`. The inner loop runs over
+/// contiguous NHWC channels (vectorized), and output rows are split across cores.
+public final class DepthwiseConv2D: Layer {
+    public let name: String
+    /// `(height, width)` of the window.
+    public let kernelSize: (Int, Int)
+    /// `(vertical, horizontal)` step.
+    public let strides: (Int, Int)
+    /// `(vertical, horizontal)` spacing of kernel taps.
+    public let dilation: (Int, Int)
+    /// `same` or `valid`.
+    public let padding: Padding
+    /// Output channels per input channel.
+    public let depthMultiplier: Int
+    /// Whether a bias is added.
+    public let useBias: Bool
+    /// Applied after the bias.
+    public let activation: Activation
+    /// `[kh, kw, in, multiplier]` kernel.
+    public var kernel: Tensor
+    /// `[in * multiplier]` bias, or nil.
+    public var bias: Tensor?
+    /// Zeros of a preceding `ZeroPadding2D` merged in by `Graph.fused()` (only with `valid`).
+    var extraPadding: ((Int, Int), (Int, Int)) = ((0, 0), (0, 0))
+
+    /// Creates a depthwise convolution with weights to be loaded later.
+    public init(name: String, kernelSize: (Int, Int), strides: (Int, Int) = (1, 1), dilation: (Int, Int) = (1, 1),
+                padding: Padding = .valid, depthMultiplier: Int = 1, useBias: Bool = true,
+                activation: Activation = .linear) {
+        self.name = name
+        self.kernelSize = kernelSize
+        self.strides = strides
+        self.dilation = dilation
+        self.padding = padding
+        self.depthMultiplier = depthMultiplier
+        self.useBias = useBias
+        self.activation = activation
+        self.kernel = Tensor(shape: [0])
+    }
+
+    func copy(kernel: Tensor, bias: Tensor?, activation: Activation) -> DepthwiseConv2D {
+        let result = DepthwiseConv2D(name: name, kernelSize: kernelSize, strides: strides, dilation: dilation,
+                                     padding: padding, depthMultiplier: depthMultiplier,
+                                     useBias: bias != nil, activation: activation)
+        result.kernel = kernel
+        result.bias = bias
+        result.extraPadding = extraPadding
+        return result
+    }
+
+    func geometry(height: Int, width: Int) -> (rows: (output: Int, before: Int), columns: (output: Int, before: Int)) {
+        spatialGeometry(height: height, width: width, kernelSize: kernelSize, strides: strides, dilation: dilation,
+                        padding: padding, extraPadding: extraPadding)
+    }
+
+    public func outputShape(inputShapes: [[Int]]) throws -> [Int] {
+        let input = inputShapes[0]
+        guard input.count == 3 else {
+            throw EngineError.incompatibleShapes(layer: name, detail: "DepthwiseConv2D needs a rank-4 NHWC input, got per-sample shape \(input)")
+        }
+        let (rows, columns) = geometry(height: input[0], width: input[1])
+        return [rows.output, columns.output, input[2] * depthMultiplier]
+    }
+
+    public func expectedWeights(inputShapes: [[Int]]) -> [WeightSpec] {
+        let channels = inputShapes[0].last ?? 0
+        var specs = [WeightSpec("depthwise_kernel", [kernelSize.0, kernelSize.1, channels, depthMultiplier])]
+        if useBias { specs.append(WeightSpec("bias", [channels * depthMultiplier])) }
+        return specs
+    }
+
+    public func setWeights(_ weights: [String: Tensor]) {
+        if let kernel = weights["depthwise_kernel"] { self.kernel = kernel }
+        bias = useBias ? weights["bias"] : nil
+    }
+
+    public var weights: [String: Tensor] {
+        var result = ["depthwise_kernel": kernel]
+        if let bias { result["bias"] = bias }
+        return result
+    }
+
+    public func forward(_ inputs: [ActivationView], into output: MutableActivationView, scratch: UnsafeMutablePointer<Float>) {
+        let input = inputs[0]
+        let (batch, height, width, channels) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
+        let (outputHeight, outputWidth, outputChannels) = (output.shape[1], output.shape[2], output.shape[3])
+        let (kernelHeight, kernelWidth) = kernelSize
+        let (rows, columns) = geometry(height: height, width: width)
+        let (padTop, padLeft) = (rows.before, columns.before)
+        let (strideY, strideX, dilationY, dilationX) = (strides.0, strides.1, dilation.0, dilation.1)
+        let multiplier = depthMultiplier
+        let activation = self.activation
+        let outputData = output.data, inputData = input.data
+        kernel.scalars.withUnsafeBufferPointer { kernelBuffer in
+            (bias?.scalars ?? []).withUnsafeBufferPointer { biasBuffer in
+                let k = kernelBuffer.baseAddress!, b = bias == nil ? nil : biasBuffer.baseAddress
+                let work = batch * outputHeight * outputWidth * outputChannels * kernelHeight * kernelWidth
+                parallelChunks(batch * outputHeight, work: work) { rows in
+                    for row in rows {
+                        let image = row / outputHeight, oy = row % outputHeight
+                        let imageBase = inputData + image * height * width * channels
+                        let outputRow = outputData + row * outputWidth * outputChannels
+                        let rowTop = oy * strideY - padTop
+                        let firstRow = max(0, (-rowTop + dilationY - 1) / dilationY)
+                        let lastRow = min(kernelHeight, (height - rowTop + dilationY - 1) / dilationY)
+                        for ox in 0..<outputWidth {
+                            let o = outputRow + ox * outputChannels
+                            let columnLeft = ox * strideX - padLeft
+                            let firstColumn = max(0, (-columnLeft + dilationX - 1) / dilationX)
+                            let lastColumn = min(kernelWidth, (width - columnLeft + dilationX - 1) / dilationX)
+                            if multiplier == 1 {
+                                // Eight channels at a time, accumulated in registers over all taps.
+                                var c = 0
+                                while c + 8 <= channels {
+                                    var sum = b.map { SIMD8<Float>(loadingFrom: $0 + c) } ?? .zero
+                                    for ky in firstRow..<max(lastRow, firstRow) {
+                                        let sourceRow = imageBase + ((rowTop + ky * dilationY) * width) * channels + c
+                                        let tapRow = k + ky * kernelWidth * outputChannels + c
+                                        for kx in firstColumn..<max(lastColumn, firstColumn) {
+                                            let source = SIMD8<Float>(loadingFrom: sourceRow + (columnLeft + kx * dilationX) * channels)
+                                            sum += source * SIMD8<Float>(loadingFrom: tapRow + kx * outputChannels)
+                                        }
+                                    }
+                                    sum.store(to: o + c)
+                                    c += 8
+                                }
+                                while c < channels {
+                                    var sum = b?[c] ?? 0
+                                    for ky in firstRow..<max(lastRow, firstRow) {
+                                        for kx in firstColumn..<max(lastColumn, firstColumn) {
+                                            let iy = rowTop + ky * dilationY, ix = columnLeft + kx * dilationX
+                                            sum += imageBase[(iy * width + ix) * channels + c] * k[(ky * kernelWidth + kx) * outputChannels + c]
+                                        }
+                                    }
+                                    o[c] = sum
+                                    c += 1
+                                }
+                            } else {
+                                if let b { o.update(from: b, count: outputChannels) } else { o.update(repeating: 0, count: outputChannels) }
+                                for ky in firstRow..<max(lastRow, firstRow) {
+                                    let iy = rowTop + ky * dilationY
+                                    for kx in firstColumn..<max(lastColumn, firstColumn) {
+                                        let ix = columnLeft + kx * dilationX
+                                        let source = imageBase + (iy * width + ix) * channels
+                                        let taps = k + (ky * kernelWidth + kx) * outputChannels
+                                        for c in 0..<channels {
+                                            let value = source[c]
+                                            for m in 0..<multiplier { o[c * multiplier + m] += value * taps[c * multiplier + m] }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        activation.apply(outputRow, count: outputWidth * outputChannels, lastAxis: outputChannels)
+                    }
+                }
+            }
+        }
+    }
+}
+
+extension SIMD8 where Scalar == Float {
+    /// Reads eight floats from a possibly unaligned address.
+    @inline(__always) init(loadingFrom pointer: UnsafePointer<Float>) {
+        self = UnsafeRawPointer(pointer).loadUnaligned(as: SIMD8<Float>.self)
+    }
+
+    /// Writes eight floats to a possibly unaligned address.
+    @inline(__always) func store(to pointer: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(pointer).storeBytes(of: self, as: SIMD8<Float>.self)
+    }
+}
+
+/// Keras `SeparableConv2D`: a depthwise convolution (no bias) then a 1×1 convolution.
+///
+/// - `depthwise_kernel`: `[kh, kw, in, depthMultiplier]`
+/// - `pointwise_kernel`: `[1, 1, in * depthMultiplier, filters]`
+/// - `bias`: `[filters]` when `useBias`
+public final class SeparableConv2D: Layer {
+    public let name: String
+    let depthwise: DepthwiseConv2D
+    let pointwise: Conv2D
+
+    /// Creates a separable convolution with weights to be loaded later.
+    public init(name: String, filters: Int, kernelSize: (Int, Int), strides: (Int, Int) = (1, 1),
+                dilation: (Int, Int) = (1, 1), padding: Padding = .valid, depthMultiplier: Int = 1,
+                useBias: Bool = true, activation: Activation = .linear) {
+        self.name = name
+        depthwise = DepthwiseConv2D(name: name, kernelSize: kernelSize, strides: strides, dilation: dilation,
+                                    padding: padding, depthMultiplier: depthMultiplier, useBias: false)
+        pointwise = Conv2D(name: name, filters: filters, kernelSize: (1, 1), useBias: useBias, activation: activation)
+    }
+
+    public func outputShape(inputShapes: [[Int]]) throws -> [Int] {
+        try pointwise.outputShape(inputShapes: [try depthwise.outputShape(inputShapes: inputShapes)])
+    }
+
+    public func expectedWeights(inputShapes: [[Int]]) -> [WeightSpec] {
+        let channels = inputShapes[0].last ?? 0
+        var specs = [WeightSpec("depthwise_kernel", [depthwise.kernelSize.0, depthwise.kernelSize.1, channels, depthwise.depthMultiplier]),
+                     WeightSpec("pointwise_kernel", [1, 1, channels * depthwise.depthMultiplier, pointwise.filters])]
+        if pointwise.useBias { specs.append(WeightSpec("bias", [pointwise.filters])) }
+        return specs
+    }
+
+    public func setWeights(_ weights: [String: Tensor]) {
+        depthwise.setWeights(["depthwise_kernel": weights["depthwise_kernel"] ?? Tensor(shape: [0])])
+        var pointwiseWeights = ["kernel": weights["pointwise_kernel"] ?? Tensor(shape: [0])]
+        pointwiseWeights["bias"] = weights["bias"]
+        pointwise.setWeights(pointwiseWeights)
+    }
+
+    public var weights: [String: Tensor] {
+        var result = ["depthwise_kernel": depthwise.kernel, "pointwise_kernel": pointwise.kernel]
+        if let bias = pointwise.bias { result["bias"] = bias }
+        return result
+    }
+
+    public func scratchCount(inputs: [[Int]], output: [Int]) -> Int {
+        output[0] * output[1] * output[2] * inputs[0][3] * depthwise.depthMultiplier
+    }
+
+    public func forward(_ inputs: [ActivationView], into output: MutableActivationView, scratch: UnsafeMutablePointer<Float>) {
+        let middleShape = Array(output.shape.dropLast()) + [inputs[0].shape[3] * depthwise.depthMultiplier]
+        depthwise.forward(inputs, into: MutableActivationView(data: scratch, shape: middleShape), scratch: scratch)
+        pointwise.forward([ActivationView(data: scratch, shape: middleShape)], into: output, scratch: scratch)
+    }
+}

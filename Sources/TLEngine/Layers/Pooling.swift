@@ -1,0 +1,123 @@
+import Foundation
+import TLTensor
+
+/// Keras `MaxPooling2D` and `AveragePooling2D` over NHWC activations.
+///
+/// With `same` padding the average counts only the cells inside the input, as TensorFlow does.
+public final class Pooling2D: Layer {
+    /// Which reduction a window computes.
+    public enum Kind: Sendable {
+        /// Largest value in the window.
+        case max
+        /// Mean of the in-bounds values in the window.
+        case average
+    }
+
+    public let name: String
+    /// Reduction.
+    public let kind: Kind
+    /// `(height, width)` of the window.
+    public let poolSize: (Int, Int)
+    /// `(vertical, horizontal)` step (Keras defaults it to `poolSize`).
+    public let strides: (Int, Int)
+    /// `same` or `valid`.
+    public let padding: Padding
+
+    /// Creates a pooling layer.
+    public init(name: String, kind: Kind, poolSize: (Int, Int), strides: (Int, Int)? = nil, padding: Padding = .valid) {
+        self.name = name
+        self.kind = kind
+        self.poolSize = poolSize
+        self.strides = strides ?? poolSize
+        self.padding = padding
+    }
+
+    public func outputShape(inputShapes: [[Int]]) throws -> [Int] {
+        let input = inputShapes[0]
+        guard input.count == 3 else {
+            throw EngineError.incompatibleShapes(layer: name, detail: "pooling needs a rank-4 NHWC input, got per-sample shape \(input)")
+        }
+        return [padding.window(input: input[0], kernel: poolSize.0, stride: strides.0, dilation: 1).output,
+                padding.window(input: input[1], kernel: poolSize.1, stride: strides.1, dilation: 1).output, input[2]]
+    }
+
+    public func forward(_ inputs: [ActivationView], into output: MutableActivationView, scratch: UnsafeMutablePointer<Float>) {
+        let input = inputs[0]
+        let (batch, height, width, channels) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
+        let (outputHeight, outputWidth) = (output.shape[1], output.shape[2])
+        let padTop = padding.window(input: height, kernel: poolSize.0, stride: strides.0, dilation: 1).before
+        let padLeft = padding.window(input: width, kernel: poolSize.1, stride: strides.1, dilation: 1).before
+        let (poolHeight, poolWidth, strideY, strideX) = (poolSize.0, poolSize.1, strides.0, strides.1)
+        let isMax = kind == .max
+        let inputData = input.data, outputData = output.data
+        parallelChunks(batch * outputHeight, work: output.count * poolHeight * poolWidth) { rows in
+            for row in rows {
+                let image = row / outputHeight, oy = row % outputHeight
+                let imageBase = inputData + image * height * width * channels
+                let y0 = max(oy * strideY - padTop, 0), y1 = min(oy * strideY - padTop + poolHeight, height)
+                for ox in 0..<outputWidth {
+                    let o = outputData + (row * outputWidth + ox) * channels
+                    let x0 = max(ox * strideX - padLeft, 0), x1 = min(ox * strideX - padLeft + poolWidth, width)
+                    o.update(repeating: isMax ? -.infinity : 0, count: channels)
+                    for y in y0..<max(y1, y0) {
+                        for x in x0..<max(x1, x0) {
+                            let source = imageBase + (y * width + x) * channels
+                            if isMax {
+                                for c in 0..<channels { o[c] = max(o[c], source[c]) }
+                            } else {
+                                for c in 0..<channels { o[c] += source[c] }
+                            }
+                        }
+                    }
+                    if !isMax {
+                        let inverse = 1 / Float(max((y1 - y0) * (x1 - x0), 1))
+                        for c in 0..<channels { o[c] *= inverse }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Keras `GlobalAveragePooling2D` / `GlobalMaxPooling2D`: `[N, H, W, C]` → `[N, C]`
+/// (`[N, 1, 1, C]` with `keepDimensions`).
+public final class GlobalPooling2D: Layer {
+    public let name: String
+    /// Reduction.
+    public let kind: Pooling2D.Kind
+    /// Keras `keepdims`.
+    public let keepDimensions: Bool
+
+    /// Creates a global pooling layer.
+    public init(name: String, kind: Pooling2D.Kind, keepDimensions: Bool = false) {
+        self.name = name
+        self.kind = kind
+        self.keepDimensions = keepDimensions
+    }
+
+    public func outputShape(inputShapes: [[Int]]) throws -> [Int] {
+        let input = inputShapes[0]
+        guard input.count == 3 else {
+            throw EngineError.incompatibleShapes(layer: name, detail: "global pooling needs a rank-4 NHWC input, got per-sample shape \(input)")
+        }
+        return keepDimensions ? [1, 1, input[2]] : [input[2]]
+    }
+
+    public func forward(_ inputs: [ActivationView], into output: MutableActivationView, scratch: UnsafeMutablePointer<Float>) {
+        let input = inputs[0]
+        let (batch, pixels, channels) = (input.shape[0], input.shape[1] * input.shape[2], input.shape[3])
+        for image in 0..<batch {
+            let o = output.data + image * channels
+            let base = input.data + image * pixels * channels
+            if kind == .max {
+                o.update(repeating: -.infinity, count: channels)
+                for p in 0..<pixels { for c in 0..<channels { o[c] = max(o[c], base[p * channels + c]) } }
+            } else {
+                o.update(repeating: 0, count: channels)
+                for p in 0..<pixels { for c in 0..<channels { o[c] += base[p * channels + c] } }
+                let inverse = 1 / Float(pixels)
+                for c in 0..<channels { o[c] *= inverse }
+            }
+        }
+    }
+}

@@ -1,0 +1,211 @@
+import Foundation
+import TLTensor
+
+/// A loaded network ready for inference: `predict` runs the whole model, `features` the
+/// convolutional base with global pooling.
+///
+/// ```swift
+/// let model = try Model.load(from: URL(fileURLWithPath: "mobilenet_v2.safetensors"))
+/// let vectors = try model.features(input: batch, pooling: .avg)   // [N, 1280]
+/// let scores = try model.predict(input: batch)                    // [N, 1000]
+/// ```
+///
+/// Inference runs a fused copy of the graph (BatchNorm folded, activations fused); `graph` is
+/// the unfused reference. Buffers are planned once per input shape and reused across calls.
+/// A `Model` is not thread-safe: use one per thread.
+public final class Model {
+    /// The Keras model name.
+    public var name: String { graph.name }
+    /// The native architecture, when the model was built by tlhub rather than from a Keras config.
+    public let architecture: Architecture?
+    /// The constructor options of a native architecture.
+    public let options: ApplicationOptions?
+    /// The unfused reference graph with weights loaded.
+    public private(set) var graph: Graph
+    private var predictor: GraphExecutor?
+    private var extractor: GraphExecutor?
+
+    /// Loads a model file: a Keras model config inside it is used when present, otherwise the
+    /// architecture is `architecture` or detected from the layer names.
+    /// - Parameters:
+    ///   - url: a `.safetensors` file (Keras `.h5`/`.keras` once the HDF5 reader is linked in).
+    ///   - architecture: overrides detection; a wrong choice fails strict loading.
+    /// - Throws: `EngineError` (unreadable file, unknown architecture, missing or mis-shaped weight).
+    public static func load(from url: URL, architecture: Architecture? = nil) throws -> Model {
+        try Model(weights: try WeightFiles.open(url), architecture: architecture)
+    }
+
+    /// Builds and strictly loads a model from any weight source.
+    /// - Throws: `EngineError` for an unknown architecture or any weight mismatch.
+    public init(weights: WeightSource, architecture: Architecture? = nil) throws {
+        if architecture == nil, let config = weights.modelConfig {
+            graph = try KerasModelConfig.graph(fromJSON: config)
+            try graph.loadWeights(from: weights)
+            self.architecture = nil
+            options = nil
+            return
+        }
+        var chosen = try architecture ?? Architecture.detect(from: weights)
+        if case .mobileNetV2(let alpha) = chosen, alpha == 0 {
+            let filters = weights.shape(layer: "block_16_project", weight: "kernel")?.last ?? 0
+            chosen = .mobileNetV2(alpha: try Architecture.mobileNetV2Alpha(projectFilters: filters))
+        }
+        let options = Architecture.options(for: weights, architecture: chosen)
+        graph = try chosen.build(options: options)
+        try graph.loadWeights(from: weights)
+        self.architecture = chosen
+        self.options = options
+    }
+
+    /// Wraps a graph whose weights are already loaded.
+    public init(graph: Graph) {
+        self.graph = graph
+        architecture = nil
+        options = nil
+    }
+
+    /// The per-sample input shape, `-1` where any size is accepted.
+    public var inputShape: [Int] { graph.shapes[graph.inputs[0]] }
+
+    /// Runs the whole network.
+    /// - Parameter input: `[N, H, W, C]` float32, already preprocessed as the model expects.
+    /// - Returns: the model output, e.g. `[N, classes]`.
+    /// - Throws: `EngineError.inputShapeMismatch` naming the expected and actual shape.
+    public func predict(input: Tensor) throws -> Tensor {
+        try prepare(for: input)
+        return try run(input, executor: &predictor) { try self.graph.fused() }
+    }
+
+    /// Per-layer wall times of one `predict` pass over `input`, slowest first.
+    public func profile(input: Tensor) throws -> [(layer: String, seconds: Double)] {
+        _ = try predict(input: input)
+        guard let predictor else { return [] }
+        let size = predictor.inputShapes[0][0]
+        let slice = Tensor(shape: [size] + input.shape.dropFirst(), scalars: Array(input.scalars[0..<(input.count / input.shape[0] * size)]))
+        return try predictor.profile([slice])
+    }
+
+    /// Runs the convolutional base (up to the last spatial feature map, before any pooling,
+    /// flatten or classifier) and pools it.
+    /// - Parameters:
+    ///   - input: `[N, H, W, C]` float32, already preprocessed.
+    ///   - pooling: `.avg`/`.max` give `[N, C]`; `.none` gives the `[N, h, w, C]` map.
+    /// - Throws: `EngineError.inputShapeMismatch`, or `.unsupportedRequest` for a network
+    ///   without a spatial feature map.
+    public func features(input: Tensor, pooling: FeaturePooling = .avg) throws -> Tensor {
+        try prepare(for: input)
+        guard let node = graph.lastSpatialNode else {
+            throw EngineError.unsupportedRequest("model '\(name)' has no spatial feature map to extract features from")
+        }
+        let map = try run(input, executor: &extractor) { try self.graph.truncated(at: node).fused() }
+        return Model.pool(map, pooling)
+    }
+
+    /// Activation floats per pass the engine aims to stay under: large batches run a few images
+    /// at a time so each layer's output stays in cache instead of streaming through memory.
+    /// Changing it takes effect at the next call with a new input shape.
+    public var activationBudget = 4_000_000
+
+    /// Runs `input` through the graph `makeGraph` builds, in micro-batches, reusing `executor`
+    /// while the per-sample shape and micro-batch size stay the same.
+    private func run(_ input: Tensor, executor: inout GraphExecutor?, makeGraph: () throws -> Graph) throws -> Tensor {
+        let count = input.shape[0]
+        let sampleShape = Array(input.shape.dropFirst())
+        var current: GraphExecutor
+        if let executor, Array(executor.inputShapes[0].dropFirst()) == sampleShape,
+           executor.inputShapes[0][0] <= count, executor.inputShapes[0][0] == microBatch(executor, count: count) {
+            current = executor
+        } else {
+            executor = nil  // release the old buffers before planning new ones
+            let graph = try makeGraph()
+            let probe = try GraphExecutor(graph: graph, inputShapes: [[1] + sampleShape])
+            let size = microBatch(probe, count: count)
+            current = size == 1 ? probe : try GraphExecutor(graph: graph, inputShapes: [[size] + sampleShape])
+            executor = current
+        }
+        let size = current.inputShapes[0][0]
+        if size == count { return try current.run([input])[0] }
+        let perSample = input.count / max(count, 1)
+        var scalars: [Float] = []
+        var outputShape: [Int] = []
+        var start = 0
+        while start < count {
+            let end = min(start + size, count)
+            // The last slice is padded with zeros to the planned size; its extra outputs are dropped.
+            var slice = Array(input.scalars[(start * perSample)..<(end * perSample)])
+            slice.append(contentsOf: repeatElement(0, count: (size - (end - start)) * perSample))
+            let output = try current.run([Tensor(shape: [size] + sampleShape, scalars: slice)])[0]
+            let outputPerSample = output.count / size
+            outputShape = Array(output.shape.dropFirst())
+            if scalars.isEmpty { scalars.reserveCapacity(count * outputPerSample) }
+            scalars.append(contentsOf: output.scalars[0..<((end - start) * outputPerSample)])
+            start = end
+        }
+        return Tensor(shape: [count] + outputShape, scalars: scalars)
+    }
+
+    private func microBatch(_ executor: GraphExecutor, count: Int) -> Int {
+        max(1, min(count, activationBudget / max(executor.largestActivationPerSample, 1)))
+    }
+
+    /// Rebuilds a native architecture for the input's image size when the graph was built for
+    /// another one (MobileNetV2's stride-2 padding depends on it), reusing the loaded weights.
+    private func prepare(for input: Tensor) throws {
+        guard input.rank == 4, input.shape[0] > 0 else {
+            throw EngineError.inputShapeMismatch(expected: "[N, " + inputShape.map { $0 < 0 ? "any" : String($0) }.joined(separator: ", ") + "]", actual: input.shape)
+        }
+        guard let architecture, architecture.paddingDependsOnInputSize, var options else { return }
+        let given = Array(input.shape.dropFirst())
+        guard given != inputShape, given.count == inputShape.count, given.last == inputShape.last else { return }
+        options.inputShape = Array(input.shape.dropFirst())
+        let rebuilt = try architecture.build(options: options)
+        try rebuilt.loadWeights(from: WeightDictionary(graph: graph))
+        graph = rebuilt
+        predictor = nil
+        extractor = nil
+    }
+
+    /// Global average or max pooling of `[N, H, W, C]` to `[N, C]`.
+    static func pool(_ map: Tensor, _ pooling: FeaturePooling) -> Tensor {
+        guard pooling != .none, map.rank == 4 else { return map }
+        let (batch, pixels, channels) = (map.shape[0], map.shape[1] * map.shape[2], map.shape[3])
+        var result = [Float](repeating: pooling == .max ? -.infinity : 0, count: batch * channels)
+        for image in 0..<batch {
+            for pixel in 0..<pixels {
+                let base = (image * pixels + pixel) * channels
+                for c in 0..<channels {
+                    let value = map.scalars[base + c]
+                    if pooling == .max {
+                        result[image * channels + c] = max(result[image * channels + c], value)
+                    } else {
+                        result[image * channels + c] += value
+                    }
+                }
+            }
+            if pooling == .avg {
+                for c in 0..<channels { result[image * channels + c] /= Float(pixels) }
+            }
+        }
+        return Tensor(shape: [batch, channels], scalars: result)
+    }
+}
+
+/// Opens model files by extension.
+public enum WeightFiles {
+    /// Opens `url` as a weight source.
+    /// - Throws: `EngineError.unreadableFile` for a missing file or a format this build cannot read,
+    ///   or the format reader's own error for a corrupt file.
+    public static func open(_ url: URL) throws -> WeightSource {
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            throw EngineError.unreadableFile(path: url.path, problem: "no such file")
+        }
+        switch url.pathExtension.lowercased() {
+        case "safetensors":
+            return try SafeTensorsFile(contentsOf: url)
+        case "h5", "hdf5", "keras":
+            throw EngineError.unreadableFile(path: url.path, problem: "Keras HDF5/.keras files need the TLFormats reader, which this build does not link yet; convert to .safetensors")
+        default:
+            throw EngineError.unreadableFile(path: url.path, problem: "unknown model file type '.\(url.pathExtension)' (expected .safetensors, .h5, .weights.h5 or .keras)")
+        }
+    }
+}

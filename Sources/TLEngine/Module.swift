@@ -1,2 +1,0 @@
-// TLEngine: see the README for what this module holds.
-import TLTensor

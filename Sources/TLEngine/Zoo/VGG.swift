@@ -1,0 +1,45 @@
+import Foundation
+
+/// `keras.applications.VGG16` / `VGG19` (Simonyan & Zisserman 2014), with Keras' layer names
+/// `block1_conv1` … `block5_pool`, `flatten`, `fc1`, `fc2`, `predictions`.
+public enum VGG {
+    /// Convolutions per block.
+    public static let vgg16Blocks = [2, 2, 3, 3, 3]
+    /// Convolutions per block.
+    public static let vgg19Blocks = [2, 2, 4, 4, 4]
+    /// Filters of each block.
+    public static let filters = [64, 128, 256, 512, 512]
+
+    /// Builds a VGG network.
+    /// - Parameters:
+    ///   - convolutionsPerBlock: `vgg16Blocks` or `vgg19Blocks` (or a custom stack).
+    ///   - filters: filters per block (Keras: `VGG.filters`).
+    ///   - denseUnits: width of `fc1`/`fc2` (Keras: 4096).
+    ///   - options: Keras constructor options; the top needs a fixed input size (default 224×224×3).
+    public static func build(convolutionsPerBlock: [Int] = vgg16Blocks, filters: [Int] = filters, denseUnits: Int = 4096,
+                             options: ApplicationOptions = .init(), name: String = "vgg16") throws -> Graph {
+        let shape = options.inputShape ?? (options.includeTop ? [224, 224, 3] : [-1, -1, 3])
+        let builder = GraphBuilder()
+        var x = builder.input(shape: shape, name: "input_1")
+        for (block, count) in convolutionsPerBlock.enumerated() {
+            for index in 1...count {
+                x = try builder.conv2D(x, filters: filters[block], kernelSize: 3, padding: .same, activation: .relu,
+                                       name: "block\(block + 1)_conv\(index)")
+            }
+            x = try builder.maxPooling2D(x, poolSize: 2, strides: 2, name: "block\(block + 1)_pool")
+        }
+        if options.includeTop {
+            x = try builder.flatten(x, name: "flatten")
+            x = try builder.dense(x, units: denseUnits, activation: .relu, name: "fc1")
+            x = try builder.dense(x, units: denseUnits, activation: .relu, name: "fc2")
+            x = try builder.dense(x, units: options.classes, activation: options.classifierActivation, name: "predictions")
+        } else {
+            switch options.pooling {
+            case .avg: x = try builder.globalAveragePooling2D(x, name: "global_average_pooling2d")
+            case .max: x = try builder.globalMaxPooling2D(x, name: "global_max_pooling2d")
+            case .none: break
+            }
+        }
+        return try builder.build(outputs: [x], name: name)
+    }
+}

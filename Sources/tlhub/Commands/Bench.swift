@@ -1,0 +1,112 @@
+import ArgumentParser
+import Foundation
+import TLEngine
+import TLTensor
+
+struct Bench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure inference speed: images per second, milliseconds per batch, peak memory.",
+        discussion: """
+        Runs the model on random input; warm-up passes are not timed. Build with
+        `swift build -c release` for meaningful numbers.
+
+        Example:
+          tlhub bench --model mobilenet_v2.safetensors --batch 32 --json
+        """)
+
+    @OptionGroup var modelOptions: EngineModelOptions
+
+    @Option(help: "Images per forward pass.")
+    var batch = 1
+
+    @Option(help: "Image height and width when the model accepts any size.")
+    var size = 224
+
+    @Option(help: "Timed passes (default: as many as fit in about 5 seconds, at least 3).")
+    var iterations: Int?
+
+    @Option(help: "Untimed warm-up passes.")
+    var warmup = 2
+
+    @Flag(help: "Time features (base + pooling) instead of the full model.")
+    var features = false
+
+    @Flag(help: "Print JSON (images_per_second, ms_per_batch, peak_rss_mb) on stdout.")
+    var json = false
+
+    @Flag(help: "Also print the slowest layers of one pass.")
+    var profile = false
+
+    func validate() throws {
+        guard batch > 0, size > 0, warmup >= 0 else { throw ValidationError("--batch and --size must be positive") }
+        if let iterations, iterations <= 0 { throw ValidationError("--iterations must be positive") }
+    }
+
+    func run() async throws {
+        let model = try modelOptions.load()
+        var shape = model.inputShape
+        if shape.count == 3 {
+            shape[0] = shape[0] > 0 ? shape[0] : size
+            shape[1] = shape[1] > 0 ? shape[1] : size
+        }
+        var generator = SystemRandomNumberGenerator()
+        let count = batch * shape.reduce(1, *)
+        let input = Tensor(shape: [batch] + shape, scalars: (0..<count).map { _ in Float.random(in: -1...1, using: &generator) })
+        let pass = { _ = try features ? model.features(input: input, pooling: .avg) : model.predict(input: input) }
+        for _ in 0..<warmup { try pass() }
+        var timings: [Double] = []
+        let clock = ContinuousClock()
+        let budget = Duration.seconds(5)
+        let started = clock.now
+        while iterations.map({ timings.count < $0 }) ?? (timings.count < 3 || clock.now - started < budget) {
+            let begin = clock.now
+            try pass()
+            let elapsed = clock.now - begin
+            timings.append(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+        }
+        let mean = timings.reduce(0, +) / Double(timings.count)
+        let imagesPerSecond = Double(batch) / mean
+        let peak = peakResidentMegabytes()
+        if json {
+            let fields = [
+                "\"model\": \"\(model.name)\"", "\"batch\": \(batch)", "\"input_shape\": \([batch] + shape)",
+                "\"iterations\": \(timings.count)",
+                "\"images_per_second\": \(String(format: "%.3f", imagesPerSecond))",
+                "\"ms_per_batch\": \(String(format: "%.3f", mean * 1000))",
+                "\"peak_rss_mb\": \(String(format: "%.1f", peak))",
+            ]
+            print("{" + fields.joined(separator: ", ") + "}")
+        } else {
+            print("model        \(model.name) input \([batch] + shape)")
+            print("passes       \(timings.count) timed, \(warmup) warm-up")
+            print("throughput   \(String(format: "%.2f", imagesPerSecond)) img/s")
+            print("latency      \(String(format: "%.2f", mean * 1000)) ms/batch")
+            print("peak RSS     \(String(format: "%.1f", peak)) MB")
+        }
+        if profile {
+            let timings = try model.profile(input: input)
+            let total = timings.reduce(0) { $0 + $1.seconds }
+            for timing in timings.prefix(20) {
+                let line = String(format: "%8.2f ms %5.1f%%  ", timing.seconds * 1000, 100 * timing.seconds / max(total, 1e-12))
+                FileHandle.standardError.write(Data((line + timing.layer + "\n").utf8))
+            }
+        }
+    }
+
+    /// Peak resident set size of this process (Linux `VmHWM`, else `getrusage`).
+    private func peakResidentMegabytes() -> Double {
+        if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+           let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+           let kilobytes = Double(line.split(separator: " ").dropFirst().first ?? "") {
+            return kilobytes / 1024
+        }
+        var usage = rusage()
+        #if os(macOS)
+        getrusage(RUSAGE_SELF, &usage)
+        return Double(usage.ru_maxrss) / 1_048_576
+        #else
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Double(usage.ru_maxrss) / 1024
+        #endif
+    }
+}
