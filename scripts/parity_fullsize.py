@@ -42,6 +42,22 @@ MODELS.update({
     "resnet152": (lambda: keras.applications.ResNet152(weights=None), "conv5_block3_out"),
     "resnet50v2": (lambda: keras.applications.ResNet50V2(weights=None), "post_relu"),
 })
+# InceptionV3, Xception, InceptionResNetV2, DenseNet, NASNet (NASNet's last ReLU has an automatic
+# name: None means "the layer before the global pooling").
+MODELS.update({
+    "inceptionv3": (lambda: keras.applications.InceptionV3(weights=None), "mixed10"),
+    "xception": (lambda: keras.applications.Xception(weights=None), "block14_sepconv2_act"),
+    "inceptionresnetv2": (lambda: keras.applications.InceptionResNetV2(weights=None), "conv_7b_ac"),
+    "densenet121": (lambda: keras.applications.DenseNet121(weights=None), "relu"),
+    "densenet169": (lambda: keras.applications.DenseNet169(weights=None), "relu"),
+    "densenet201": (lambda: keras.applications.DenseNet201(weights=None), "relu"),
+    "densenet121_notop_160": (lambda: keras.applications.DenseNet121(weights=None, include_top=False,
+                                                                     input_shape=(160, 160, 3)), "relu"),
+    "nasnetmobile": (lambda: keras.applications.NASNetMobile(weights=None), None),
+    "nasnetlarge": (lambda: keras.applications.NASNetLarge(weights=None), None),
+    "inceptionv3_notop_150": (lambda: keras.applications.InceptionV3(weights=None, include_top=False,
+                                                                     input_shape=(150, 150, 3)), "mixed10"),
+})
 
 
 def write_safetensors(path, tensors, metadata):
@@ -116,6 +132,7 @@ def main():
         shape = model.input_shape[1:]
         x = rng.uniform(-1, 1, (args.batch,) + tuple(shape)).astype(np.float32)
         expected = model.predict(x, verbose=0)
+        feature_layer = feature_layer or model.layers[-3].name
         base = keras.Model(model.input, model.get_layer(feature_layer).output)
         expected_features = base.predict(x, verbose=0).mean(axis=(1, 2))
         weights = WORK / f"{name}.safetensors"
