@@ -166,6 +166,30 @@ struct ZooBNamesTests {
         #expect(!Architecture.options(for: noTop, architecture: architecture).includeTop)
     }
 
+    @Test("Keras 2.0 files numbering automatic names from 1 are detected and read under tf.keras' names")
+    func oneBasedNames() throws {
+        let modern = ExpectedShapes(graph: try InceptionV3.build(options: ApplicationOptions(includeTop: false)))
+        var legacy = modern
+        legacy.entries = modern.entries.map { entry in
+            for prefix in ["conv2d", "batch_normalization"] {
+                if entry.layer == prefix { return ("\(prefix)_1", entry.weights) }
+                if entry.layer.hasPrefix("\(prefix)_"), let index = Int(entry.layer.dropFirst(prefix.count + 1)) {
+                    return ("\(prefix)_\(index + 1)", entry.weights)
+                }
+            }
+            return entry
+        }
+        #expect(legacy.layerNames.contains("conv2d_94") && !legacy.layerNames.contains("conv2d"))
+        // Detection and every shape check pass through the renumbering; the data read then asks the
+        // file for its own name of the first layer, `conv2d` → `conv2d_1`.
+        #expect(throws: EngineError.missingWeight(layer: "conv2d_1", weight: "kernel", expectedShape: [])) {
+            try Model(weights: legacy)
+        }
+        #expect(throws: EngineError.missingWeight(layer: "conv2d", weight: "kernel", expectedShape: [])) {
+            try Model(weights: modern)
+        }
+    }
+
     @Test("unpublished DenseNet and NASNet shapes are named in the error")
     func unpublished() throws {
         let dense = ExpectedShapes(graph: try DenseNet.build(blocks: [1, 2, 1, 1], options: ApplicationOptions(includeTop: false)))
