@@ -119,7 +119,8 @@ public enum Architecture: Sendable, Equatable, CustomStringConvertible {
     /// Recognises the architecture of a weights-only file from its layer names and kernel shapes.
     ///
     /// MobileNetV2's alpha comes from `block_16_project`'s output channels (unique per alpha);
-    /// VGG19 has `block5_conv4`; ResNet depth from the number of blocks in stages 3 and 4.
+    /// VGG19 has `block5_conv4`; ResNet depth from the number of blocks in stages 3 and 4;
+    /// Inception, Xception, DenseNet and NASNet rules are in `detectZooB(layers:weights:)`.
     /// - Throws: `EngineError.unknownArchitecture` when nothing matches.
     public static func detect(from weights: WeightSource) throws -> Architecture {
         let layers = Set(weights.layerNames)

@@ -7,6 +7,16 @@ import Foundation
 /// other convolutions, BatchNormalizations (`scale=False`), activations and pools, and the
 /// residual scaling layers (`custom_scale_layer` …), get automatic names in creation order.
 public enum InceptionResNetV2 {
+    /// The three residual Inception blocks, named as Keras names them.
+    enum Block: String {
+        /// Inception-ResNet-A, 35×35 in the full network.
+        case block35
+        /// Inception-ResNet-B, 17×17.
+        case block17
+        /// Inception-ResNet-C, 8×8.
+        case block8
+    }
+
     /// Builds the network.
     /// - Parameters:
     ///   - options: Keras constructor options; the input defaults to 299×299×3 with the top and any
@@ -44,11 +54,11 @@ public enum InceptionResNetV2 {
 
         /// One residual Inception block: branches, `_mixed` concatenation, the biased 1×1 `_conv`
         /// back to the input width, `x + scale · up`, and the `_ac` ReLU (none on `block8_10`).
-        func residualBlock(_ x: GraphTensor, scale: Float, type: String, index: Int,
+        func residualBlock(_ x: GraphTensor, scale: Float, type: Block, index: Int,
                            activation: Bool = true) throws -> GraphTensor {
             var branches: [GraphTensor]
             switch type {
-            case "block35":
+            case .block35:
                 let branch0 = try convolution(x, 32, 1)
                 var branch1 = try convolution(x, 32, 1)
                 branch1 = try convolution(branch1, 32, 3)
@@ -56,20 +66,20 @@ public enum InceptionResNetV2 {
                 branch2 = try convolution(branch2, 48, 3)
                 branch2 = try convolution(branch2, 64, 3)
                 branches = [branch0, branch1, branch2]
-            case "block17":
+            case .block17:
                 let branch0 = try convolution(x, 192, 1)
                 var branch1 = try convolution(x, 128, 1)
                 branch1 = try convolution(branch1, 160, (1, 7))
                 branch1 = try convolution(branch1, 192, (7, 1))
                 branches = [branch0, branch1]
-            default:
+            case .block8:
                 let branch0 = try convolution(x, 192, 1)
                 var branch1 = try convolution(x, 192, 1)
                 branch1 = try convolution(branch1, 224, (1, 3))
                 branch1 = try convolution(branch1, 256, (3, 1))
                 branches = [branch0, branch1]
             }
-            let blockName = "\(type)_\(index)"
+            let blockName = "\(type.rawValue)_\(index)"
             let mixed = try builder.concatenate(branches, name: "\(blockName)_mixed")
             // The projection keeps the input's channel count (already divided), so no further division.
             let up = try builder.conv2D(mixed, filters: builder.channels(of: x), kernelSize: (1, 1), padding: .same,
@@ -101,7 +111,7 @@ public enum InceptionResNetV2 {
             let branchPool = try convolution(pooled, 64, 1)
             x = try builder.concatenate([branch0, branch1, branch2, branchPool], name: "mixed_5b")
         }
-        for index in 1...10 { x = try residualBlock(x, scale: 0.17, type: "block35", index: index) }
+        for index in 1...10 { x = try residualBlock(x, scale: 0.17, type: .block35, index: index) }
 
         // mixed_6a (Reduction-A).
         do {
@@ -112,7 +122,7 @@ public enum InceptionResNetV2 {
             let branchPool = try maxPool(x)
             x = try builder.concatenate([branch0, branch1, branchPool], name: "mixed_6a")
         }
-        for index in 1...20 { x = try residualBlock(x, scale: 0.1, type: "block17", index: index) }
+        for index in 1...20 { x = try residualBlock(x, scale: 0.1, type: .block17, index: index) }
 
         // mixed_7a (Reduction-B).
         do {
@@ -126,8 +136,8 @@ public enum InceptionResNetV2 {
             let branchPool = try maxPool(x)
             x = try builder.concatenate([branch0, branch1, branch2, branchPool], name: "mixed_7a")
         }
-        for index in 1...9 { x = try residualBlock(x, scale: 0.2, type: "block8", index: index) }
-        x = try residualBlock(x, scale: 1, type: "block8", index: 10, activation: false)
+        for index in 1...9 { x = try residualBlock(x, scale: 0.2, type: .block8, index: index) }
+        x = try residualBlock(x, scale: 1, type: .block8, index: 10, activation: false)
         x = try convolution(x, 1536, (1, 1), name: "conv_7b")
 
         x = try builder.automaticallyNamedHead(x, options: options, topPoolName: "avg_pool", names: names)
