@@ -61,7 +61,7 @@ MODELS.update({
 
 
 # Classifier scale per model (default 20): NASNet's large final activations saturate softmax at 20.
-HEAD_SCALE = {"nasnetmobile": 0.05, "nasnetlarge": 0.02}
+HEAD_SCALE = {"nasnetmobile": 0.5, "nasnetlarge": 0.4}
 
 
 def write_safetensors(path, tensors, metadata):
@@ -155,7 +155,7 @@ def main():
         ok = error <= tolerance and feature_error <= feature_tolerance
         worst_ok &= ok
         print(f"{name:28} {error:16.3g} {feature_error:17.3g} {tolerance:10.3g}  {'ok' if ok else 'FAIL'}"
-              f"  (max Keras output {float(expected.max()):.3g})", flush=True)
+              f"  (max Keras output {float(expected.max()):.3g}, features tolerance {feature_tolerance:.3g})", flush=True)
         weights.unlink()
     sys.exit(0 if worst_ok else 1)
 
