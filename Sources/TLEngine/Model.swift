@@ -45,14 +45,16 @@ public final class Model {
             options = nil
             return
         }
-        var chosen = try architecture ?? Architecture.detect(from: weights)
+        // Keras 2.0 files number automatic names from 1 (`conv2d_1`); the builders use tf.keras' `conv2d`.
+        let source = OneBasedAutomaticNames.adapting(weights)
+        var chosen = try architecture ?? Architecture.detect(from: source)
         if case .mobileNetV2(let alpha) = chosen, alpha == 0 {
-            let filters = weights.shape(layer: "block_16_project", weight: "kernel")?.last ?? 0
+            let filters = source.shape(layer: "block_16_project", weight: "kernel")?.last ?? 0
             chosen = .mobileNetV2(alpha: try Architecture.mobileNetV2Alpha(projectFilters: filters))
         }
-        let options = Architecture.options(for: weights, architecture: chosen)
+        let options = Architecture.options(for: source, architecture: chosen)
         graph = try chosen.build(options: options)
-        try graph.loadWeights(from: weights)
+        try graph.loadWeights(from: source)
         self.architecture = chosen
         self.options = options
     }

@@ -67,6 +67,7 @@ struct KerasLayerFactory {
             }
             return ActivationLayer(name: name, activation: .softmax)
         case "Add": return ElementwiseMerge(name: name, operation: .add)
+        case "CustomScaleLayer": return ScaledResidual(name: name, scale: float("scale", default: 1))
         case "Subtract": return ElementwiseMerge(name: name, operation: .subtract)
         case "Multiply": return ElementwiseMerge(name: name, operation: .multiply)
         case "Average": return ElementwiseMerge(name: name, operation: .average)

@@ -21,10 +21,24 @@ public enum Architecture: Sendable, Equatable, CustomStringConvertible {
     case resNet(depth: Int)
     /// ResNet v2 (pre-activation) with 50, 101 or 152 layers.
     case resNetV2(depth: Int)
+    /// InceptionV3.
+    case inceptionV3
+    /// Xception.
+    case xception
+    /// InceptionResNetV2.
+    case inceptionResNetV2
+    /// DenseNet with 121, 169 or 201 layers.
+    case denseNet(depth: Int)
+    /// NASNetMobile (NASNet-A 4 @ 1056).
+    case nasNetMobile
+    /// NASNetLarge (NASNet-A 6 @ 4032).
+    case nasNetLarge
 
     /// Every name `init(name:)` accepts, for help texts.
     public static let names = ["mobilenetv2[_ALPHA]", "vgg16", "vgg19", "resnet50", "resnet101", "resnet152",
-                               "resnet50v2", "resnet101v2", "resnet152v2"]
+                               "resnet50v2", "resnet101v2", "resnet152v2",
+                               "inceptionv3", "xception", "inceptionresnetv2", "densenet121", "densenet169", "densenet201",
+                               "nasnetmobile", "nasnetlarge"]
 
     /// Parses `mobilenetv2`, `mobilenet_v2_0.35`, `vgg16`, `resnet50`, `resnet50v2`, … (case-insensitive).
     /// A MobileNetV2 without alpha gets `alpha = 0`, meaning "read it from the weights".
@@ -50,6 +64,14 @@ public enum Architecture: Sendable, Equatable, CustomStringConvertible {
         case "resnet50v2": self = .resNetV2(depth: 50)
         case "resnet101v2": self = .resNetV2(depth: 101)
         case "resnet152v2": self = .resNetV2(depth: 152)
+        case "inceptionv3": self = .inceptionV3
+        case "xception": self = .xception
+        case "inceptionresnetv2": self = .inceptionResNetV2
+        case "densenet121": self = .denseNet(depth: 121)
+        case "densenet169": self = .denseNet(depth: 169)
+        case "densenet201": self = .denseNet(depth: 201)
+        case "nasnetmobile": self = .nasNetMobile
+        case "nasnetlarge": self = .nasNetLarge
         default:
             throw EngineError.unknownArchitecture("unknown architecture '\(name)'; known: \(Architecture.names.joined(separator: ", "))")
         }
@@ -62,6 +84,12 @@ public enum Architecture: Sendable, Equatable, CustomStringConvertible {
         case .vgg19: return "vgg19"
         case .resNet(let depth): return "resnet\(depth)"
         case .resNetV2(let depth): return "resnet\(depth)v2"
+        case .inceptionV3: return "inception_v3"
+        case .xception: return "xception"
+        case .inceptionResNetV2: return "inception_resnet_v2"
+        case .denseNet(let depth): return "densenet\(depth)"
+        case .nasNetMobile: return "nasnet_mobile"
+        case .nasNetLarge: return "nasnet_large"
         }
     }
 
@@ -86,6 +114,18 @@ public enum Architecture: Sendable, Equatable, CustomStringConvertible {
         case .resNetV2(let depth):
             return try ResNet.build(stages: ResNet.stagesV2(depth: depth), preActivation: true, options: options,
                                     name: "resnet\(depth)v2")
+        case .inceptionV3:
+            return try InceptionV3.build(options: options)
+        case .xception:
+            return try Xception.build(options: options)
+        case .inceptionResNetV2:
+            return try InceptionResNetV2.build(options: options)
+        case .denseNet(let depth):
+            return try DenseNet.build(blocks: try DenseNet.blocks(depth: depth), options: options)
+        case .nasNetMobile:
+            return try NASNet.build(configuration: .mobile, options: options)
+        case .nasNetLarge:
+            return try NASNet.build(configuration: .large, options: options)
         }
     }
 
@@ -94,7 +134,8 @@ public enum Architecture: Sendable, Equatable, CustomStringConvertible {
     /// Recognises the architecture of a weights-only file from its layer names and kernel shapes.
     ///
     /// MobileNetV2's alpha comes from `block_16_project`'s output channels (unique per alpha);
-    /// VGG19 has `block5_conv4`; ResNet depth from the number of blocks in stages 3 and 4.
+    /// VGG19 has `block5_conv4`; ResNet depth from the number of blocks in stages 3 and 4;
+    /// Inception, Xception, DenseNet and NASNet rules are in `detectZooB(layers:weights:)`.
     /// - Throws: `EngineError.unknownArchitecture` when nothing matches.
     public static func detect(from weights: WeightSource) throws -> Architecture {
         let layers = Set(weights.layerNames)
@@ -107,6 +148,7 @@ public enum Architecture: Sendable, Equatable, CustomStringConvertible {
         if layers.contains("block5_conv3") && layers.contains("block1_conv1") {
             return layers.contains("block5_conv4") ? .vgg19 : .vgg16
         }
+        if let architecture = try detectZooB(layers: layers, weights: weights) { return architecture }
         if layers.contains("conv1_conv") {
             let depth: Int
             if layers.contains("conv3_block8_1_conv") { depth = 152 }
