@@ -50,6 +50,7 @@ public final class Model {
             let filters = weights.shape(layer: "block_16_project", weight: "kernel")?.last ?? 0
             chosen = .mobileNetV2(alpha: try Architecture.mobileNetV2Alpha(projectFilters: filters))
         }
+        chosen = try chosen.resolved(using: weights)
         let options = Architecture.options(for: weights, architecture: chosen)
         graph = try chosen.build(options: options)
         try graph.loadWeights(from: weights)
