@@ -2,11 +2,13 @@
 """Writes the zoo-a golden fixtures (MobileNet v1/v3, EfficientNet v1/v2, ConvNeXt) into
 Tests/Fixtures/zoo-a/. Run by hand, never by CI:
 
-    ~/venv-tf/bin/python Tests/Fixtures/make_zoo_a_fixtures.py
+    ~/venv-tf/bin/python Tests/Fixtures/make_zoo_a_fixtures.py            # cases (+ counts if missing)
+    ~/venv-tf/bin/python Tests/Fixtures/make_zoo_a_fixtures.py --counts   # recount parameters
 
 Same format as make_engine_fixtures.py (NAME.safetensors, NAME_input.npy, NAME_output.npy,
 cases.json), except that the weights are float16-exact and stored as F16, and the metadata holds
-only `layer_order` (no model config: these are weights-only files, as the published ones are).
+only `layer_order` (no model config: these are weights-only files, as the published ones are),
+except for the EfficientNet case, whose config also tests the generic Keras-config path.
 `parameter_counts.json` holds Keras' `count_params()` of every published variant. Every model is a keras.applications
 network (or the family's internal constructor with smaller widths/depths, to keep the committed
 files small) with random weights: BatchNorm statistics, gamma and beta, LayerScale gamma and the
@@ -55,7 +57,21 @@ def round_to_half(model):
             layer.set_weights([np.asarray(w).astype(np.float16).astype(w.dtype) for w in layer.get_weights()])
 
 
-def save_case(name, model, x, flavour, head=None, head_scale=8.0):
+def damp_batchnorm(model, factor):
+    """Multiplies every BatchNormalization moving variance by `factor`.
+
+    With purely random statistics EfficientNet's activations grow block after block until
+    float32 rounding is amplified past the tolerance (Keras' own output then moves by ~1 when the
+    input moves by 1e-6); a larger variance keeps the network as well-conditioned as a trained one."""
+    for layer in flat_layers(model):
+        if type(layer).__name__ == "BatchNormalization":
+            gamma, beta, mean, variance = layer.get_weights()
+            layer.set_weights([gamma, beta, mean, variance * factor])
+
+
+def save_case(name, model, x, flavour, head=None, head_scale=8.0, with_config=False, variance_factor=1.0):
+    if variance_factor != 1.0:
+        damp_batchnorm(model, variance_factor)
     if head is not None:
         # The largest scale (from head_scale down) that keeps softmax away from one-hot, so the
         # comparison still sees every class.
@@ -68,6 +84,9 @@ def save_case(name, model, x, flavour, head=None, head_scale=8.0):
                 break
             scale /= 2
     round_to_half(model)
+    # tf.keras' Normalization snapshots its adapted mean/variance into the traced predict
+    # function; retrace so the output reflects the rounded weights, as a reloaded model would.
+    model.predict_function = None
     y = model.predict(x, verbose=0)
     tensors, order = [], []
     for layer in flat_layers(model):
@@ -76,7 +95,7 @@ def save_case(name, model, x, flavour, head=None, head_scale=8.0):
         for variable in layer.weights:
             tensors.append((f"{layer.name}/{short_name(variable)}", variable.numpy()))
     write_safetensors_f16(OUT / f"{name}.safetensors", tensors,
-                      {"layer_order": json.dumps(order)})
+                      {"layer_order": json.dumps(order), **({"model_config": model.to_json()} if with_config else {})})
     np.save(OUT / f"{name}_input.npy", x.astype(np.float32))
     np.save(OUT / f"{name}_output.npy", np.asarray(y, dtype=np.float32))
     size = sum(t.size * 2 for _, t in tensors)
@@ -123,7 +142,8 @@ def keras2_cases():
     model = efficientnet.EfficientNet(0.125, 1.1, 32, model_name="efficientnet_small", weights=None,
                                       input_shape=(32, 32, 3), classes=10)
     randomize(model, rng)
-    cases.append(save_case("efficientnet_w0125_d11_32", model, pixels((32, 32, 3)), "keras2", head="predictions"))
+    cases.append(save_case("efficientnet_w0125_d11_32", model, pixels((32, 32, 3)), "keras2", head="predictions",
+                           with_config=True, variance_factor=4.0))
 
     keras.backend.clear_session()
     model = efficientnet_v2.EfficientNetV2(0.125, 0.5, 32, model_name="efficientnetv2-b0", weights=None,
@@ -203,7 +223,8 @@ if __name__ == "__main__":
         print(json.dumps(keras3_cases()))
         sys.exit(0)
     for old in OUT.iterdir():
-        old.unlink()
+        if old.name != "parameter_counts.json":
+            old.unlink()
     cases = keras2_cases()
     environment = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
     child = subprocess.run([sys.executable, __file__, "--keras3"], check=True, capture_output=True, text=True,
@@ -211,6 +232,7 @@ if __name__ == "__main__":
     print(child.stderr[-2000:], file=sys.stderr)
     cases += json.loads(child.stdout.strip().splitlines()[-1])
     (OUT / "cases.json").write_text(json.dumps(cases, indent=1) + "\n")
-    (OUT / "parameter_counts.json").write_text(json.dumps(keras2_parameter_counts(), indent=1) + "\n")
+    if not (OUT / "parameter_counts.json").exists():
+        (OUT / "parameter_counts.json").write_text(json.dumps(keras2_parameter_counts(), indent=1) + "\n")
     total = sum(p.stat().st_size for p in OUT.iterdir())
     print(f"{len(cases)} cases, {total / 1e6:.2f} MB")

@@ -61,6 +61,13 @@ struct ZooAParityTests {
         try expectParity(graph, fixture: "efficientnet_w0125_d11_32")
     }
 
+    @Test("EfficientNet's Keras config (broadcasting se_excite Multiply, adapted Normalization) loads generically")
+    func efficientNetConfig() throws {
+        let weights = try ZooAFixtures.weights("efficientnet_w0125_d11_32")
+        let graph = try KerasModelConfig.graph(fromJSON: try #require(weights.modelConfig))
+        try expectParity(graph, fixture: "efficientnet_w0125_d11_32")
+    }
+
     @Test("EfficientNetV2 B0 table at width 0.125, depth 0.5, with the top")
     func efficientNetV2B() throws {
         let options = ApplicationOptions(inputShape: [32, 32, 3], classes: 10)

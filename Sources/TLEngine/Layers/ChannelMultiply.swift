@@ -46,3 +46,33 @@ public final class ChannelMultiply: Layer {
         }
     }
 }
+
+/// Keras `Multiply` as a model config describes it: element-wise over equal shapes, or the
+/// squeeze-excite broadcast of `[H, W, C]` by `[1, 1, C]` (EfficientNet's `se_excite`).
+public final class BroadcastingMultiply: Layer {
+    public let name: String
+    private let elementwise: ElementwiseMerge
+    private let channelwise: ChannelMultiply
+
+    /// Creates a multiply that picks its kernel from the input shapes.
+    public init(name: String) {
+        self.name = name
+        elementwise = ElementwiseMerge(name: name, operation: .multiply)
+        channelwise = ChannelMultiply(name: name)
+    }
+
+    private static func isElementwise(_ shapes: [[Int]]) -> Bool { shapes.allSatisfy { $0 == shapes.first } }
+
+    public func outputShape(inputShapes: [[Int]]) throws -> [Int] {
+        Self.isElementwise(inputShapes) ? try elementwise.outputShape(inputShapes: inputShapes)
+                                        : try channelwise.outputShape(inputShapes: inputShapes)
+    }
+
+    public func forward(_ inputs: [ActivationView], into output: MutableActivationView, scratch: UnsafeMutablePointer<Float>) {
+        if Self.isElementwise(inputs.map(\.shape)) {
+            elementwise.forward(inputs, into: output, scratch: scratch)
+        } else {
+            channelwise.forward(inputs, into: output, scratch: scratch)
+        }
+    }
+}
