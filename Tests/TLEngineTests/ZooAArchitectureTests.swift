@@ -30,6 +30,7 @@ struct ZooAArchitectureTests {
     func names() throws {
         #expect(try Architecture(name: "MobileNet") == .mobileNet(alpha: 0, depthMultiplier: 1))
         #expect(try Architecture(name: "mobilenet_0.5") == .mobileNet(alpha: 0.5, depthMultiplier: 1))
+        #expect(try Architecture(name: "mobilenet_v1_0.75") == .mobileNet(alpha: 0.75, depthMultiplier: 1))
         #expect(try Architecture(name: "MobileNetV3Small") == .mobileNetV3(.init(size: .small, alpha: 0)))
         #expect(try Architecture(name: "mobilenet_v3_large_minimalistic_1.0")
                 == .mobileNetV3(.init(size: .large, alpha: 1, minimalistic: true)))

@@ -31,8 +31,10 @@ extension Architecture {
                                                           minimalistic: minimalistic)
             return .mobileNetV3(configuration)
         }
-        if compact.hasPrefix("mobilenet") && !compact.hasPrefix("mobilenetv") {
-            return .mobileNet(alpha: try alpha(compact.dropFirst("mobilenet".count), family: "MobileNet"), depthMultiplier: 1)
+        for stem in ["mobilenetv1", "mobilenet"] where compact.hasPrefix(stem) {
+            let rest = compact.dropFirst(stem.count)
+            if rest.hasPrefix("v") { break }
+            return .mobileNet(alpha: try alpha(rest, family: "MobileNet"), depthMultiplier: 1)
         }
         if compact.hasPrefix("efficientnetv2"), let variant = EfficientNetV2.Variant(rawValue: String(compact.dropFirst("efficientnetv2".count))) {
             return .efficientNetV2(variant, includePreprocessing: true)
