@@ -63,6 +63,10 @@ MODELS.update({
 MODELS.update({f"efficientnetb{i}": ((lambda i=i: getattr(apps, f"EfficientNetB{i}")(weights=None)), None) for i in range(8)})
 MODELS.update({f"efficientnetv2{v.lower()}": ((lambda v=v: getattr(apps, f"EfficientNetV2{v}")(weights=None)), None)
                for v in ("B0", "B1", "B2", "B3", "S", "M", "L")})
+# Deep EfficientNetV2s with purely random BatchNorm statistics grow activations to ~1e5 and are
+# chaotic (Keras' own output moves by 5e4 when the input moves by 1e-6); a larger moving variance
+# keeps them as well-conditioned as trained networks.
+VARIANCE_FACTOR = {name: 4.0 for name in MODELS if name.startswith("efficientnetv2")}
 # Layers holding the classifier kernel, whichever family named it.
 CLASSIFIERS = ("predictions", "conv_preds", "Logits")
 
@@ -95,13 +99,15 @@ def write_safetensors(path, tensors, metadata):
             f.write(blob)
 
 
-def randomize(model, rng, x):
+def randomize(model, rng, x, variance_factor=1.0):
     for layer in flat_layers(model):
         new = []
         for variable in layer.weights:
             name = variable.name.split("/")[-1].split(":")[0]
             value = variable.numpy()
-            if name in ("moving_variance", "variance"):
+            if name == "moving_variance":
+                value = rng.uniform(0.5, 1.5, value.shape) * variance_factor
+            elif name == "variance":
                 value = rng.uniform(0.5, 1.5, value.shape)
             elif name == "gamma":
                 value = rng.uniform(0.6, 1.4, value.shape)
@@ -160,7 +166,7 @@ def main():
         pixels = any(type(layer).__name__ in ("Rescaling", "Normalization") for layer in model.layers)
         x = (rng.uniform(0, 255, (args.batch,) + tuple(shape)) if pixels
              else rng.uniform(-1, 1, (args.batch,) + tuple(shape))).astype(np.float32)
-        randomize(model, rng, x)
+        randomize(model, rng, x, VARIANCE_FACTOR.get(name, 1.0))
         expected = model.predict(x, verbose=0)
         if feature_layer is None:
             pools = [layer for layer in model.layers if type(layer).__name__ == "GlobalAveragePooling2D"]
