@@ -63,10 +63,10 @@ MODELS.update({
 MODELS.update({f"efficientnetb{i}": ((lambda i=i: getattr(apps, f"EfficientNetB{i}")(weights=None)), None) for i in range(8)})
 MODELS.update({f"efficientnetv2{v.lower()}": ((lambda v=v: getattr(apps, f"EfficientNetV2{v}")(weights=None)), None)
                for v in ("B0", "B1", "B2", "B3", "S", "M", "L")})
-# Deep EfficientNetV2s with purely random BatchNorm statistics grow activations to ~1e5 and are
-# chaotic (Keras' own output moves by 5e4 when the input moves by 1e-6); a larger moving variance
-# keeps them as well-conditioned as trained networks.
-VARIANCE_FACTOR = {name: 4.0 for name in MODELS if name.startswith("efficientnetv2")}
+# Deep EfficientNets (B3+ and V2 B3+) with purely random BatchNorm statistics grow activations to
+# ~1e5 and are chaotic (Keras' own output moves by 5e4 when the input moves by 1e-6); a larger
+# moving variance keeps them as well-conditioned as trained networks.
+VARIANCE_FACTOR = {name: 4.0 for name in MODELS if name.startswith("efficientnet")}
 # Layers holding the classifier kernel, whichever family named it.
 CLASSIFIERS = ("predictions", "conv_preds", "Logits")
 
