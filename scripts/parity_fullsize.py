@@ -61,7 +61,44 @@ MODELS.update({
 
 
 # Classifier scale per model (default 20): NASNet's large final activations saturate softmax at 20.
-HEAD_SCALE = {"nasnetmobile": 0.5, "nasnetlarge": 0.4}
+
+# MobileNet v1/v3, EfficientNet v1/v2, ConvNeXt. `None` as feature layer: the input of the head's
+# global average pooling (the layer before it has no fixed name in tf.keras for MobileNetV3).
+apps = keras.applications
+MODELS.update({f"mobilenet_{alpha:.2f}": ((lambda a=alpha: apps.MobileNet(alpha=a, weights=None)), "conv_pw_13_relu")
+               for alpha in (0.25, 0.5, 0.75, 1.0)})
+MODELS.update({
+    "mobilenet_1.00_notop_dm2_160": (lambda: apps.MobileNet(depth_multiplier=2, include_top=False, weights=None,
+                                                            input_shape=(160, 160, 3)), "conv_pw_13_relu"),
+    "mobilenetv3small_1.00": (lambda: apps.MobileNetV3Small(weights=None, input_shape=(224, 224, 3)), None),
+    "mobilenetv3small_0.75": (lambda: apps.MobileNetV3Small(alpha=0.75, weights=None, input_shape=(224, 224, 3)), None),
+    "mobilenetv3large_1.00": (lambda: apps.MobileNetV3Large(weights=None, input_shape=(224, 224, 3)), None),
+    "mobilenetv3large_minimalistic_1.00": (lambda: apps.MobileNetV3Large(minimalistic=True, weights=None,
+                                                                         input_shape=(224, 224, 3)), None),
+    "convnext_tiny": (lambda: apps.ConvNeXtTiny(weights=None), None),
+    "convnext_small": (lambda: apps.ConvNeXtSmall(weights=None), None),
+    "convnext_base": (lambda: apps.ConvNeXtBase(weights=None), None),
+})
+MODELS.update({f"efficientnetb{i}": ((lambda i=i: getattr(apps, f"EfficientNetB{i}")(weights=None)), None) for i in range(8)})
+MODELS.update({f"efficientnetv2{v.lower()}": ((lambda v=v: getattr(apps, f"EfficientNetV2{v}")(weights=None)), None)
+               for v in ("B0", "B1", "B2", "B3", "S", "M", "L")})
+# Deep EfficientNets (B3+ and V2 B3+) with purely random BatchNorm statistics grow activations to
+# ~1e5 and are chaotic (Keras' own output moves by 5e4 when the input moves by 1e-6); a larger
+# moving variance keeps them as well-conditioned as trained networks.
+VARIANCE_FACTOR = {name: 4.0 for name in MODELS if name.startswith("efficientnet")}
+# Layers holding the classifier kernel, whichever family named it.
+CLASSIFIERS = ("predictions", "conv_preds", "Logits")
+
+
+def flat_layers(model):
+    """Weight-holding layers with nested models (ConvNeXt's stem) flattened, in model order."""
+    result = []
+    for layer in model.layers:
+        if hasattr(layer, "layers") and layer.layers:
+            result.extend(flat_layers(layer))
+        else:
+            result.append(layer)
+    return result
 
 
 def write_safetensors(path, tensors, metadata):
@@ -81,30 +118,41 @@ def write_safetensors(path, tensors, metadata):
             f.write(blob)
 
 
-def randomize(model, rng, head_scale=20):
-    for layer in model.layers:
+def randomize(model, rng, x, variance_factor=1.0):
+    for layer in flat_layers(model):
         new = []
         for variable in layer.weights:
             name = variable.name.split("/")[-1].split(":")[0]
             value = variable.numpy()
             if name == "moving_variance":
+                value = rng.uniform(0.5, 1.5, value.shape) * variance_factor
+            elif name == "variance":
                 value = rng.uniform(0.5, 1.5, value.shape)
             elif name == "gamma":
                 value = rng.uniform(0.6, 1.4, value.shape)
-            elif name in ("beta", "moving_mean", "bias"):
+            elif name in ("beta", "moving_mean", "bias", "mean"):
                 value = rng.normal(0, 0.1, value.shape)
-            new.append(value.astype(np.float32))
+            new.append(value.astype(variable.dtype.name if hasattr(variable.dtype, "name") else np.float32))
         if new:
             layer.set_weights(new)
-    if any(layer.name == "predictions" for layer in model.layers):
-        head = model.get_layer("predictions")
+    names = {layer.name for layer in model.layers}
+    heads = [name for name in CLASSIFIERS if name in names and model.get_layer(name).weights]
+    heads += [layer.name for layer in model.layers if layer.name.endswith("_head_dense")]
+    if heads:
+        # Scale the classifier up, but not so far that softmax saturates and hides differences.
+        head = model.get_layer(heads[0])
         kernel, bias = head.get_weights()
-        head.set_weights([kernel * head_scale, bias])
+        scale = 20.0
+        while True:
+            head.set_weights([kernel * scale, bias])
+            if scale < 0.05 or np.abs(model.predict(x, verbose=0)).max() < 0.95:
+                break
+            scale /= 2
 
 
 def save_weights_only(model, path):
     tensors, order = [], []
-    for layer in model.layers:
+    for layer in flat_layers(model):
         if layer.weights:
             order.append(layer.name)
         for variable in layer.weights:
@@ -132,12 +180,18 @@ def main():
         factory, feature_layer = MODELS[name]
         keras.backend.clear_session()
         model = factory()
-        randomize(model, rng, HEAD_SCALE.get(name, 20))
         shape = model.input_shape[1:]
-        x = rng.uniform(-1, 1, (args.batch,) + tuple(shape)).astype(np.float32)
+        # Models with preprocessing layers inside take 0…255 pixels, the others -1…1.
+        pixels = any(type(layer).__name__ in ("Rescaling", "Normalization") for layer in model.layers)
+        x = (rng.uniform(0, 255, (args.batch,) + tuple(shape)) if pixels
+             else rng.uniform(-1, 1, (args.batch,) + tuple(shape))).astype(np.float32)
+        randomize(model, rng, x, VARIANCE_FACTOR.get(name, 1.0))
         expected = model.predict(x, verbose=0)
-        feature_layer = feature_layer or model.layers[-3].name
-        base = keras.Model(model.input, model.get_layer(feature_layer).output)
+        if feature_layer is None:
+            pools = [layer for layer in model.layers if type(layer).__name__ == "GlobalAveragePooling2D"]
+            base = keras.Model(model.input, pools[-1].input)
+        else:
+            base = keras.Model(model.input, model.get_layer(feature_layer).output)
         expected_features = base.predict(x, verbose=0).mean(axis=(1, 2))
         weights = WORK / f"{name}.safetensors"
         save_weights_only(model, weights)

@@ -52,6 +52,7 @@ public final class Model {
             let filters = source.shape(layer: "block_16_project", weight: "kernel")?.last ?? 0
             chosen = .mobileNetV2(alpha: try Architecture.mobileNetV2Alpha(projectFilters: filters))
         }
+        chosen = try chosen.resolved(using: source)
         let options = Architecture.options(for: source, architecture: chosen)
         graph = try chosen.build(options: options)
         try graph.loadWeights(from: source)

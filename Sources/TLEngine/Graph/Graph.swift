@@ -73,8 +73,16 @@ public final class Graph {
 
     /// The last node with a spatial (`[H, W, C]`) output: where the features of a classifier are
     /// read before its pooling/flatten head.
+    ///
+    /// Nodes computed only from a global pooling (a `keepdims` head such as MobileNet's
+    /// `[1, 1, C]` → `conv_preds`) are part of the head, not the base; a squeeze-excite
+    /// multiply still reads the full map and stays in the base.
     public var lastSpatialNode: Int? {
+        var pooled = [Bool](repeating: false, count: nodes.count)
+        for (index, node) in nodes.enumerated() {
+            pooled[index] = node.layer is GlobalPooling2D || (!node.inputs.isEmpty && node.inputs.allSatisfy { pooled[$0] })
+        }
         let candidates = outputs.count == 1 ? (0...outputs[0]).reversed() : (0..<nodes.count).reversed()
-        return candidates.first { shapes[$0].count == 3 && !(nodes[$0].layer is InputLayer) }
+        return candidates.first { shapes[$0].count == 3 && !pooled[$0] && !(nodes[$0].layer is InputLayer) }
     }
 }

@@ -34,11 +34,22 @@ public enum Architecture: Sendable, Equatable, CustomStringConvertible {
     /// NASNetLarge (NASNet-A 6 @ 4032).
     case nasNetLarge
 
+    /// MobileNet v1 with width `alpha` (0: read from the weights) and depthwise `depthMultiplier`.
+    case mobileNet(alpha: Double, depthMultiplier: Int)
+    /// MobileNetV3 Small or Large.
+    case mobileNetV3(MobileNetV3.Configuration)
+    /// EfficientNet B0…B7; `imagenetScaling` adds Keras' fix-up for the published ImageNet weights.
+    case efficientNet(EfficientNet.Variant, imagenetScaling: Bool)
+    /// EfficientNetV2 B0…B3, S, M, L.
+    case efficientNetV2(EfficientNetV2.Variant, includePreprocessing: Bool)
+    /// ConvNeXt Tiny…XLarge.
+    case convNeXt(ConvNeXt.Variant, includePreprocessing: Bool)
+
     /// Every name `init(name:)` accepts, for help texts.
     public static let names = ["mobilenetv2[_ALPHA]", "vgg16", "vgg19", "resnet50", "resnet101", "resnet152",
                                "resnet50v2", "resnet101v2", "resnet152v2",
                                "inceptionv3", "xception", "inceptionresnetv2", "densenet121", "densenet169", "densenet201",
-                               "nasnetmobile", "nasnetlarge"]
+                               "nasnetmobile", "nasnetlarge"] + mobileEfficientConvNeXtNames
 
     /// Parses `mobilenetv2`, `mobilenet_v2_0.35`, `vgg16`, `resnet50`, `resnet50v2`, … (case-insensitive).
     /// A MobileNetV2 without alpha gets `alpha = 0`, meaning "read it from the weights".
@@ -53,6 +64,10 @@ public enum Architecture: Sendable, Equatable, CustomStringConvertible {
                 throw EngineError.unknownArchitecture("unknown MobileNetV2 width '\(rest)' in architecture '\(name)'")
             }
             self = .mobileNetV2(alpha: alpha)
+            return
+        }
+        if let architecture = try Architecture.parseMobileEfficientConvNeXt(compact: compact, original: name) {
+            self = architecture
             return
         }
         switch compact {
@@ -90,6 +105,7 @@ public enum Architecture: Sendable, Equatable, CustomStringConvertible {
         case .denseNet(let depth): return "densenet\(depth)"
         case .nasNetMobile: return "nasnet_mobile"
         case .nasNetLarge: return "nasnet_large"
+        default: return mobileEfficientConvNeXtDescription ?? "unknown"
         }
     }
 
@@ -126,6 +142,11 @@ public enum Architecture: Sendable, Equatable, CustomStringConvertible {
             return try NASNet.build(configuration: .mobile, options: options)
         case .nasNetLarge:
             return try NASNet.build(configuration: .large, options: options)
+        default:
+            guard let graph = try buildMobileEfficientConvNeXt(options: options) else {
+                throw EngineError.unknownArchitecture("no builder for architecture \(self)")
+            }
+            return graph
         }
     }
 
@@ -156,6 +177,7 @@ public enum Architecture: Sendable, Equatable, CustomStringConvertible {
             else { depth = 50 }
             return layers.contains("post_bn") ? .resNetV2(depth: depth) : .resNet(depth: depth)
         }
+        if let architecture = try detectMobileEfficientConvNeXt(from: weights) { return architecture }
         throw EngineError.unknownArchitecture(
             "cannot recognise the architecture from the layer names (\(weights.layerNames.prefix(3).joined(separator: ", ")), …); pass --arch (\(names.joined(separator: ", ")))")
     }
@@ -172,11 +194,11 @@ public enum Architecture: Sendable, Equatable, CustomStringConvertible {
     /// `predictions`), class count, and for VGG with a top the input size `fc1` was built for.
     public static func options(for weights: WeightSource, architecture: Architecture) -> ApplicationOptions {
         var options = ApplicationOptions()
-        guard let predictions = weights.shape(layer: "predictions", weight: "kernel"), predictions.count == 2 else {
+        guard let predictions = classifierKernelShape(in: weights), let classes = predictions.last else {
             options.includeTop = false
             return options
         }
-        options.classes = predictions[1]
+        options.classes = classes
         if case .vgg16 = architecture, let fc1 = weights.shape(layer: "fc1", weight: "kernel") {
             options.inputShape = vggInputShape(fc1Inputs: fc1[0])
         } else if case .vgg19 = architecture, let fc1 = weights.shape(layer: "fc1", weight: "kernel") {
