@@ -3,9 +3,10 @@
 
 Run by hand in the Keras virtualenv (never by CI):
 
-    ~/venv-tf/bin/python scripts/make_manifests.py [--reuse DIR] [--flavours keras3 tf_keras]
+    ~/venv-tf/bin/python scripts/make_manifests.py [--quick] [--reuse DIR] [--flavours keras3 tf_keras]
 
-`--reuse DIR` keeps each flavour's recorded calls in DIR/<flavour>.json and reuses them on the next
+`--quick` asks tf-keras for one configuration per family (a cross-check against Keras 3) plus the
+families only tf-keras has; the committed manifests were made that way. `--reuse DIR` keeps each flavour's recorded calls in DIR/<flavour>.json and reuses them on the next
 run (collecting builds ~400 models and takes a long while on a busy machine). `--flavours` limits
 the run to some flavours (tf-keras-only families are then missing).
 
@@ -66,8 +67,11 @@ class Recorded(Exception):
     pass
 
 
-def collect(flavour):
-    """Runs in a child process: calls every constructor and prints the recorded downloads."""
+def collect(flavour, quick=False):
+    """Runs in a child process: calls every constructor and prints the recorded downloads.
+
+    With `quick`, tf-keras is asked for one configuration per family (a cross-check: the merge
+    fails on any disagreement with Keras 3) plus the families only it has."""
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     if flavour == "keras3":
         import keras
@@ -106,16 +110,19 @@ def collect(flavour):
             meta["minimalistic"] = kwargs["minimalistic"]
         return meta
 
-    for alpha in MOBILENET_V2_ALPHAS:
-        for rows in ROWS_V2:
+    sample = quick and flavour == "tf_keras"
+    for alpha in [1.0] if sample else MOBILENET_V2_ALPHAS:
+        for rows in [224] if sample else ROWS_V2:
             call("MobileNetV2", alpha=alpha, input_shape=(rows, rows, 3))
-    for alpha in MOBILENET_V1_ALPHAS:
-        for rows in ROWS_V1:
+    for alpha in [1.0] if sample else MOBILENET_V1_ALPHAS:
+        for rows in [224] if sample else ROWS_V1:
             call("MobileNet", alpha=alpha, input_shape=(rows, rows, 3))
     for function_name in ["MobileNetV3Small", "MobileNetV3Large"]:
-        for alpha, minimalistic in [(0.75, False), (1.0, False), (1.0, True)]:
+        for alpha, minimalistic in [(1.0, False)] if sample else [(0.75, False), (1.0, False), (1.0, True)]:
             call(function_name, alpha=alpha, minimalistic=minimalistic, input_shape=(224, 224, 3))
-    names = list(PLAIN) + (list(TF_KERAS_ONLY) if flavour == "tf_keras" else [])
+    plain = ["VGG16", "ResNet50", "ResNet50V2", "InceptionV3", "Xception", "DenseNet121",
+             "NASNetMobile", "EfficientNetB0", "EfficientNetV2B0", "ConvNeXtTiny"] if sample else list(PLAIN)
+    names = plain + (list(TF_KERAS_ONLY) if flavour == "tf_keras" else [])
     for function_name in names:
         if hasattr(apps, function_name):
             call(function_name)
@@ -156,7 +163,7 @@ def keras_manifest(records_by_flavour):
             key = (name, variant)
             if key in artifacts:
                 existing = artifacts[key]
-                if existing["url"] != record["url"] or existing["hash"] != record["hash"]:
+                if existing["url"] != record["url"] or (existing["hash"] or {}).get("value") != record["hash"]:
                     raise SystemExit(f"{name}:{variant}: Keras 3 and tf-keras disagree: {existing} vs {record}")
                 existing["keras"].append(flavour)
                 continue
@@ -218,13 +225,15 @@ def swift_literal(text):
 
 
 def main():
-    if len(sys.argv) == 3 and sys.argv[1] == "--collect":
-        collect(sys.argv[2])
+    if len(sys.argv) >= 3 and sys.argv[1] == "--collect":
+        collect(sys.argv[2], quick="--quick" in sys.argv)
         return
     import argparse
     parser = argparse.ArgumentParser()
     parser.add_argument("--reuse", type=pathlib.Path)
     parser.add_argument("--flavours", nargs="+", default=["keras3", "tf_keras"])
+    parser.add_argument("--quick", action="store_true",
+                        help="tf-keras: one configuration per family plus RegNet/ResNet-RS")
     arguments = parser.parse_args()
     records = {}
     for flavour in arguments.flavours:
@@ -232,7 +241,7 @@ def main():
         if saved and saved.exists():
             records[flavour] = json.loads(saved.read_text())
             continue
-        out = subprocess.run([sys.executable, __file__, "--collect", flavour], check=True,
+        out = subprocess.run([sys.executable, __file__, "--collect", flavour] + (["--quick"] if arguments.quick else []), check=True,
                              stdout=subprocess.PIPE).stdout
         records[flavour] = json.loads(out)
         if saved:

@@ -155,7 +155,8 @@ enum BundledManifests {
         "preprocess": "none"
       },
       "keras": [
-        "keras3"
+        "keras3",
+        "tf_keras"
       ]
     },
     {
@@ -176,7 +177,8 @@ enum BundledManifests {
         "preprocess": "none"
       },
       "keras": [
-        "keras3"
+        "keras3",
+        "tf_keras"
       ]
     },
     {
@@ -239,7 +241,8 @@ enum BundledManifests {
         "preprocess": "torch"
       },
       "keras": [
-        "keras3"
+        "keras3",
+        "tf_keras"
       ]
     },
     {
@@ -260,7 +263,8 @@ enum BundledManifests {
         "preprocess": "torch"
       },
       "keras": [
-        "keras3"
+        "keras3",
+        "tf_keras"
       ]
     },
     {
@@ -365,7 +369,8 @@ enum BundledManifests {
         "preprocess": "none"
       },
       "keras": [
-        "keras3"
+        "keras3",
+        "tf_keras"
       ]
     },
     {
@@ -386,7 +391,8 @@ enum BundledManifests {
         "preprocess": "none"
       },
       "keras": [
-        "keras3"
+        "keras3",
+        "tf_keras"
       ]
     },
     {
@@ -701,7 +707,8 @@ enum BundledManifests {
         "preprocess": "none"
       },
       "keras": [
-        "keras3"
+        "keras3",
+        "tf_keras"
       ]
     },
     {
@@ -722,7 +729,8 @@ enum BundledManifests {
         "preprocess": "none"
       },
       "keras": [
-        "keras3"
+        "keras3",
+        "tf_keras"
       ]
     },
     {
@@ -1037,7 +1045,8 @@ enum BundledManifests {
         "preprocess": "tf"
       },
       "keras": [
-        "keras3"
+        "keras3",
+        "tf_keras"
       ]
     },
     {
@@ -1058,7 +1067,8 @@ enum BundledManifests {
         "preprocess": "tf"
       },
       "keras": [
-        "keras3"
+        "keras3",
+        "tf_keras"
       ]
     },
     {
@@ -1647,7 +1657,8 @@ enum BundledManifests {
         "alpha": 1.0
       },
       "keras": [
-        "keras3"
+        "keras3",
+        "tf_keras"
       ]
     },
     {
@@ -1666,7 +1677,8 @@ enum BundledManifests {
         "alpha": 1.0
       },
       "keras": [
-        "keras3"
+        "keras3",
+        "tf_keras"
       ]
     },
     {
@@ -2369,7 +2381,8 @@ enum BundledManifests {
         "alpha": 1.0
       },
       "keras": [
-        "keras3"
+        "keras3",
+        "tf_keras"
       ]
     },
     {
@@ -2388,7 +2401,8 @@ enum BundledManifests {
         "alpha": 1.0
       },
       "keras": [
-        "keras3"
+        "keras3",
+        "tf_keras"
       ]
     },
     {
@@ -2872,7 +2886,8 @@ enum BundledManifests {
         "alpha": 1.0
       },
       "keras": [
-        "keras3"
+        "keras3",
+        "tf_keras"
       ]
     },
     {
@@ -2894,7 +2909,8 @@ enum BundledManifests {
         "alpha": 1.0
       },
       "keras": [
-        "keras3"
+        "keras3",
+        "tf_keras"
       ]
     },
     {
@@ -3006,7 +3022,8 @@ enum BundledManifests {
         "alpha": 1.0
       },
       "keras": [
-        "keras3"
+        "keras3",
+        "tf_keras"
       ]
     },
     {
@@ -3028,7 +3045,8 @@ enum BundledManifests {
         "alpha": 1.0
       },
       "keras": [
-        "keras3"
+        "keras3",
+        "tf_keras"
       ]
     },
     {
@@ -3137,7 +3155,8 @@ enum BundledManifests {
         "preprocess": "tf"
       },
       "keras": [
-        "keras3"
+        "keras3",
+        "tf_keras"
       ]
     },
     {
@@ -3158,7 +3177,1016 @@ enum BundledManifests {
         "preprocess": "tf"
       },
       "keras": [
-        "keras3"
+        "keras3",
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "regnet_x002",
+      "variant": "notop",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/regnet/regnetx002_notop.h5",
+      "file_name": "regnetx002_notop.h5",
+      "hash": {
+        "algorithm": "sha256",
+        "value": "5445b66cd50445eb7ecab094c1e78d4d3d29375439d1a7798861c4af15ffff21"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "RegNetX002",
+      "options": {
+        "include_top": false,
+        "input_size": 224,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "regnet_x002",
+      "variant": "top",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/regnet/regnetx002.h5",
+      "file_name": "regnetx002.h5",
+      "hash": {
+        "algorithm": "sha256",
+        "value": "49fb46e56cde07fdaf57bffd851461a86548f6a3a4baef234dd37290b826c0b8"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "RegNetX002",
+      "options": {
+        "include_top": true,
+        "input_size": 224,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "regnet_x004",
+      "variant": "notop",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/regnet/regnetx004_notop.h5",
+      "file_name": "regnetx004_notop.h5",
+      "hash": {
+        "algorithm": "sha256",
+        "value": "de139bf07a66c9256f2277bf5c1b6dd2d5a3a891a5f8a925a10c8a0a113fd6f3"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "RegNetX004",
+      "options": {
+        "include_top": false,
+        "input_size": 224,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "regnet_x004",
+      "variant": "top",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/regnet/regnetx004.h5",
+      "file_name": "regnetx004.h5",
+      "hash": {
+        "algorithm": "sha256",
+        "value": "3523c7f5ac0dbbcc2fd6d83b3570e7540f7449d3301cc22c29547302114e4088"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "RegNetX004",
+      "options": {
+        "include_top": true,
+        "input_size": 224,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "regnet_x006",
+      "variant": "notop",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/regnet/regnetx006_notop.h5",
+      "file_name": "regnetx006_notop.h5",
+      "hash": {
+        "algorithm": "sha256",
+        "value": "a43ec97ad62f86b2a96a783bfdc63a5a54de02eef54f26379ea05e1bf90a9505"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "RegNetX006",
+      "options": {
+        "include_top": false,
+        "input_size": 224,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "regnet_x006",
+      "variant": "top",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/regnet/regnetx006.h5",
+      "file_name": "regnetx006.h5",
+      "hash": {
+        "algorithm": "sha256",
+        "value": "340216ef334a7bae30daac9f414e693c136fac9ab868704bbfcc9ce6a5ec74bb"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "RegNetX006",
+      "options": {
+        "include_top": true,
+        "input_size": 224,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "regnet_x008",
+      "variant": "notop",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/regnet/regnetx008_notop.h5",
+      "file_name": "regnetx008_notop.h5",
+      "hash": {
+        "algorithm": "sha256",
+        "value": "3c7e4b0917359304dc18e644475c5c1f5e88d795542b676439c4a3acd63b7207"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "RegNetX008",
+      "options": {
+        "include_top": false,
+        "input_size": 224,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "regnet_x008",
+      "variant": "top",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/regnet/regnetx008.h5",
+      "file_name": "regnetx008.h5",
+      "hash": {
+        "algorithm": "sha256",
+        "value": "8f145d6a5fae6da62677bb8d26eb92d0b9dfe143ec1ebf68b24a57ae50a2763d"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "RegNetX008",
+      "options": {
+        "include_top": true,
+        "input_size": 224,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "regnet_x016",
+      "variant": "notop",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/regnet/regnetx016_notop.h5",
+      "file_name": "regnetx016_notop.h5",
+      "hash": {
+        "algorithm": "sha256",
+        "value": "1b8e3d545d190271204a7b2165936a227d26b79bb7922bac5ee4d303091bf17a"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "RegNetX016",
+      "options": {
+        "include_top": false,
+        "input_size": 224,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "regnet_x016",
+      "variant": "top",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/regnet/regnetx016.h5",
+      "file_name": "regnetx016.h5",
+      "hash": {
+        "algorithm": "sha256",
+        "value": "31c386f4c7bfef4c021a583099aa79c1b3928057ba1b7d182f174674c5ef3510"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "RegNetX016",
+      "options": {
+        "include_top": true,
+        "input_size": 224,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "regnet_x032",
+      "variant": "notop",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/regnet/regnetx032_notop.h5",
+      "file_name": "regnetx032_notop.h5",
+      "hash": {
+        "algorithm": "sha256",
+        "value": "9cd4522806c0fcca01b37874188b2bd394d7c419956d77472a4e072b01d99041"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "RegNetX032",
+      "options": {
+        "include_top": false,
+        "input_size": 224,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "regnet_x032",
+      "variant": "top",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/regnet/regnetx032.h5",
+      "file_name": "regnetx032.h5",
+      "hash": {
+        "algorithm": "sha256",
+        "value": "6c025df1409e5ea846375bc9dfa240956cca87ef57384d93fef7d6fa90ca8c7f"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "RegNetX032",
+      "options": {
+        "include_top": true,
+        "input_size": 224,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "regnet_x040",
+      "variant": "notop",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/regnet/regnetx040_notop.h5",
+      "file_name": "regnetx040_notop.h5",
+      "hash": {
+        "algorithm": "sha256",
+        "value": "b4ed0ca0b9a98e789e05000e830403a7ade4d8afa01c73491c44610195198afe"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "RegNetX040",
+      "options": {
+        "include_top": false,
+        "input_size": 224,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "regnet_x040",
+      "variant": "top",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/regnet/regnetx040.h5",
+      "file_name": "regnetx040.h5",
+      "hash": {
+        "algorithm": "sha256",
+        "value": "ba128046c588a26dbd3b3a011b26cb7fa3cf8f269c184c132372cb20b6eb54c1"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "RegNetX040",
+      "options": {
+        "include_top": true,
+        "input_size": 224,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "regnet_x064",
+      "variant": "notop",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/regnet/regnetx064_notop.h5",
+      "file_name": "regnetx064_notop.h5",
+      "hash": {
+        "algorithm": "sha256",
+        "value": "3e706fa416a18dfda14c713423eba8041ae2509db3e0a611d5f599b5268a46c4"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "RegNetX064",
+      "options": {
+        "include_top": false,
+        "input_size": 224,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "regnet_x064",
+      "variant": "top",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/regnet/regnetx064.h5",
+      "file_name": "regnetx064.h5",
+      "hash": {
+        "algorithm": "sha256",
+        "value": "0f4489c3cd3ad979bd6b0324213998bcb36dc861d178f977997ebfe53c3ba564"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "RegNetX064",
+      "options": {
+        "include_top": true,
+        "input_size": 224,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "regnet_x080",
+      "variant": "notop",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/regnet/regnetx080_notop.h5",
+      "file_name": "regnetx080_notop.h5",
+      "hash": {
+        "algorithm": "sha256",
+        "value": "7b1ce8e29ceefec10a6569640ee329dba7fbc98b5d0f6346aabade058b66cf29"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "RegNetX080",
+      "options": {
+        "include_top": false,
+        "input_size": 224,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "regnet_x080",
+      "variant": "top",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/regnet/regnetx080.h5",
+      "file_name": "regnetx080.h5",
+      "hash": {
+        "algorithm": "sha256",
+        "value": "76320e43272719df648db37271a247c22eb6e810fe469c37a5db7e2cb696d162"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "RegNetX080",
+      "options": {
+        "include_top": true,
+        "input_size": 224,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "regnet_x120",
+      "variant": "notop",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/regnet/regnetx120_notop.h5",
+      "file_name": "regnetx120_notop.h5",
+      "hash": {
+        "algorithm": "sha256",
+        "value": "36174ddd0299db04a42631d028abcb1cc7afec2b705e42bd28fcd325e5d596bf"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "RegNetX120",
+      "options": {
+        "include_top": false,
+        "input_size": 224,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "regnet_x120",
+      "variant": "top",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/regnet/regnetx120.h5",
+      "file_name": "regnetx120.h5",
+      "hash": {
+        "algorithm": "sha256",
+        "value": "5cafc461b78897d5e4f24e68cb406d18e75f31105ef620e7682b611bb355eb3a"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "RegNetX120",
+      "options": {
+        "include_top": true,
+        "input_size": 224,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "regnet_x160",
+      "variant": "notop",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/regnet/regnetx160_notop.h5",
+      "file_name": "regnetx160_notop.h5",
+      "hash": {
+        "algorithm": "sha256",
+        "value": "9d1485050bdf19531ffa1ed7827c75850e0f2972118a996b91aa9264b088fd43"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "RegNetX160",
+      "options": {
+        "include_top": false,
+        "input_size": 224,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "regnet_x160",
+      "variant": "top",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/regnet/regnetx160.h5",
+      "file_name": "regnetx160.h5",
+      "hash": {
+        "algorithm": "sha256",
+        "value": "8093f57a5824b181fb734ea21ae34b1f7ee42c5298e63cf6d587c290973195d2"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "RegNetX160",
+      "options": {
+        "include_top": true,
+        "input_size": 224,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "regnet_x320",
+      "variant": "notop",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/regnet/regnetx320_notop.h5",
+      "file_name": "regnetx320_notop.h5",
+      "hash": {
+        "algorithm": "sha256",
+        "value": "9db7eacc37b85c98184070e1a172e6104c00846f44bcd4e727da9e50d9692398"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "RegNetX320",
+      "options": {
+        "include_top": false,
+        "input_size": 224,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "regnet_x320",
+      "variant": "top",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/regnet/regnetx320.h5",
+      "file_name": "regnetx320.h5",
+      "hash": {
+        "algorithm": "sha256",
+        "value": "91fb3e6f4e9e44b3687e80977f7f4412ee9937c0c704232664fc83e4322ea01e"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "RegNetX320",
+      "options": {
+        "include_top": true,
+        "input_size": 224,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "regnet_y002",
+      "variant": "notop",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/regnet/regnety002_notop.h5",
+      "file_name": "regnety002_notop.h5",
+      "hash": {
+        "algorithm": "sha256",
+        "value": "f63221f63d625b8e201221499682587bfe29d33f50a4c4f4d53be00f66c0f12c"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "RegNetY002",
+      "options": {
+        "include_top": false,
+        "input_size": 224,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "regnet_y002",
+      "variant": "top",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/regnet/regnety002.h5",
+      "file_name": "regnety002.h5",
+      "hash": {
+        "algorithm": "sha256",
+        "value": "1e8091c674532b1a61c04f6393a9c570113e0197f22bd1b98cc4c4fe800c6465"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "RegNetY002",
+      "options": {
+        "include_top": true,
+        "input_size": 224,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "regnet_y004",
+      "variant": "notop",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/regnet/regnety004_notop.h5",
+      "file_name": "regnety004_notop.h5",
+      "hash": {
+        "algorithm": "sha256",
+        "value": "45e6ba8309a17a77e67afc05228454b2e0ee6be0dae65edc0f31f1da10cc066b"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "RegNetY004",
+      "options": {
+        "include_top": false,
+        "input_size": 224,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "regnet_y004",
+      "variant": "top",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/regnet/regnety004.h5",
+      "file_name": "regnety004.h5",
+      "hash": {
+        "algorithm": "sha256",
+        "value": "752fdbad21c78911bf1dcb8c513e5a0e14697b068e5d9e73525dbaa416d18d8e"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "RegNetY004",
+      "options": {
+        "include_top": true,
+        "input_size": 224,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "regnet_y006",
+      "variant": "notop",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/regnet/regnety006_notop.h5",
+      "file_name": "regnety006_notop.h5",
+      "hash": {
+        "algorithm": "sha256",
+        "value": "b70261cba4e60013c99d130cc098d2fce629ff978a445663b6fa4f8fc099a2be"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "RegNetY006",
+      "options": {
+        "include_top": false,
+        "input_size": 224,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "regnet_y006",
+      "variant": "top",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/regnet/regnety006.h5",
+      "file_name": "regnety006.h5",
+      "hash": {
+        "algorithm": "sha256",
+        "value": "98942e07b273da500ff9699a1f88aca78dfad4375faabb0bab784bb0dace80a9"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "RegNetY006",
+      "options": {
+        "include_top": true,
+        "input_size": 224,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "regnet_y008",
+      "variant": "notop",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/regnet/regnety008_notop.h5",
+      "file_name": "regnety008_notop.h5",
+      "hash": {
+        "algorithm": "sha256",
+        "value": "b11f5432a216ee640fe9be6e32939defa8d08b8d136349bf3690715a98752ca1"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "RegNetY008",
+      "options": {
+        "include_top": false,
+        "input_size": 224,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "regnet_y008",
+      "variant": "top",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/regnet/regnety008.h5",
+      "file_name": "regnety008.h5",
+      "hash": {
+        "algorithm": "sha256",
+        "value": "1b099377cc9a4fb183159a6f9b24bc998e5659d25a449f40c90cbffcbcfdcae4"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "RegNetY008",
+      "options": {
+        "include_top": true,
+        "input_size": 224,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "regnet_y016",
+      "variant": "notop",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/regnet/regnety016_notop.h5",
+      "file_name": "regnety016_notop.h5",
+      "hash": {
+        "algorithm": "sha256",
+        "value": "d7404f50205e82d793e219afb9eb2bfeb781b6b2d316a6128c6d7d7dacab7f57"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "RegNetY016",
+      "options": {
+        "include_top": false,
+        "input_size": 224,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "regnet_y016",
+      "variant": "top",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/regnet/regnety016.h5",
+      "file_name": "regnety016.h5",
+      "hash": {
+        "algorithm": "sha256",
+        "value": "b7ce1f5e223f0941c960602de922bcf846288ce7a4c33b2a4f2e4ac4b480045b"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "RegNetY016",
+      "options": {
+        "include_top": true,
+        "input_size": 224,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "regnet_y032",
+      "variant": "notop",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/regnet/regnety032_notop.h5",
+      "file_name": "regnety032_notop.h5",
+      "hash": {
+        "algorithm": "sha256",
+        "value": "eb3ac1c45ec60f4f031c3f5180573422b1cf7bebc26c004637517372f68f8937"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "RegNetY032",
+      "options": {
+        "include_top": false,
+        "input_size": 224,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "regnet_y032",
+      "variant": "top",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/regnet/regnety032.h5",
+      "file_name": "regnety032.h5",
+      "hash": {
+        "algorithm": "sha256",
+        "value": "6a6a545cf3549973554c9b94f0cd40e25f229fffb1e7f7ac779a59dcbee612bd"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "RegNetY032",
+      "options": {
+        "include_top": true,
+        "input_size": 224,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "regnet_y040",
+      "variant": "notop",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/regnet/regnety040_notop.h5",
+      "file_name": "regnety040_notop.h5",
+      "hash": {
+        "algorithm": "sha256",
+        "value": "b5be2a5e5f072ecdd9c0b8a437cd896df0efa1f6a1f77e41caa8719b7dfcb05d"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "RegNetY040",
+      "options": {
+        "include_top": false,
+        "input_size": 224,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "regnet_y040",
+      "variant": "top",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/regnet/regnety040.h5",
+      "file_name": "regnety040.h5",
+      "hash": {
+        "algorithm": "sha256",
+        "value": "98d00118b335162bbffe8f1329e54e5c8e75ee09b2a5414f97b0ddfc56e796f6"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "RegNetY040",
+      "options": {
+        "include_top": true,
+        "input_size": 224,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "regnet_y064",
+      "variant": "notop",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/regnet/regnety064_notop.h5",
+      "file_name": "regnety064_notop.h5",
+      "hash": {
+        "algorithm": "sha256",
+        "value": "885c4b7ed7ea339daca7dafa1a62cb7d41b1068897ef90a5a3d71b4a2e2db31a"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "RegNetY064",
+      "options": {
+        "include_top": false,
+        "input_size": 224,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "regnet_y064",
+      "variant": "top",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/regnet/regnety064.h5",
+      "file_name": "regnety064.h5",
+      "hash": {
+        "algorithm": "sha256",
+        "value": "65c948c7a18aaecaad2d1bd4fd978987425604ba6669ef55a1faa0069a2804b7"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "RegNetY064",
+      "options": {
+        "include_top": true,
+        "input_size": 224,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "regnet_y080",
+      "variant": "notop",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/regnet/regnety080_notop.h5",
+      "file_name": "regnety080_notop.h5",
+      "hash": {
+        "algorithm": "sha256",
+        "value": "3d119577e1e3bf8d153b895e8ea9e4ec150ff2d92abdca711b6e949c3fd7115d"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "RegNetY080",
+      "options": {
+        "include_top": false,
+        "input_size": 224,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "regnet_y080",
+      "variant": "top",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/regnet/regnety080.h5",
+      "file_name": "regnety080.h5",
+      "hash": {
+        "algorithm": "sha256",
+        "value": "7a2c62da2982e369a4984d3c7c3b32d6f8d3748a71cb37a31156c436c37f3e95"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "RegNetY080",
+      "options": {
+        "include_top": true,
+        "input_size": 224,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "regnet_y120",
+      "variant": "notop",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/regnet/regnety120_notop.h5",
+      "file_name": "regnety120_notop.h5",
+      "hash": {
+        "algorithm": "sha256",
+        "value": "4a6fa387108380b730b71feea2ad80b5224b5ea9dc21dc156c93fe3c6186485c"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "RegNetY120",
+      "options": {
+        "include_top": false,
+        "input_size": 224,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "regnet_y120",
+      "variant": "top",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/regnet/regnety120.h5",
+      "file_name": "regnety120.h5",
+      "hash": {
+        "algorithm": "sha256",
+        "value": "a96ab0d27d3ae35a422ee7df0d789069b3e3217a99334e0ce861a96595bc5986"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "RegNetY120",
+      "options": {
+        "include_top": true,
+        "input_size": 224,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "regnet_y160",
+      "variant": "notop",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/regnet/regnety160_notop.h5",
+      "file_name": "regnety160_notop.h5",
+      "hash": {
+        "algorithm": "sha256",
+        "value": "ead1e6b568be8f34447ec8941299a9df4368736ba9a8205de5427fa20a1fb316"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "RegNetY160",
+      "options": {
+        "include_top": false,
+        "input_size": 224,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "regnet_y160",
+      "variant": "top",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/regnet/regnety160.h5",
+      "file_name": "regnety160.h5",
+      "hash": {
+        "algorithm": "sha256",
+        "value": "45067240ffbc7ca2591313fee2f80dbdda6d66ec1a7451446f9a6d00d8f7ac6e"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "RegNetY160",
+      "options": {
+        "include_top": true,
+        "input_size": 224,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "regnet_y320",
+      "variant": "notop",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/regnet/regnety320_notop.h5",
+      "file_name": "regnety320_notop.h5",
+      "hash": {
+        "algorithm": "sha256",
+        "value": "cad78f74a586e24c61d38be17f3ae53bb9674380174d2585da1a526b8c20e1fd"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "RegNetY320",
+      "options": {
+        "include_top": false,
+        "input_size": 224,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "regnet_y320",
+      "variant": "top",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/regnet/regnety320.h5",
+      "file_name": "regnety320.h5",
+      "hash": {
+        "algorithm": "sha256",
+        "value": "b05e173e4ae635cfa22d06392ee3741284d17dadfee68f2aa6fd8cb2b7561112"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "RegNetY320",
+      "options": {
+        "include_top": true,
+        "input_size": 224,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
       ]
     },
     {
@@ -3347,7 +4375,8 @@ enum BundledManifests {
         "preprocess": "caffe"
       },
       "keras": [
-        "keras3"
+        "keras3",
+        "tf_keras"
       ]
     },
     {
@@ -3368,7 +4397,8 @@ enum BundledManifests {
         "preprocess": "caffe"
       },
       "keras": [
-        "keras3"
+        "keras3",
+        "tf_keras"
       ]
     },
     {
@@ -3389,7 +4419,8 @@ enum BundledManifests {
         "preprocess": "tf"
       },
       "keras": [
-        "keras3"
+        "keras3",
+        "tf_keras"
       ]
     },
     {
@@ -3410,7 +4441,302 @@ enum BundledManifests {
         "preprocess": "tf"
       },
       "keras": [
-        "keras3"
+        "keras3",
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "resnet_rs101",
+      "variant": "notop",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/resnet_rs/resnet-rs-101-i192_notop.h5",
+      "file_name": "resnet-rs-101-i192_notop.h5",
+      "hash": {
+        "algorithm": "md5",
+        "value": "f9a0f6b85faa9c3db2b6e233c4eebb5b"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "ResNetRS101",
+      "options": {
+        "include_top": false,
+        "input_size": 192,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "resnet_rs101",
+      "variant": "top",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/resnet_rs/resnet-rs-101-i192.h5",
+      "file_name": "resnet-rs-101-i192.h5",
+      "hash": {
+        "algorithm": "md5",
+        "value": "eb285be29ab42cf4835ff20a5e3b5d23"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "ResNetRS101",
+      "options": {
+        "include_top": true,
+        "input_size": 192,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "resnet_rs152",
+      "variant": "notop",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/resnet_rs/resnet-rs-152-i256_notop.h5",
+      "file_name": "resnet-rs-152-i256_notop.h5",
+      "hash": {
+        "algorithm": "md5",
+        "value": "fa79794252dbe47c89130f65349d654a"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "ResNetRS152",
+      "options": {
+        "include_top": false,
+        "input_size": 224,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "resnet_rs152",
+      "variant": "top",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/resnet_rs/resnet-rs-152-i256.h5",
+      "file_name": "resnet-rs-152-i256.h5",
+      "hash": {
+        "algorithm": "md5",
+        "value": "ba6271b99bdeb4e7a9b15c05964ef4ad"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "ResNetRS152",
+      "options": {
+        "include_top": true,
+        "input_size": 224,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "resnet_rs200",
+      "variant": "notop",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/resnet_rs/resnet-rs-200-i256_notop.h5",
+      "file_name": "resnet-rs-200-i256_notop.h5",
+      "hash": {
+        "algorithm": "md5",
+        "value": "bbdb3994718dfc0d1cd45d7eff3f3d9c"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "ResNetRS200",
+      "options": {
+        "include_top": false,
+        "input_size": 256,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "resnet_rs200",
+      "variant": "top",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/resnet_rs/resnet-rs-200-i256.h5",
+      "file_name": "resnet-rs-200-i256.h5",
+      "hash": {
+        "algorithm": "md5",
+        "value": "a76930b741884e09ce90fa7450747d5f"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "ResNetRS200",
+      "options": {
+        "include_top": true,
+        "input_size": 256,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "resnet_rs270",
+      "variant": "notop",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/resnet_rs/resnet-rs-270-i256_notop.h5",
+      "file_name": "resnet-rs-270-i256_notop.h5",
+      "hash": {
+        "algorithm": "md5",
+        "value": "2c42ecb22e35f3e23d2f70babce0a2aa"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "ResNetRS270",
+      "options": {
+        "include_top": false,
+        "input_size": 256,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "resnet_rs270",
+      "variant": "top",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/resnet_rs/resnet-rs-270-i256.h5",
+      "file_name": "resnet-rs-270-i256.h5",
+      "hash": {
+        "algorithm": "md5",
+        "value": "20d575825ba26176b03cb51012a367a8"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "ResNetRS270",
+      "options": {
+        "include_top": true,
+        "input_size": 256,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "resnet_rs350",
+      "variant": "notop",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/resnet_rs/resnet-rs-350-i320_notop.h5",
+      "file_name": "resnet-rs-350-i320_notop.h5",
+      "hash": {
+        "algorithm": "md5",
+        "value": "ab0c1f9079d2f85a9facbd2c88aa6079"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "ResNetRS350",
+      "options": {
+        "include_top": false,
+        "input_size": 256,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "resnet_rs350",
+      "variant": "top",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/resnet_rs/resnet-rs-350-i320.h5",
+      "file_name": "resnet-rs-350-i320.h5",
+      "hash": {
+        "algorithm": "md5",
+        "value": "7ccb858cc738305e8ceb3c0140bee393"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "ResNetRS350",
+      "options": {
+        "include_top": true,
+        "input_size": 256,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "resnet_rs420",
+      "variant": "notop",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/resnet_rs/resnet-rs-420-i320_notop.h5",
+      "file_name": "resnet-rs-420-i320_notop.h5",
+      "hash": {
+        "algorithm": "md5",
+        "value": "fe6217c32be8305b1889657172b98884"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "ResNetRS420",
+      "options": {
+        "include_top": false,
+        "input_size": 320,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "resnet_rs420",
+      "variant": "top",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/resnet_rs/resnet-rs-420-i320.h5",
+      "file_name": "resnet-rs-420-i320.h5",
+      "hash": {
+        "algorithm": "md5",
+        "value": "ae0eb9bed39e64fc8d7e0db4018dc7e8"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "ResNetRS420",
+      "options": {
+        "include_top": true,
+        "input_size": 320,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "resnet_rs50",
+      "variant": "notop",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/resnet_rs/resnet-rs-50-i160_notop.h5",
+      "file_name": "resnet-rs-50-i160_notop.h5",
+      "hash": {
+        "algorithm": "md5",
+        "value": "90daa68cd26c95aa6c5d25451e095529"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "ResNetRS50",
+      "options": {
+        "include_top": false,
+        "input_size": 160,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
+      ]
+    },
+    {
+      "name": "resnet_rs50",
+      "variant": "top",
+      "url": "https://storage.googleapis.com/tensorflow/keras-applications/resnet_rs/resnet-rs-50-i160.h5",
+      "file_name": "resnet-rs-50-i160.h5",
+      "hash": {
+        "algorithm": "md5",
+        "value": "69d9d925319f00a8bdd4af23c04e4102"
+      },
+      "size": null,
+      "format": "keras-h5",
+      "architecture": "ResNetRS50",
+      "options": {
+        "include_top": true,
+        "input_size": 160,
+        "preprocess": "none"
+      },
+      "keras": [
+        "tf_keras"
       ]
     },
     {
@@ -3431,7 +4757,8 @@ enum BundledManifests {
         "preprocess": "caffe"
       },
       "keras": [
-        "keras3"
+        "keras3",
+        "tf_keras"
       ]
     },
     {
@@ -3452,7 +4779,8 @@ enum BundledManifests {
         "preprocess": "caffe"
       },
       "keras": [
-        "keras3"
+        "keras3",
+        "tf_keras"
       ]
     },
     {
@@ -3515,7 +4843,8 @@ enum BundledManifests {
         "preprocess": "tf"
       },
       "keras": [
-        "keras3"
+        "keras3",
+        "tf_keras"
       ]
     },
     {
@@ -3536,7 +4865,8 @@ enum BundledManifests {
         "preprocess": "tf"
       },
       "keras": [
-        "keras3"
+        "keras3",
+        "tf_keras"
       ]
     }
   ]
