@@ -1,4 +1,5 @@
 import Foundation
+import TLFormats
 import TLTensor
 
 /// A loaded network ready for inference: `predict` runs the whole model, `features` the
@@ -28,7 +29,7 @@ public final class Model {
     /// Loads a model file: a Keras model config inside it is used when present, otherwise the
     /// architecture is `architecture` or detected from the layer names.
     /// - Parameters:
-    ///   - url: a `.safetensors` file (Keras `.h5`/`.keras` once the HDF5 reader is linked in).
+    ///   - url: a `.safetensors`, `.h5`, `.weights.h5` or `.keras` file.
     ///   - architecture: overrides detection; a wrong choice fails strict loading.
     /// - Throws: `EngineError` (unreadable file, unknown architecture, missing or mis-shaped weight).
     public static func load(from url: URL, architecture: Architecture? = nil) throws -> Model {
@@ -193,22 +194,16 @@ public final class Model {
     }
 }
 
-/// Opens model files by extension.
+/// Opens model files of every layout tlhub reads.
 public enum WeightFiles {
-    /// Opens `url` as a weight source.
-    /// - Throws: `EngineError.unreadableFile` for a missing file or a format this build cannot read,
-    ///   or the format reader's own error for a corrupt file.
+    /// Opens `url` as a weight source: a `.safetensors`, a legacy Keras `.h5` (weights-only or full
+    /// model), a Keras 3 `.weights.h5` or a `.keras` archive, recognised by content.
+    /// - Throws: `EngineError.unreadableFile` for a missing file, or the format reader's own error
+    ///   (naming the file and the problem) for anything it cannot read.
     public static func open(_ url: URL) throws -> WeightSource {
         guard FileManager.default.fileExists(atPath: url.path) else {
             throw EngineError.unreadableFile(path: url.path, problem: "no such file")
         }
-        switch url.pathExtension.lowercased() {
-        case "safetensors":
-            return try SafeTensorsFile(contentsOf: url)
-        case "h5", "hdf5", "keras":
-            throw EngineError.unreadableFile(path: url.path, problem: "Keras HDF5/.keras files need the TLFormats reader, which this build does not link yet; convert to .safetensors")
-        default:
-            throw EngineError.unreadableFile(path: url.path, problem: "unknown model file type '.\(url.pathExtension)' (expected .safetensors, .h5, .weights.h5 or .keras)")
-        }
+        return try WeightFile.open(url)
     }
 }
