@@ -12,9 +12,10 @@ struct Bench: AsyncParsableCommand {
 
         Example:
           tlhub bench --model mobilenet_v2.safetensors --batch 32 --json
+          tlhub bench --model mobilenet_v2_100_224 --batch 1
         """)
 
-    @OptionGroup var modelOptions: EngineModelOptions
+    @OptionGroup var modelOptions: ModelOptions
 
     @Option(help: "Images per forward pass.")
     var batch = 1
@@ -43,7 +44,7 @@ struct Bench: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let model = try modelOptions.load()
+        let model = try await modelOptions.load().model
         var shape = model.inputShape
         if shape.count == 3 {
             shape[0] = shape[0] > 0 ? shape[0] : size

@@ -3,21 +3,6 @@ import Foundation
 import TLEngine
 import TLTensor
 
-/// Options shared by the engine commands: which model file, and which architecture if the file
-/// carries no Keras config.
-struct EngineModelOptions: ParsableArguments {
-    @Option(name: .long, help: "Model file (.safetensors; Keras .h5/.keras once TLFormats is linked).",
-            transform: URL.init(fileURLWithPath:))
-    var model: URL
-
-    @Option(name: .long, help: "Architecture for a weights-only file (\(Architecture.names.joined(separator: ", "))); default: detected.")
-    var arch: String?
-
-    func load() throws -> Model {
-        try Model.load(from: model, architecture: try arch.map { try Architecture(name: $0) })
-    }
-}
-
 extension FeaturePooling: ExpressibleByArgument {}
 
 /// Reads a preprocessed NHWC float32 batch (`[N, H, W, C]`, or one `[H, W, C]` image).
@@ -68,26 +53,27 @@ func writeOutput(_ tensor: Tensor, to url: URL) throws {
 
 struct Features: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Extract pooled convolutional features from a preprocessed image batch.",
+        abstract: "Extract pooled convolutional features (the base's output before any classifier).",
         discussion: """
-        The input is an .npy of float32 NHWC images already preprocessed for the model
-        (e.g. scaled to [-1, 1] for MobileNetV2). Output is [N, C] for avg/max pooling,
-        [N, h, w, C] for none; .csv writes one row per image.
+        Images are decoded, resized as Keras load_img does and preprocessed as keras.applications
+        does for the model; with --input, X.npy is an already-preprocessed float32 NHWC batch.
+        Output is [N, C] for avg/max pooling, [N, h, w, C] for none; .csv writes one row per image.
+        With images, OUT.files.txt lists the image of each row.
 
-        Example:
+        Examples:
+          tlhub features --model mobilenet_v2_100_224 photos/ -o features.npy
+          tlhub features --model vgg16.h5 --pooling max cat.jpg dog.png -o features.csv
           tlhub features --model mobilenet_v2.safetensors --input batch.npy -o features.npy
         """)
 
-    @OptionGroup var modelOptions: EngineModelOptions
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var imageOptions: ImageInputOptions
 
     @Option(help: "Global pooling of the last feature map: avg, max or none.")
     var pooling: FeaturePooling = .avg
 
     @Option(help: "Images per forward pass.")
     var batch = 32
-
-    @Option(help: "Preprocessed float32 NHWC batch (.npy).", transform: URL.init(fileURLWithPath:))
-    var input: URL
 
     @Option(name: [.short, .customLong("output")], help: "Output file (.npy or .csv).", transform: URL.init(fileURLWithPath:))
     var output: URL
@@ -100,9 +86,10 @@ struct Features: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let model = try modelOptions.load()
-        let images = try readInputBatch(input)
-        let features = try inBatches(images, batchSize: batch) { try model.features(input: $0, pooling: pooling) }
+        let loaded = try await modelOptions.load()
+        let (images, files) = try imageOptions.batch(for: loaded)
+        let features = try inBatches(images, batchSize: batch) { try loaded.model.features(input: $0, pooling: pooling) }
         try writeOutput(features, to: output)
+        try writeRowFiles(files, beside: output)
     }
 }

@@ -5,18 +5,23 @@ import TLTensor
 
 struct Predict: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run a whole model on a preprocessed image batch and print the top classes.",
+        abstract: "Run the whole model (with its classifier) and print the top classes per image.",
         discussion: """
-        The input is an .npy of float32 NHWC images already preprocessed for the model.
+        Images are decoded, resized and preprocessed as Keras does for the model; with --input,
+        X.npy is an already-preprocessed float32 NHWC batch. Class names come from --class-index,
+        else from the model's hub entry, else (for 1000-class models) from imagenet_class_index,
+        pulled into the cache like any model file; without one, class ids are printed.
 
-        Example:
-          tlhub predict --model mobilenet_v2.safetensors --input batch.npy --top 5 -o scores.npy
+        Examples:
+          tlhub predict --model mobilenet_v2_100_224:top elephant.jpg
+          tlhub predict --model resnet50.h5 --input batch.npy --top 3 -o scores.npy
         """)
 
-    @OptionGroup var modelOptions: EngineModelOptions
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var imageOptions: ImageInputOptions
 
-    @Option(help: "Preprocessed float32 NHWC batch (.npy).", transform: URL.init(fileURLWithPath:))
-    var input: URL
+    @Option(help: "Class-index JSON as Keras writes it ({\"0\": [\"id\", \"name\"], …}): a file or a hub name.")
+    var classIndex: String?
 
     @Option(help: "Classes to print per image (0 prints nothing).")
     var top = 5
@@ -34,17 +39,67 @@ struct Predict: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let model = try modelOptions.load()
-        let images = try readInputBatch(input)
-        let scores = try inBatches(images, batchSize: batch) { try model.predict(input: $0) }
-        if let output { try writeOutput(scores, to: output) }
+        let loaded = try await modelOptions.load()
+        let (images, files) = try imageOptions.batch(for: loaded)
+        let scores = try inBatches(images, batchSize: batch) { try loaded.model.predict(input: $0) }
+        if let output {
+            try writeOutput(scores, to: output)
+            try writeRowFiles(files, beside: output)
+        }
         guard top > 0 else { return }
         let rows = scores.shape[0], width = scores.count / max(rows, 1)
+        let names = await classNames(classCount: width, loaded: loaded)
         for row in 0..<rows {
             let values = scores.scalars[(row * width)..<((row + 1) * width)]
             let best = values.indices.sorted { values[$0] > values[$1] }.prefix(top)
-            let text = best.map { "\($0 - row * width) (\(String(format: "%.4f", values[$0])))" }.joined(separator: ", ")
-            print("image \(row): \(text)")
+            let text = best.map { index -> String in
+                let id = index - row * width
+                let label = names.flatMap { id < $0.count ? "\($0[id]) (\(id))" : nil } ?? "\(id)"
+                return "\(label) \(String(format: "%.4f", values[index]))"
+            }.joined(separator: ", ")
+            let subject = files.isEmpty ? "image \(row)" : files[row].lastPathComponent
+            print("\(subject): \(text)")
         }
+    }
+
+    /// Class names for `classCount` outputs, or nil (ids are printed) when none can be had.
+    /// An explicit `--class-index` that cannot be read is an error; a default one is only a note.
+    func classNames(classCount: Int, loaded: ModelOptions.Loaded) async -> [String]? {
+        var reference = classIndex
+        if reference == nil, case .string(let name)? = loaded.artifact?.options["class_index"] { reference = name }
+        if reference == nil, classCount == 1000 { reference = "imagenet_class_index" }
+        guard let reference else { return nil }
+        do {
+            var file = URL(fileURLWithPath: reference)
+            if !FileManager.default.fileExists(atPath: file.path) {
+                file = try await modelOptions.cache.makeHub().pull(reference)
+            }
+            return try ClassIndex.names(contentsOf: file, classCount: classCount)
+        } catch {
+            let message = "note: printing class ids: class index \(reference) unavailable (\(error.localizedDescription))\n"
+            FileHandle.standardError.write(Data(message.utf8))
+            return nil
+        }
+    }
+}
+
+/// Keras's class-index JSON (`imagenet_class_index.json`: `{"0": ["n01440764", "tench"], …}`).
+enum ClassIndex {
+    /// The human-readable name of each class id, in id order.
+    /// - Throws: `InputError` naming the file when it is not such a JSON or does not cover `classCount` ids.
+    static func names(contentsOf url: URL, classCount: Int) throws -> [String] {
+        let data = try Data(contentsOf: url)
+        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: [String]] else {
+            throw InputError("\(url.path): not a Keras class-index JSON ({\"0\": [\"id\", \"name\"], …})")
+        }
+        var names = [String](repeating: "", count: classCount)
+        for (key, value) in object {
+            guard let id = Int(key), id >= 0, id < classCount, let name = value.last else { continue }
+            names[id] = name
+        }
+        guard !names.contains("") else {
+            throw InputError("\(url.path): class index does not name all \(classCount) classes")
+        }
+        return names
     }
 }
