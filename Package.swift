@@ -78,6 +78,7 @@ let package = Package(
         .testTarget(name: "TLFormatsTests", dependencies: ["TLFormats", "TLTensor"]),
         .testTarget(name: "TLEngineTests", dependencies: ["TLEngine", "TLFormats", "TLTensor"]),
         .testTarget(name: "TLImagingTests", dependencies: ["TLImaging", "TLTensor"]),
+        .testTarget(name: "CLITests", dependencies: ["TLTensor"]),
         .testTarget(name: "TLHubClientTests", dependencies: ["TLHubClient", "TLFormats", "TLTensor"]),
     ]
 )

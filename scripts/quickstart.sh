@@ -35,7 +35,8 @@ esac
 echo "$model"
 
 step "inspect"
-"$tlhub" inspect "$model" | head -n 12
+"$tlhub" inspect "$model" > "$out/inspect.txt"
+head -n 12 "$out/inspect.txt"; echo "… (full listing in $out/inspect.txt)"
 
 step "convert to safetensors"
 "$tlhub" convert "$model" -o "$out/mobilenet_v2.safetensors"

@@ -82,3 +82,21 @@ manifest = {
 }
 (DEMO / "demo-mobilenet.json").write_text(json.dumps(manifest, indent=2) + "\n")
 print("wrote", path, path.stat().st_size, "bytes, and", DEMO / "demo-mobilenet.json")
+
+# End-to-end goldens for the CLI test (Tests/CLITests): Keras's own image pipeline on four fixture
+# images — load_img (nearest, 96×96) → img_to_array → mobilenet_v2.preprocess_input — then the
+# model's predictions and its avg-pooled base features (out_relu).
+GOLDEN = ROOT / "Tests" / "Fixtures" / "cli"
+GOLDEN.mkdir(parents=True, exist_ok=True)
+images = ["rgb.jpg", "progressive.jpg", "large.png", "palette.png"]
+batch = np.stack([tf_keras.utils.img_to_array(tf_keras.utils.load_img(
+    ROOT / "Tests" / "Fixtures" / "imaging" / "images" / name, target_size=(96, 96)))
+    for name in images])
+batch = tf_keras.applications.mobilenet_v2.preprocess_input(batch)
+reloaded = tf_keras.applications.MobileNetV2(alpha=0.35, input_shape=(96, 96, 3), weights=None, classes=10)
+reloaded.load_weights(str(path))
+np.save(GOLDEN / "demo_predictions.npy", reloaded.predict(batch, verbose=0).astype(np.float32))
+base = tf_keras.Model(reloaded.input, reloaded.get_layer("out_relu").output)
+np.save(GOLDEN / "demo_features.npy", base.predict(batch, verbose=0).mean(axis=(1, 2)).astype(np.float32))
+(GOLDEN / "images.json").write_text(json.dumps(images) + "\n")
+print("wrote", GOLDEN)
