@@ -78,6 +78,6 @@ let package = Package(
         .testTarget(name: "TLFormatsTests", dependencies: ["TLFormats", "TLTensor"]),
         .testTarget(name: "TLEngineTests", dependencies: ["TLEngine", "TLFormats", "TLTensor"]),
         .testTarget(name: "TLImagingTests", dependencies: ["TLImaging", "TLTensor"]),
-        .testTarget(name: "TLHubClientTests", dependencies: ["TLHubClient", "TLFormats", "TLTensor"]),
+        .testTarget(name: "TLHubClientTests", dependencies: ["TLHubClient", "TLEngine", "TLFormats", "TLTensor"]),
     ]
 )
