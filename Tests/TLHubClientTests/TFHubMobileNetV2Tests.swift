@@ -32,7 +32,7 @@ struct TFHubMobileNetV2Tests {
         #expect(slim.options.includeTop && slim.options.classes == 17)
         #expect(slim.layerNames.first == "Conv1" && slim.layerNames.last == "predictions")
         #expect(slim.shape(layer: "predictions", weight: "kernel") == [1280, 17])
-        #expect(slim.shape(layer: "block_16_project", weight: "kernel") == [1, 1, 576, 112])
+        #expect(slim.shape(layer: "block_16_project", weight: "kernel") == [1, 1, 336, 112])
         #expect(slim.weightNames(layer: "expanded_conv_depthwise") == ["depthwise_kernel"])
         #expect(TFSlimMobileNetV2.recognises(try Self.bundle()))
     }
