@@ -79,6 +79,6 @@ let package = Package(
         .testTarget(name: "TLEngineTests", dependencies: ["TLEngine", "TLFormats", "TLTensor"]),
         .testTarget(name: "TLImagingTests", dependencies: ["TLImaging", "TLTensor"]),
         .testTarget(name: "CLITests", dependencies: ["TLTensor"]),
-        .testTarget(name: "TLHubClientTests", dependencies: ["TLHubClient", "TLFormats", "TLTensor"]),
+        .testTarget(name: "TLHubClientTests", dependencies: ["TLHubClient", "TLEngine", "TLFormats", "TLTensor"]),
     ]
 )

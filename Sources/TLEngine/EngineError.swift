@@ -11,6 +11,9 @@ public enum EngineError: Error, LocalizedError, CustomStringConvertible, Equatab
     case unsupportedOption(layer: String, option: String, value: String)
     /// A weight the architecture needs is absent from the file.
     case missingWeight(layer: String, weight: String, expectedShape: [Int])
+    /// A variable a checkpoint in another naming scheme (TF-Slim) must hold for `layer`'s `weight`
+    /// is absent; `name` is the full variable name as stored.
+    case missingVariable(name: String, layer: String, weight: String)
     /// A weight exists but its shape differs from what the architecture needs.
     case weightShapeMismatch(layer: String, weight: String, expected: [Int], actual: [Int])
     /// The file holds weights no layer of the architecture uses.
@@ -36,6 +39,8 @@ public enum EngineError: Error, LocalizedError, CustomStringConvertible, Equatab
             return "layer '\(layer)': unsupported \(option)=\(value)"
         case let .missingWeight(layer, weight, shape):
             return "layer '\(layer)': weight '\(weight)' (expected shape \(shape)) is missing from the file"
+        case let .missingVariable(name, layer, weight):
+            return "checkpoint variable '\(name)' (for layer '\(layer)' weight '\(weight)') is missing"
         case let .weightShapeMismatch(layer, weight, expected, actual):
             return "layer '\(layer)': weight '\(weight)' has shape \(actual), expected \(expected)"
         case let .unusedWeights(names):
