@@ -158,9 +158,14 @@ public final class Model {
         guard input.rank == 4, input.shape[0] > 0 else {
             throw EngineError.inputShapeMismatch(expected: "[N, " + inputShape.map { $0 < 0 ? "any" : String($0) }.joined(separator: ", ") + "]", actual: input.shape)
         }
-        guard let architecture, architecture.paddingDependsOnInputSize, var options else { return }
+        // A native graph built for one image size (a fixed input, or MobileNetV2's size-dependent
+        // padding) is rebuilt for another; VGG's flattening top really needs its own size.
+        guard let architecture, var options else { return }
+        if case .vgg16 = architecture, options.includeTop { return }
+        if case .vgg19 = architecture, options.includeTop { return }
         let given = Array(input.shape.dropFirst())
-        guard given != inputShape, given.count == inputShape.count, given.last == inputShape.last else { return }
+        guard given != inputShape, given.count == inputShape.count, given.last == inputShape.last,
+              architecture.paddingDependsOnInputSize || inputShape.contains(where: { $0 > 0 }) else { return }
         options.inputShape = Array(input.shape.dropFirst())
         let rebuilt = try architecture.build(options: options)
         try rebuilt.loadWeights(from: WeightDictionary(graph: graph))
