@@ -99,4 +99,15 @@ struct EndToEndTests {
         }
         #expect(!FileManager.default.fileExists(atPath: output.appendingPathComponent("x.npy").path))
     }
+
+    @Test("a TF Hub-style SavedModel directory (TF-Slim names) runs through features")
+    func savedModelDirectory() throws {
+        try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
+        let target = output.appendingPathComponent("hub.npy")
+        let tfhub = fixtures.appendingPathComponent("tfhub")
+        let result = try run(["features", "--model", tfhub.appendingPathComponent("mobilenet_v2_035").path,
+                              "--input", tfhub.appendingPathComponent("input_32.npy").path, "-o", target.path])
+        #expect(result.status == 0, "\(result.stderr)")
+        expectClose(try NumPy.read(contentsOf: target), try NumPy.read(contentsOf: tfhub.appendingPathComponent("features_32.npy")))
+    }
 }

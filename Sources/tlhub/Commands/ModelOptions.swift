@@ -31,7 +31,11 @@ struct ModelOptions: ParsableArguments {
     func load() async throws -> Loaded {
         let architecture = try arch.map { try Architecture(name: $0) }
         let path = URL(fileURLWithPath: model)
-        if FileManager.default.fileExists(atPath: path.path) {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path.path, isDirectory: &isDirectory) {
+            if isDirectory.boolValue {
+                return Loaded(model: try Self.loadSavedModel(path), file: path, artifact: nil)
+            }
             return Loaded(model: try Model.load(from: path, architecture: architecture), file: path, artifact: nil)
         }
         let looksLikePath = model.contains("/") && !model.contains("://")
@@ -44,9 +48,26 @@ struct ModelOptions: ParsableArguments {
             let file = try await hub.pull(resolved, progress: pullProgress(for: resolved.artifact.qualifiedName))
             return Loaded(model: try Model.load(from: file, architecture: architecture), file: file,
                           artifact: resolved.artifact)
+        case "tfhub-saved-model-tar-gz":
+            let directory = try await hub.pullUnpacked(model, progress: pullProgress(for: resolved.artifact.qualifiedName))
+            return Loaded(model: try Self.loadSavedModel(directory), file: directory, artifact: resolved.artifact)
         default:
             throw InputError("\(resolved.artifact.qualifiedName) is a \(resolved.artifact.format) artifact, not a model tlhub can run yet")
         }
+    }
+}
+
+extension ModelOptions {
+    /// Loads a TF Hub MobileNetV2 SavedModel directory (TF-Slim variable names) onto the native
+    /// MobileNetV2. TF Hub image models take inputs in [0, 1] (`--preprocess unit`, which the hub
+    /// entry sets) and their classifier has 1001 classes, class 0 being "background".
+    static func loadSavedModel(_ directory: URL) throws -> Model {
+        let prefix = directory.appendingPathComponent("variables/variables")
+        guard FileManager.default.fileExists(atPath: prefix.path + ".index") else {
+            throw InputError("\(directory.path): a directory, but not a TF SavedModel (no variables/variables.index)")
+        }
+        let slim = try TFSlimMobileNetV2(try TensorBundle(prefix: prefix))
+        return try Model(weights: slim, architecture: slim.architecture)
     }
 }
 
