@@ -41,6 +41,8 @@ MODELS.update({
     "resnet101": (lambda: keras.applications.ResNet101(weights=None), "conv5_block3_out"),
     "resnet152": (lambda: keras.applications.ResNet152(weights=None), "conv5_block3_out"),
     "resnet50v2": (lambda: keras.applications.ResNet50V2(weights=None), "post_relu"),
+    "resnet101v2": (lambda: keras.applications.ResNet101V2(weights=None), "post_relu"),
+    "resnet152v2": (lambda: keras.applications.ResNet152V2(weights=None), "post_relu"),
 })
 # InceptionV3, Xception, InceptionResNetV2, DenseNet, NASNet (NASNet's last ReLU has an automatic
 # name: None means "the layer before the global pooling").
@@ -78,6 +80,8 @@ MODELS.update({
     "convnext_tiny": (lambda: apps.ConvNeXtTiny(weights=None), None),
     "convnext_small": (lambda: apps.ConvNeXtSmall(weights=None), None),
     "convnext_base": (lambda: apps.ConvNeXtBase(weights=None), None),
+    "convnext_large": (lambda: apps.ConvNeXtLarge(weights=None), None),
+    "convnext_xlarge": (lambda: apps.ConvNeXtXLarge(weights=None), None),
 })
 MODELS.update({f"efficientnetb{i}": ((lambda i=i: getattr(apps, f"EfficientNetB{i}")(weights=None)), None) for i in range(8)})
 MODELS.update({f"efficientnetv2{v.lower()}": ((lambda v=v: getattr(apps, f"EfficientNetV2{v}")(weights=None)), None)
