@@ -143,13 +143,24 @@ public final class Conv2D: Layer {
         /// im2col of output pixels `start..<start + count` for one group: one patch row per
         /// pixel, laid out (ky, kx, c) like the HWIO kernel.
         func gatherPatches(start: Int, count: Int, group: Int, into destination: UnsafeMutablePointer<Float>) {
+            // With one group and undilated columns, a kernel row's taps are one contiguous run
+            // (one copy instead of `kernelWidth` copies of a few channels, e.g. RGB stems).
+            let rowsAreContiguous = groups == 1 && dilationX == 1
+            let kernelRowCount = kernelWidth * channels
             var destination = destination
             var image = start / (outputHeight * outputWidth)
             var oy = (start / outputWidth) % outputHeight, ox = start % outputWidth
             for _ in 0..<count {
                 let imageBase = input.data + image * height * width * channels + group * groupChannels
+                let firstColumn = ox * strideX - padLeft
                 for ky in 0..<kernelHeight {
                     let iy = oy * strideY - padTop + ky * dilationY
+                    if rowsAreContiguous && iy >= 0 && iy < height && firstColumn >= 0 && firstColumn + kernelWidth <= width {
+                        // The whole kernel row lies inside the image: its taps are adjacent pixels.
+                        destination.update(from: imageBase + (iy * width + firstColumn) * channels, count: kernelRowCount)
+                        destination += kernelRowCount
+                        continue
+                    }
                     for kx in 0..<kernelWidth {
                         let ix = ox * strideX - padLeft + kx * dilationX
                         if iy >= 0 && iy < height && ix >= 0 && ix < width {
