@@ -7,8 +7,10 @@ import TLTensor
 /// - `kernel`: HWIO `[kernelHeight, kernelWidth, inputChannels / groups, filters]`
 /// - `bias`: `[filters]` when `useBias`
 ///
-/// 1×1 stride-1 convolutions multiply the NHWC input directly; every other case gathers
-/// image patches (im2col) into the scratch buffer, a bounded number of output rows at a time.
+/// Output pixels run in blocks of up to 256, one thread per block: 1×1 stride-1 convolutions
+/// multiply the block's NHWC input rows directly, every other case first gathers its image
+/// patches (im2col) into the thread's part of the scratch buffer; bias and activation follow
+/// while the block's output is still in cache.
 public final class Conv2D: Layer {
     public let name: String
     /// Output channels.
