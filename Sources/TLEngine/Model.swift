@@ -153,17 +153,19 @@ public final class Model {
     }
 
     /// Rebuilds a native architecture for the input's image size when the graph was built for
-    /// another one (MobileNetV2's stride-2 padding depends on it), reusing the loaded weights.
+    /// another one (a weights-only file defaults to 224 px; MobileNetV2's stride-2 padding depends
+    /// on the size), reusing the loaded weights. When the architecture cannot take that size
+    /// (VGG's `Flatten` top), the graph stays and running it reports the shape mismatch.
     private func prepare(for input: Tensor) throws {
         guard input.rank == 4, input.shape[0] > 0 else {
             throw EngineError.inputShapeMismatch(expected: "[N, " + inputShape.map { $0 < 0 ? "any" : String($0) }.joined(separator: ", ") + "]", actual: input.shape)
         }
-        guard let architecture, architecture.paddingDependsOnInputSize, var options else { return }
+        guard let architecture, var options else { return }
         let given = Array(input.shape.dropFirst())
         guard given != inputShape, given.count == inputShape.count, given.last == inputShape.last else { return }
         options.inputShape = Array(input.shape.dropFirst())
-        let rebuilt = try architecture.build(options: options)
-        try rebuilt.loadWeights(from: WeightDictionary(graph: graph))
+        guard let rebuilt = try? architecture.build(options: options),
+              (try? rebuilt.loadWeights(from: WeightDictionary(graph: graph))) != nil else { return }
         graph = rebuilt
         predictor = nil
         extractor = nil
