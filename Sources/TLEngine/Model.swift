@@ -153,22 +153,20 @@ public final class Model {
     }
 
     /// Rebuilds a native architecture for the input's image size when the graph was built for
-    /// another one (MobileNetV2's stride-2 padding depends on it), reusing the loaded weights.
+    /// another one (a weights-only file defaults to 224 px; MobileNetV2's stride-2 padding depends
+    /// on the size), reusing the loaded weights. When the architecture cannot take that size
+    /// (VGG's `Flatten` top), the graph stays and running it reports the shape mismatch.
     private func prepare(for input: Tensor) throws {
         guard input.rank == 4, input.shape[0] > 0 else {
             throw EngineError.inputShapeMismatch(expected: "[N, " + inputShape.map { $0 < 0 ? "any" : String($0) }.joined(separator: ", ") + "]", actual: input.shape)
         }
-        // A native graph built for one image size (a fixed input, or MobileNetV2's size-dependent
-        // padding) is rebuilt for another; VGG's flattening top really needs its own size.
         guard let architecture, var options else { return }
-        if case .vgg16 = architecture, options.includeTop { return }
-        if case .vgg19 = architecture, options.includeTop { return }
         let given = Array(input.shape.dropFirst())
         guard given != inputShape, given.count == inputShape.count, given.last == inputShape.last,
               architecture.paddingDependsOnInputSize || inputShape.contains(where: { $0 > 0 }) else { return }
         options.inputShape = Array(input.shape.dropFirst())
-        let rebuilt = try architecture.build(options: options)
-        try rebuilt.loadWeights(from: WeightDictionary(graph: graph))
+        guard let rebuilt = try? architecture.build(options: options),
+              (try? rebuilt.loadWeights(from: WeightDictionary(graph: graph))) != nil else { return }
         graph = rebuilt
         predictor = nil
         extractor = nil

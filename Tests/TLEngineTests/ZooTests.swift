@@ -46,6 +46,11 @@ struct ZooTests {
                       ResNet.Stage(filters: 16, blocks: 1, stride: 2), ResNet.Stage(filters: 16, blocks: 1, stride: 2)]
         let graph = try ResNet.build(stages: stages, options: ApplicationOptions(classes: 10), name: "resnet_small")
         try expectParity(graph, fixture: "resnet_small")
+        // Each block's `add` then `relu` runs as one merge layer in the fused graph.
+        let fused = try graph.fused()
+        let activatedSums = fused.nodes.filter { ($0.layer as? ElementwiseMerge)?.activation == .relu }
+        #expect(activatedSums.count == 5)
+        #expect(fused.nodes.count < graph.nodes.count)
     }
 
     @Test("MobileNetV2 layer names and widths for every published alpha")

@@ -5,7 +5,7 @@ extension Graph {
     /// The same function with inference-time rewrites: each ZeroPadding2D read only by a `valid`
     /// convolution becomes that convolution's zero border, each BatchNormalization that is the only
     /// reader of a convolution is folded into the convolution's kernel and bias, and each
-    /// activation layer that is the only reader of a convolution or dense layer is applied inside
+    /// activation layer that is the only reader of a convolution, dense or merge layer is applied inside
     /// it. The original graph (and its layers) is left untouched as the reference.
     ///
     /// Folding: `kernel'[…, o] = kernel[…, o] · γ[o] / √(var[o] + ε)`,
@@ -74,6 +74,9 @@ extension Graph {
             }
             if let dense = producer as? Dense, dense.activation.isLinear {
                 return dense.copy(activation: activation)
+            }
+            if let merge = producer as? ElementwiseMerge, merge.activation.isLinear, activation != .softmax {
+                return merge.copy(activation: activation)
             }
         }
         return nil

@@ -1,3 +1,4 @@
+import COpenBLAS
 import Foundation
 import TLTensor
 
@@ -6,8 +7,10 @@ import TLTensor
 /// - `kernel`: HWIO `[kernelHeight, kernelWidth, inputChannels / groups, filters]`
 /// - `bias`: `[filters]` when `useBias`
 ///
-/// 1×1 stride-1 convolutions multiply the NHWC input directly; every other case gathers
-/// image patches (im2col) into the scratch buffer, a bounded number of output rows at a time.
+/// Output pixels run in blocks of up to 256, one thread per block: 1×1 stride-1 convolutions
+/// multiply the block's NHWC input rows directly, every other case first gathers its image
+/// patches (im2col) into the thread's part of the scratch buffer; bias and activation follow
+/// while the block's output is still in cache.
 public final class Conv2D: Layer {
     public let name: String
     /// Output channels.
@@ -102,20 +105,27 @@ public final class Conv2D: Layer {
         kernelSize == (1, 1) && strides == (1, 1) && groups == 1 && extraPadding.0 == (0, 0) && extraPadding.1 == (0, 0)
     }
 
-    /// Output rows (over batch × height) gathered per GEMM.
-    private func chunkRows(outputWidth: Int, patch: Int, totalRows: Int) -> Int {
-        let budget = 4 << 20
-        return max(1, min(totalRows, budget / max(outputWidth * patch, 1)))
+    /// How `forward` tiles the output pixels (batch × height × width): blocks of `blockPixels`
+    /// rows, each gathered, multiplied and finished (bias, activation) by one thread while it is
+    /// still in cache; `threads` contiguous runs of blocks, one per core when the work is large.
+    private func tiling(pixels: Int, patch: Int) -> (blockPixels: Int, threads: Int) {
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let threads = (pixels * filters * patch >= 2_000_000 && pixels >= 2 * cores) ? cores : 1
+        // 256 rows amortise OpenBLAS's packing of the kernel and keep a block's patches and
+        // outputs within L2; smaller inputs still give every thread a block.
+        let blockPixels = max(1, min(256, (pixels + threads - 1) / threads))
+        return (blockPixels, threads)
     }
 
     public func scratchCount(inputs: [[Int]], output: [Int]) -> Int {
         if isPointwise { return 0 }
         let patch = kernelSize.0 * kernelSize.1 * (inputs[0][3] / groups)
-        let rows = chunkRows(outputWidth: output[2], patch: patch, totalRows: output[0] * output[1])
-        return rows * output[2] * patch
+        let (blockPixels, threads) = tiling(pixels: output[0] * output[1] * output[2], patch: patch)
+        return threads * blockPixels * patch
     }
 
     public func forward(_ inputs: [ActivationView], into output: MutableActivationView, scratch: UnsafeMutablePointer<Float>) {
+        OpenBLASThreads.configureOnce
         let input = inputs[0]
         let (batch, height, width, channels) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
         let (outputHeight, outputWidth) = (output.shape[1], output.shape[2])
@@ -123,53 +133,98 @@ public final class Conv2D: Layer {
         let (kernelHeight, kernelWidth) = kernelSize
         let (rows, columns) = geometry(height: height, width: width)
         let (padTop, padLeft) = (rows.before, columns.before)
-        kernel.scalars.withUnsafeBufferPointer { kernelBuffer in
-            let k = kernelBuffer.baseAddress!
-            if isPointwise {
-                matrixMultiply(m: batch * height * width, n: filters, k: channels, a: input.data, lda: channels,
-                               b: k, ldb: filters, c: output.data, ldc: filters)
-                return
-            }
-            let patch = kernelHeight * kernelWidth * groupChannels
-            let totalRows = batch * outputHeight
-            let rowsPerChunk = chunkRows(outputWidth: outputWidth, patch: patch, totalRows: totalRows)
-            let (strideY, strideX, dilationY, dilationX) = (strides.0, strides.1, dilation.0, dilation.1)
-            for group in 0..<groups {
-                var start = 0
-                while start < totalRows {
-                    let end = min(start + rowsPerChunk, totalRows)
-                    // im2col: one patch row per output pixel, laid out (ky, kx, c) like the HWIO kernel.
-                    parallelFor(end - start, work: (end - start) * outputWidth * patch) { local in
-                        let row = start + local
-                        let image = row / outputHeight, oy = row % outputHeight
-                        let imageBase = input.data + image * height * width * channels + group * groupChannels
-                        var destination = scratch + local * outputWidth * patch
-                        for ox in 0..<outputWidth {
-                            for ky in 0..<kernelHeight {
-                                let iy = oy * strideY - padTop + ky * dilationY
-                                for kx in 0..<kernelWidth {
-                                    let ix = ox * strideX - padLeft + kx * dilationX
-                                    if iy >= 0 && iy < height && ix >= 0 && ix < width {
-                                        let source = imageBase + (iy * width + ix) * channels
-                                        destination.update(from: source, count: groupChannels)
-                                    } else {
-                                        destination.update(repeating: 0, count: groupChannels)
-                                    }
-                                    destination += groupChannels
-                                }
-                            }
-                        }
+        let (strideY, strideX, dilationY, dilationX) = (strides.0, strides.1, dilation.0, dilation.1)
+        let pointwise = isPointwise
+        let patch = kernelHeight * kernelWidth * groupChannels
+        let pixels = batch * outputHeight * outputWidth
+        let (blockPixels, threads) = tiling(pixels: pixels, patch: patch)
+        let blockCount = (pixels + blockPixels - 1) / blockPixels
+        let filters = filters, groups = groups, activation = activation
+        let biasScalars = bias?.scalars ?? []
+
+        /// im2col of output pixels `start..<start + count` for one group: one patch row per
+        /// pixel, laid out (ky, kx, c) like the HWIO kernel.
+        func gatherPatches(start: Int, count: Int, group: Int, into destination: UnsafeMutablePointer<Float>) {
+            // With one group and undilated columns, a kernel row's taps are one contiguous run
+            // (one copy instead of `kernelWidth` copies of a few channels, e.g. RGB stems).
+            let rowsAreContiguous = groups == 1 && dilationX == 1
+            let kernelRowCount = kernelWidth * channels
+            var destination = destination
+            var image = start / (outputHeight * outputWidth)
+            var oy = (start / outputWidth) % outputHeight, ox = start % outputWidth
+            for _ in 0..<count {
+                let imageBase = input.data + image * height * width * channels + group * groupChannels
+                let firstColumn = ox * strideX - padLeft
+                for ky in 0..<kernelHeight {
+                    let iy = oy * strideY - padTop + ky * dilationY
+                    if rowsAreContiguous && iy >= 0 && iy < height && firstColumn >= 0 && firstColumn + kernelWidth <= width {
+                        // The whole kernel row lies inside the image: its taps are adjacent pixels.
+                        destination.update(from: imageBase + (iy * width + firstColumn) * channels, count: kernelRowCount)
+                        destination += kernelRowCount
+                        continue
                     }
-                    matrixMultiply(m: (end - start) * outputWidth, n: groupFilters, k: patch, a: scratch, lda: patch,
-                                   b: k + group * groupFilters, ldb: filters,
-                                   c: output.data + start * outputWidth * filters + group * groupFilters, ldc: filters)
-                    start = end
+                    for kx in 0..<kernelWidth {
+                        let ix = ox * strideX - padLeft + kx * dilationX
+                        if iy >= 0 && iy < height && ix >= 0 && ix < width {
+                            destination.update(from: imageBase + (iy * width + ix) * channels, count: groupChannels)
+                        } else {
+                            destination.update(repeating: 0, count: groupChannels)
+                        }
+                        destination += groupChannels
+                    }
+                }
+                ox += 1
+                if ox == outputWidth {
+                    ox = 0; oy += 1
+                    if oy == outputHeight { oy = 0; image += 1 }
                 }
             }
         }
-        applyBiasAndActivation(output.data, pixels: output.count / filters, channels: filters,
-                               bias: bias, activation: activation)
+
+        kernel.scalars.withUnsafeBufferPointer { kernelBuffer in
+            biasScalars.withUnsafeBufferPointer { biasBuffer in
+                let k = kernelBuffer.baseAddress!
+                let biasPointer = biasBuffer.isEmpty ? nil : biasBuffer.baseAddress
+                let run = { (thread: Int) in
+                    let region = scratch + thread * blockPixels * patch
+                    for block in (blockCount * thread / threads)..<(blockCount * (thread + 1) / threads) {
+                        let start = block * blockPixels, count = min(blockPixels, pixels - start)
+                        let destination = output.data + start * filters
+                        for group in 0..<groups {
+                            let a: UnsafePointer<Float>
+                            let lda: Int
+                            if pointwise {
+                                (a, lda) = (UnsafePointer(input.data + start * channels), channels)
+                            } else {
+                                gatherPatches(start: start, count: count, group: group, into: region)
+                                (a, lda) = (UnsafePointer(region), patch)
+                            }
+                            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(count), Int32(groupFilters),
+                                        Int32(patch), 1, a, Int32(lda), k + group * groupFilters, Int32(filters),
+                                        0, destination + group * groupFilters, Int32(filters))
+                        }
+                        addBiasAndActivate(destination, pixels: count, channels: filters, bias: biasPointer,
+                                           activation: activation)
+                    }
+                }
+                if threads == 1 { run(0) } else { concurrentPerform(iterations: threads, run) }
+            }
+        }
     }
+}
+
+/// Adds a per-channel bias (when given) and applies an activation over `pixels × channels`
+/// values on the calling thread, for epilogues that run right after their block's GEMM.
+@inline(__always)
+func addBiasAndActivate(_ data: UnsafeMutablePointer<Float>, pixels: Int, channels: Int,
+                        bias: UnsafePointer<Float>?, activation: Activation) {
+    if let bias {
+        for pixel in 0..<pixels {
+            let row = data + pixel * channels
+            for c in 0..<channels { row[c] += bias[c] }
+        }
+    }
+    activation.apply(data, count: pixels * channels, lastAxis: channels)
 }
 
 /// Output size and zeros before for each spatial axis of a convolution window, where

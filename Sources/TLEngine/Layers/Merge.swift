@@ -25,10 +25,20 @@ public final class ElementwiseMerge: Layer {
     /// The operation.
     public let operation: Operation
 
+    /// Applied to the result; `linear` unless `Graph.fused()` merged a following activation
+    /// layer in (ResNet's `add` then `relu`), so the sum is activated while still in cache.
+    public let activation: Activation
+
     /// Creates a merge layer.
-    public init(name: String, operation: Operation) {
+    public init(name: String, operation: Operation, activation: Activation = .linear) {
         self.name = name
         self.operation = operation
+        self.activation = activation
+    }
+
+    /// A copy applying `activation` to its result (used by activation fusion).
+    func copy(activation: Activation) -> ElementwiseMerge {
+        ElementwiseMerge(name: name, operation: operation, activation: activation)
     }
 
     public func outputShape(inputShapes: [[Int]]) throws -> [Int] {
@@ -55,9 +65,10 @@ public final class ElementwiseMerge: Layer {
         let count = output.count
         if inputs.contains(where: { $0.count != count }) {
             forwardBroadcasting(inputs, into: output)
+            activation.apply(output.data, count: count, lastAxis: output.shape.last ?? 1)
             return
         }
-        let operation = self.operation
+        let operation = self.operation, activation = self.activation
         parallelChunks(count, work: count * inputs.count) { range in
             let o = output.data
             let first = inputs[0].data
@@ -76,6 +87,7 @@ public final class ElementwiseMerge: Layer {
                 let inverse = 1 / Float(inputs.count)
                 for i in range { o[i] *= inverse }
             }
+            activation.apply(o + range.lowerBound, count: range.count, lastAxis: output.shape.last ?? 1)
         }
     }
 }
