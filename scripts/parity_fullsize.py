@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import pathlib
-import struct
 import subprocess
 import sys
 
@@ -22,6 +21,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 import numpy as np  # noqa: E402
 import tf_keras as keras  # noqa: E402
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "Tests" / "Fixtures"))
+from make_engine_fixtures import flat_layers, write_safetensors  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 WORK = pathlib.Path("/tmp/tlhub-parity")
@@ -94,32 +96,6 @@ VARIANCE_FACTOR = {name: 4.0 for name in MODELS if name.startswith("efficientnet
 CLASSIFIERS = ("predictions", "conv_preds", "Logits")
 
 
-def flat_layers(model):
-    """Weight-holding layers with nested models (ConvNeXt's stem) flattened, in model order."""
-    result = []
-    for layer in model.layers:
-        if hasattr(layer, "layers") and layer.layers:
-            result.extend(flat_layers(layer))
-        else:
-            result.append(layer)
-    return result
-
-
-def write_safetensors(path, tensors, metadata):
-    header = {"__metadata__": metadata}
-    offset, blobs = 0, []
-    for name, array in tensors:
-        data = np.ascontiguousarray(array, dtype="<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(array.shape), "data_offsets": [offset, offset + len(data)]}
-        offset += len(data)
-        blobs.append(data)
-    text = json.dumps(header).encode()
-    text += b" " * ((8 - len(text) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for blob in blobs:
-            f.write(blob)
 
 
 def randomize(model, rng, x, variance_factor=1.0):

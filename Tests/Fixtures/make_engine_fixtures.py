@@ -31,14 +31,17 @@ H5_CASES = {"conv_same_s2", "depthwise_s2_mult2", "separable", "batchnorm", "nor
             "sequential", "vgg_small"}
 
 
-def write_safetensors(path, tensors, metadata):
-    """tensors: list of (name, float32 array). Writes the safetensors layout by hand."""
+def write_safetensors(path, tensors, metadata, dtype="F32"):
+    """tensors: list of (name, array). Writes the safetensors layout by hand, as F32 or F16
+    (F16 for fixtures whose values are already float16-exact). Shared by every fixture script
+    and scripts/parity_fullsize.py."""
+    numpy_dtype = {"F32": "<f4", "F16": "<f2"}[dtype]
     header = {"__metadata__": metadata}
     offset = 0
     blobs = []
     for name, array in tensors:
-        data = np.ascontiguousarray(array, dtype="<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(array.shape), "data_offsets": [offset, offset + len(data)]}
+        data = np.ascontiguousarray(array, dtype=numpy_dtype).tobytes()
+        header[name] = {"dtype": dtype, "shape": list(array.shape), "data_offsets": [offset, offset + len(data)]}
         offset += len(data)
         blobs.append(data)
     text = json.dumps(header).encode()

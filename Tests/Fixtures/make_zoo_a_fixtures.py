@@ -19,7 +19,6 @@ process, Keras 3 in a child process.
 import json
 import os
 import pathlib
-import struct
 import subprocess
 import sys
 
@@ -27,27 +26,10 @@ import numpy as np
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from make_engine_fixtures import flat_layers, randomize, short_name  # noqa: E402
+from make_engine_fixtures import flat_layers, randomize, short_name, write_safetensors  # noqa: E402
 
 OUT = HERE / "zoo-a"
 
-
-def write_safetensors_f16(path, tensors, metadata):
-    """Like the engine script's writer, but stores F16 (the values are already float16-exact)."""
-    header = {"__metadata__": metadata}
-    offset, blobs = 0, []
-    for name, array in tensors:
-        data = np.ascontiguousarray(array, dtype="<f2").tobytes()
-        header[name] = {"dtype": "F16", "shape": list(array.shape), "data_offsets": [offset, offset + len(data)]}
-        offset += len(data)
-        blobs.append(data)
-    text = json.dumps(header).encode()
-    text += b" " * ((8 - len(text) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for blob in blobs:
-            f.write(blob)
 
 
 def round_to_half(model):
@@ -94,8 +76,9 @@ def save_case(name, model, x, flavour, head=None, head_scale=8.0, with_config=Fa
             order.append(layer.name)
         for variable in layer.weights:
             tensors.append((f"{layer.name}/{short_name(variable)}", variable.numpy()))
-    write_safetensors_f16(OUT / f"{name}.safetensors", tensors,
-                      {"layer_order": json.dumps(order), **({"model_config": model.to_json()} if with_config else {})})
+    write_safetensors(OUT / f"{name}.safetensors", tensors,
+                      {"layer_order": json.dumps(order), **({"model_config": model.to_json()} if with_config else {})},
+                      dtype="F16")
     np.save(OUT / f"{name}_input.npy", x.astype(np.float32))
     np.save(OUT / f"{name}_output.npy", np.asarray(y, dtype=np.float32))
     size = sum(t.size * 2 for _, t in tensors)

@@ -27,7 +27,6 @@ published model, every layer's name and per-sample output shape, in Keras' layer
 import json
 import os
 import pathlib
-import struct
 import sys
 import types
 
@@ -38,7 +37,7 @@ import numpy as np  # noqa: E402
 HERE = pathlib.Path(__file__).resolve().parent
 OUT = HERE / "zoo-b"
 sys.path.insert(0, str(HERE))
-from make_engine_fixtures import flat_layers, randomize, short_name  # noqa: E402
+from make_engine_fixtures import flat_layers, randomize, short_name, write_safetensors  # noqa: E402
 
 import tf_keras as keras  # noqa: E402
 from tf_keras.src import layers as keras_layers  # noqa: E402
@@ -46,22 +45,6 @@ from tf_keras.src.applications import densenet, inception_resnet_v2, inception_v
 
 DIVISOR = 16
 
-
-def write_safetensors_f16(path, tensors, metadata):
-    header = {"__metadata__": metadata}
-    offset, blobs = 0, []
-    for name, array in tensors:
-        data = np.ascontiguousarray(array, dtype="<f2").tobytes()
-        header[name] = {"dtype": "F16", "shape": list(array.shape), "data_offsets": [offset, offset + len(data)]}
-        offset += len(data)
-        blobs.append(data)
-    text = json.dumps(header).encode()
-    text += b" " * ((8 - len(text) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for blob in blobs:
-            f.write(blob)
 
 
 def finish(model, rng, head_scale=4.0):
@@ -85,7 +68,7 @@ def save_case(name, model, x, arguments):
         for variable in layer.weights:
             tensors.append((f"{layer.name}/{short_name(variable)}", variable.numpy()))
     metadata = {"layer_order": json.dumps(order)}
-    write_safetensors_f16(OUT / f"{name}.safetensors", tensors, metadata)
+    write_safetensors(OUT / f"{name}.safetensors", tensors, metadata, dtype="F16")
     np.save(OUT / f"{name}_input.npy", x.astype(np.float32))
     np.save(OUT / f"{name}_output.npy", np.asarray(y, dtype=np.float32))
     count = sum(t.size for _, t in tensors)
