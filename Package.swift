@@ -41,9 +41,15 @@ let package = Package(
                 .product(name: "ZIPFoundation", package: "ZIPFoundation"),
             ]
         ),
+        // The engine's hot loops (packed GEMM, depthwise rows, the thread pool): C with AVX2/FMA
+        // intrinsics picked at run time; optimized in debug builds too, so tests run fast.
+        .target(
+            name: "CKernels",
+            cSettings: [.unsafeFlags(["-O3"])]
+        ),
         .target(
             name: "TLEngine",
-            dependencies: ["TLTensor", "TLFormats", "COpenBLAS"],
+            dependencies: ["TLTensor", "TLFormats", "COpenBLAS", "CKernels"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
         // JPEG/PNG decoders in C: libjpeg's and libpng's error callbacks must longjmp, which Swift cannot host.

@@ -73,6 +73,19 @@ public enum Activation: Sendable, Equatable {
     /// Whether the activation is the identity.
     public var isLinear: Bool { self == .linear }
 
+    /// `(low, high)` when the activation is `clamp(x, low, high)` (identity, ReLU, ReLU6,
+    /// a capped ReLU), which the C kernels apply in their epilogue; nil otherwise.
+    var clampBounds: (low: Float, high: Float)? {
+        switch self {
+        case .linear: return (-.infinity, .infinity)
+        case .relu: return (0, .infinity)
+        case .relu6: return (0, 6)
+        case let .clippedReLU(maxValue, negativeSlope, threshold) where negativeSlope == 0 && threshold == 0:
+            return (0, maxValue ?? .infinity)
+        default: return nil
+        }
+    }
+
     /// Applies the activation in place to `count` values laid out as rows of `lastAxis` values.
     /// - Parameters:
     ///   - values: the buffer to transform.

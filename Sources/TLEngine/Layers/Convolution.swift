@@ -1,4 +1,4 @@
-import COpenBLAS
+import CKernels
 import Foundation
 import TLTensor
 
@@ -7,10 +7,12 @@ import TLTensor
 /// - `kernel`: HWIO `[kernelHeight, kernelWidth, inputChannels / groups, filters]`
 /// - `bias`: `[filters]` when `useBias`
 ///
-/// Output pixels run in blocks of up to 256, one thread per block: 1×1 stride-1 convolutions
-/// multiply the block's NHWC input rows directly, every other case first gathers its image
-/// patches (im2col) into the thread's part of the scratch buffer; bias and activation follow
-/// while the block's output is still in cache.
+/// Output pixels run in blocks sized to stay in L2, handed to the engine's threads one at a time:
+/// 1×1 stride-1 convolutions multiply the block's NHWC input rows directly, every other case
+/// first gathers its image patches (im2col) into the thread's part of the scratch buffer. The
+/// kernel is packed once, when set, for `CKernels`' GEMM, whose epilogue adds the bias and
+/// applies clamp-type activations (ReLU, ReLU6) while the block is in registers; other
+/// activations follow while the block is still in cache.
 public final class Conv2D: Layer {
     public let name: String
     /// Output channels.
@@ -30,7 +32,9 @@ public final class Conv2D: Layer {
     /// Applied after the bias; `linear` unless fused or configured.
     public let activation: Activation
     /// HWIO kernel.
-    public var kernel: Tensor
+    public var kernel: Tensor { didSet { packKernel() } }
+    /// The kernel as `CKernels` GEMM panels, one packed matrix per group.
+    private var packedKernel: [Float] = []
     /// `[filters]` bias, or nil.
     public var bias: Tensor?
     /// `((top, bottom), (left, right))` zeros of a preceding `ZeroPadding2D` merged in by
@@ -105,16 +109,34 @@ public final class Conv2D: Layer {
         kernelSize == (1, 1) && strides == (1, 1) && groups == 1 && extraPadding.0 == (0, 0) && extraPadding.1 == (0, 0)
     }
 
+    /// Rows (`kh·kw·in/groups`) of each group's GEMM right-hand side.
+    private var patchLength: Int { kernel.shape.count == 4 ? kernel.shape[0] * kernel.shape[1] * kernel.shape[2] : 0 }
+
+    private func packKernel() {
+        let patch = patchLength, groupFilters = filters / groups
+        guard patch > 0, kernel.shape.last == filters else { packedKernel = []; return }
+        let groupCount = tl_gemm_packed_count(Int32(patch), Int32(groupFilters))
+        var packed = [Float](repeating: 0, count: groupCount * groups)
+        kernel.scalars.withUnsafeBufferPointer { source in
+            packed.withUnsafeMutableBufferPointer { destination in
+                for group in 0..<groups {
+                    tl_gemm_pack(source.baseAddress! + group * groupFilters, Int32(filters), Int32(patch), Int32(groupFilters),
+                                 destination.baseAddress! + group * groupCount)
+                }
+            }
+        }
+        packedKernel = packed
+    }
+
     /// How `forward` tiles the output pixels (batch × height × width): blocks of `blockPixels`
-    /// rows, each gathered, multiplied and finished (bias, activation) by one thread while it is
-    /// still in cache; `threads` contiguous runs of blocks, one per core when the work is large.
+    /// rows whose patches (up to the GEMM's 384-deep K block) and outputs fit in L2, at least one
+    /// block per thread when the work is worth splitting.
     private func tiling(pixels: Int, patch: Int) -> (blockPixels: Int, threads: Int) {
-        let cores = ProcessInfo.processInfo.activeProcessorCount
-        let threads = (pixels * filters * patch >= 2_000_000 && pixels >= 2 * cores) ? cores : 1
-        // 256 rows amortise OpenBLAS's packing of the kernel and keep a block's patches and
-        // outputs within L2; smaller inputs still give every thread a block.
-        let blockPixels = max(1, min(256, (pixels + threads - 1) / threads))
-        return (blockPixels, threads)
+        let threads = (pixels * filters * patch >= 200_000 && pixels >= 12) ? engineThreads : 1
+        var rows = min(512, 32_768 / max(1, min(patch, 384)), 65_536 / max(1, filters))
+        rows = min(rows, (pixels + threads - 1) / threads)
+        rows = rows >= 12 ? rows / 6 * 6 : max(rows, 1)
+        return (rows, threads)
     }
 
     public func scratchCount(inputs: [[Int]], output: [Int]) -> Int {
@@ -125,7 +147,6 @@ public final class Conv2D: Layer {
     }
 
     public func forward(_ inputs: [ActivationView], into output: MutableActivationView, scratch: UnsafeMutablePointer<Float>) {
-        OpenBLASThreads.configureOnce
         let input = inputs[0]
         let (batch, height, width, channels) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
         let (outputHeight, outputWidth) = (output.shape[1], output.shape[2])
@@ -140,6 +161,9 @@ public final class Conv2D: Layer {
         let (blockPixels, threads) = tiling(pixels: pixels, patch: patch)
         let blockCount = (pixels + blockPixels - 1) / blockPixels
         let filters = filters, groups = groups, activation = activation
+        let (low, high) = activation.clampBounds ?? (-.infinity, .infinity)
+        let activationPass = activation.clampBounds == nil
+        let groupPacked = tl_gemm_packed_count(Int32(patch), Int32(groupFilters))
         let biasScalars = bias?.scalars ?? []
 
         /// im2col of output pixels `start..<start + count` for one group: one patch row per
@@ -181,50 +205,37 @@ public final class Conv2D: Layer {
             }
         }
 
-        kernel.scalars.withUnsafeBufferPointer { kernelBuffer in
+        packedKernel.withUnsafeBufferPointer { packedBuffer in
             biasScalars.withUnsafeBufferPointer { biasBuffer in
-                let k = kernelBuffer.baseAddress!
+                let packed = packedBuffer.baseAddress!
                 let biasPointer = biasBuffer.isEmpty ? nil : biasBuffer.baseAddress
-                let run = { (thread: Int) in
+                let run = { (block: Int, thread: Int) in
                     let region = scratch + thread * blockPixels * patch
-                    for block in (blockCount * thread / threads)..<(blockCount * (thread + 1) / threads) {
-                        let start = block * blockPixels, count = min(blockPixels, pixels - start)
-                        let destination = output.data + start * filters
-                        for group in 0..<groups {
-                            let a: UnsafePointer<Float>
-                            let lda: Int
-                            if pointwise {
-                                (a, lda) = (UnsafePointer(input.data + start * channels), channels)
-                            } else {
-                                gatherPatches(start: start, count: count, group: group, into: region)
-                                (a, lda) = (UnsafePointer(region), patch)
-                            }
-                            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(count), Int32(groupFilters),
-                                        Int32(patch), 1, a, Int32(lda), k + group * groupFilters, Int32(filters),
-                                        0, destination + group * groupFilters, Int32(filters))
+                    let start = block * blockPixels, count = min(blockPixels, pixels - start)
+                    let destination = output.data + start * filters
+                    for group in 0..<groups {
+                        let a: UnsafePointer<Float>
+                        let lda: Int
+                        if pointwise {
+                            (a, lda) = (UnsafePointer(input.data + start * channels), channels)
+                        } else {
+                            gatherPatches(start: start, count: count, group: group, into: region)
+                            (a, lda) = (UnsafePointer(region), patch)
                         }
-                        addBiasAndActivate(destination, pixels: count, channels: filters, bias: biasPointer,
-                                           activation: activation)
+                        tl_gemm_packed(Int32(count), Int32(groupFilters), Int32(patch), a, Int32(lda),
+                                       packed + group * groupPacked, biasPointer.map { $0 + group * groupFilters },
+                                       nil, 0, low, high, destination + group * groupFilters, Int32(filters))
                     }
+                    if activationPass { activation.apply(destination, count: count * filters, lastAxis: filters) }
                 }
-                if threads == 1 { run(0) } else { concurrentPerform(iterations: threads, run) }
+                if threads == 1 {
+                    for block in 0..<blockCount { run(block, 0) }
+                } else {
+                    concurrentPerform(iterations: blockCount, run)
+                }
             }
         }
     }
-}
-
-/// Adds a per-channel bias (when given) and applies an activation over `pixels × channels`
-/// values on the calling thread, for epilogues that run right after their block's GEMM.
-@inline(__always)
-func addBiasAndActivate(_ data: UnsafeMutablePointer<Float>, pixels: Int, channels: Int,
-                        bias: UnsafePointer<Float>?, activation: Activation) {
-    if let bias {
-        for pixel in 0..<pixels {
-            let row = data + pixel * channels
-            for c in 0..<channels { row[c] += bias[c] }
-        }
-    }
-    activation.apply(data, count: pixels * channels, lastAxis: channels)
 }
 
 /// Output size and zeros before for each spatial axis of a convolution window, where

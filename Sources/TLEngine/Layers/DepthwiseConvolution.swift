@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import TLTensor
 
@@ -6,8 +7,9 @@ import TLTensor
 /// - `depthwise_kernel`: `[kernelHeight, kernelWidth, inputChannels, depthMultiplier]`
 /// - `bias`: `[inputChannels * depthMultiplier]` when `useBias`
 ///
-/// Output channel `c * depthMultiplier + m` reads input channel `c`. The inner loop runs over
-/// contiguous NHWC channels (vectorized), and output rows are split across cores.
+/// Output channel `c * depthMultiplier + m` reads input channel `c`. Output rows are split
+/// across cores; with multiplier 1 each row runs in `CKernels`' `tl_depthwise_row` (AVX2,
+/// bias and clamp-type activations fused), otherwise in the loop below.
 public final class DepthwiseConv2D: Layer {
     public let name: String
     /// `(height, width)` of the window.
@@ -98,6 +100,8 @@ public final class DepthwiseConv2D: Layer {
         let (strideY, strideX, dilationY, dilationX) = (strides.0, strides.1, dilation.0, dilation.1)
         let multiplier = depthMultiplier
         let activation = self.activation
+        let (low, high) = activation.clampBounds ?? (-.infinity, .infinity)
+        let activationPass = activation.clampBounds == nil
         let outputData = output.data, inputData = input.data
         kernel.scalars.withUnsafeBufferPointer { kernelBuffer in
             (bias?.scalars ?? []).withUnsafeBufferPointer { biasBuffer in
@@ -111,50 +115,31 @@ public final class DepthwiseConv2D: Layer {
                         let rowTop = oy * strideY - padTop
                         let firstRow = max(0, (-rowTop + dilationY - 1) / dilationY)
                         let lastRow = min(kernelHeight, (height - rowTop + dilationY - 1) / dilationY)
+                        if multiplier == 1 {
+                            tl_depthwise_row(imageBase, Int32(height), Int32(width), Int32(channels), k,
+                                             Int32(kernelHeight), Int32(kernelWidth), Int32(strideY), Int32(strideX),
+                                             Int32(dilationY), Int32(dilationX), Int32(padTop), Int32(padLeft),
+                                             Int32(oy), Int32(outputWidth), b, low, high, outputRow)
+                            if activationPass {
+                                activation.apply(outputRow, count: outputWidth * outputChannels, lastAxis: outputChannels)
+                            }
+                            continue
+                        }
                         for ox in 0..<outputWidth {
                             let o = outputRow + ox * outputChannels
                             let columnLeft = ox * strideX - padLeft
                             let firstColumn = max(0, (-columnLeft + dilationX - 1) / dilationX)
                             let lastColumn = min(kernelWidth, (width - columnLeft + dilationX - 1) / dilationX)
-                            if multiplier == 1 {
-                                // Eight channels at a time, accumulated in registers over all taps.
-                                var c = 0
-                                while c + 8 <= channels {
-                                    var sum = b.map { SIMD8<Float>(loadingFrom: $0 + c) } ?? .zero
-                                    for ky in firstRow..<max(lastRow, firstRow) {
-                                        let sourceRow = imageBase + ((rowTop + ky * dilationY) * width) * channels + c
-                                        let tapRow = k + ky * kernelWidth * outputChannels + c
-                                        for kx in firstColumn..<max(lastColumn, firstColumn) {
-                                            let source = SIMD8<Float>(loadingFrom: sourceRow + (columnLeft + kx * dilationX) * channels)
-                                            sum += source * SIMD8<Float>(loadingFrom: tapRow + kx * outputChannels)
-                                        }
-                                    }
-                                    sum.store(to: o + c)
-                                    c += 8
-                                }
-                                while c < channels {
-                                    var sum = b?[c] ?? 0
-                                    for ky in firstRow..<max(lastRow, firstRow) {
-                                        for kx in firstColumn..<max(lastColumn, firstColumn) {
-                                            let iy = rowTop + ky * dilationY, ix = columnLeft + kx * dilationX
-                                            sum += imageBase[(iy * width + ix) * channels + c] * k[(ky * kernelWidth + kx) * outputChannels + c]
-                                        }
-                                    }
-                                    o[c] = sum
-                                    c += 1
-                                }
-                            } else {
-                                if let b { o.update(from: b, count: outputChannels) } else { o.update(repeating: 0, count: outputChannels) }
-                                for ky in firstRow..<max(lastRow, firstRow) {
-                                    let iy = rowTop + ky * dilationY
-                                    for kx in firstColumn..<max(lastColumn, firstColumn) {
-                                        let ix = columnLeft + kx * dilationX
-                                        let source = imageBase + (iy * width + ix) * channels
-                                        let taps = k + (ky * kernelWidth + kx) * outputChannels
-                                        for c in 0..<channels {
-                                            let value = source[c]
-                                            for m in 0..<multiplier { o[c * multiplier + m] += value * taps[c * multiplier + m] }
-                                        }
+                            if let b { o.update(from: b, count: outputChannels) } else { o.update(repeating: 0, count: outputChannels) }
+                            for ky in firstRow..<max(lastRow, firstRow) {
+                                let iy = rowTop + ky * dilationY
+                                for kx in firstColumn..<max(lastColumn, firstColumn) {
+                                    let ix = columnLeft + kx * dilationX
+                                    let source = imageBase + (iy * width + ix) * channels
+                                    let taps = k + (ky * kernelWidth + kx) * outputChannels
+                                    for c in 0..<channels {
+                                        let value = source[c]
+                                        for m in 0..<multiplier { o[c * multiplier + m] += value * taps[c * multiplier + m] }
                                     }
                                 }
                             }
@@ -164,18 +149,6 @@ public final class DepthwiseConv2D: Layer {
                 }
             }
         }
-    }
-}
-
-extension SIMD8 where Scalar == Float {
-    /// Reads eight floats from a possibly unaligned address.
-    @inline(__always) init(loadingFrom pointer: UnsafePointer<Float>) {
-        self = UnsafeRawPointer(pointer).loadUnaligned(as: SIMD8<Float>.self)
-    }
-
-    /// Writes eight floats to a possibly unaligned address.
-    @inline(__always) func store(to pointer: UnsafeMutablePointer<Float>) {
-        UnsafeMutableRawPointer(pointer).storeBytes(of: self, as: SIMD8<Float>.self)
     }
 }
 

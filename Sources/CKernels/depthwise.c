@@ -1,0 +1,126 @@
+// Depthwise convolution (depth multiplier 1) over NHWC, one output row per call.
+//
+// Interior pixels (every horizontal tap inside the image) run four at a time: each kernel tap
+// is loaded once per 8 channels and multiplied into four independent accumulators, which hides
+// the FMA latency; border pixels skip their missing taps one pixel at a time.
+#include "CKernels.h"
+#include "internal.h"
+
+#include <stddef.h>
+
+/// The valid tap range `[first, last)` of a window starting at `start` with `count` taps `step` apart.
+static inline void tap_range(int start, int count, int step, int size, int *first, int *last) {
+    int lo = start >= 0 ? 0 : (-start + step - 1) / step;
+    int hi = size - start <= 0 ? 0 : (size - start + step - 1) / step;
+    *first = tl_min(lo, count);
+    *last = tl_max(*first, tl_min(hi, count));
+}
+
+typedef struct {
+    const float *input;
+    int width, channels;
+    const float *kernel;
+    int kernelWidth, strideX, dilationX, dilationY, padLeft;
+    int rowTop, firstRow, lastRow;
+    const float *bias;
+    float low, high;
+    float *output;
+} Row;
+
+/// One output pixel, any taps, scalar (portable path and the channel tail).
+static void pixel_portable(const Row *row, int x, int channelStart) {
+    int left = x * row->strideX - row->padLeft, firstColumn, lastColumn;
+    tap_range(left, row->kernelWidth, row->dilationX, row->width, &firstColumn, &lastColumn);
+    float *out = row->output + (size_t)x * row->channels;
+    for (int c = channelStart; c < row->channels; c++) {
+        float sum = row->bias ? row->bias[c] : 0.0f;
+        for (int ky = row->firstRow; ky < row->lastRow; ky++) {
+            const float *source = row->input + ((size_t)(row->rowTop + ky * row->dilationY) * row->width) * row->channels;
+            const float *taps = row->kernel + (size_t)ky * row->kernelWidth * row->channels;
+            for (int kx = firstColumn; kx < lastColumn; kx++)
+                sum += source[(size_t)(left + kx * row->dilationX) * row->channels + c] * taps[(size_t)kx * row->channels + c];
+        }
+        sum = sum < row->low ? row->low : sum;
+        out[c] = sum > row->high ? row->high : sum;
+    }
+}
+
+#if TL_X86
+/// One output pixel with AVX2, channels in blocks of 8 (the tail, if any, scalar).
+TL_AVX2 static void pixel_avx2(const Row *row, int x) {
+    int left = x * row->strideX - row->padLeft, firstColumn, lastColumn;
+    tap_range(left, row->kernelWidth, row->dilationX, row->width, &firstColumn, &lastColumn);
+    float *out = row->output + (size_t)x * row->channels;
+    __m256 low = _mm256_set1_ps(row->low), high = _mm256_set1_ps(row->high);
+    int c = 0;
+    for (; c + 8 <= row->channels; c += 8) {
+        __m256 sum = row->bias ? _mm256_loadu_ps(row->bias + c) : _mm256_setzero_ps();
+        for (int ky = row->firstRow; ky < row->lastRow; ky++) {
+            const float *source = row->input + ((size_t)(row->rowTop + ky * row->dilationY) * row->width) * row->channels + c;
+            const float *taps = row->kernel + (size_t)ky * row->kernelWidth * row->channels + c;
+            for (int kx = firstColumn; kx < lastColumn; kx++)
+                sum = _mm256_fmadd_ps(_mm256_loadu_ps(source + (size_t)(left + kx * row->dilationX) * row->channels),
+                                      _mm256_loadu_ps(taps + (size_t)kx * row->channels), sum);
+        }
+        _mm256_storeu_ps(out + c, _mm256_min_ps(_mm256_max_ps(sum, low), high));
+    }
+    if (c < row->channels) pixel_portable(row, x, c);
+}
+
+/// Four adjacent interior output pixels `x..<x+4` (all horizontal taps inside the image).
+TL_AVX2 static void four_pixels_avx2(const Row *row, int x) {
+    int channels = row->channels;
+    size_t step = (size_t)row->strideX * channels, tapStep = (size_t)row->dilationX * channels;
+    float *out = row->output + (size_t)x * channels;
+    __m256 low = _mm256_set1_ps(row->low), high = _mm256_set1_ps(row->high);
+    int c = 0;
+    for (; c + 8 <= channels; c += 8) {
+        __m256 start = row->bias ? _mm256_loadu_ps(row->bias + c) : _mm256_setzero_ps();
+        __m256 s0 = start, s1 = start, s2 = start, s3 = start;
+        for (int ky = row->firstRow; ky < row->lastRow; ky++) {
+            const float *source = row->input + ((size_t)(row->rowTop + ky * row->dilationY) * row->width
+                                                + (size_t)(x * row->strideX - row->padLeft)) * channels + c;
+            const float *taps = row->kernel + (size_t)ky * row->kernelWidth * channels + c;
+            for (int kx = 0; kx < row->kernelWidth; kx++) {
+                __m256 tap = _mm256_loadu_ps(taps + (size_t)kx * channels);
+                const float *p = source + kx * tapStep;
+                s0 = _mm256_fmadd_ps(_mm256_loadu_ps(p), tap, s0);
+                s1 = _mm256_fmadd_ps(_mm256_loadu_ps(p + step), tap, s1);
+                s2 = _mm256_fmadd_ps(_mm256_loadu_ps(p + 2 * step), tap, s2);
+                s3 = _mm256_fmadd_ps(_mm256_loadu_ps(p + 3 * step), tap, s3);
+            }
+        }
+        _mm256_storeu_ps(out + c, _mm256_min_ps(_mm256_max_ps(s0, low), high));
+        _mm256_storeu_ps(out + channels + c, _mm256_min_ps(_mm256_max_ps(s1, low), high));
+        _mm256_storeu_ps(out + 2 * channels + c, _mm256_min_ps(_mm256_max_ps(s2, low), high));
+        _mm256_storeu_ps(out + 3 * channels + c, _mm256_min_ps(_mm256_max_ps(s3, low), high));
+    }
+    if (c < channels) for (int i = 0; i < 4; i++) pixel_portable(row, x + i, c);
+}
+#endif
+
+void tl_depthwise_row(const float *input, int height, int width, int channels,
+                      const float *kernel, int kernelHeight, int kernelWidth,
+                      int strideY, int strideX, int dilationY, int dilationX, int padTop, int padLeft,
+                      int outputRow, int outputWidth, const float *bias, float low, float high,
+                      float *output) {
+    Row row = {input, width, channels, kernel, kernelWidth, strideX, dilationX, dilationY, padLeft,
+               outputRow * strideY - padTop, 0, 0, bias, low, high, output};
+    tap_range(row.rowTop, kernelHeight, dilationY, height, &row.firstRow, &row.lastRow);
+#if TL_X86
+    if (tl_cpu_has_avx2_fma()) {
+        // Interior columns: x * strideX - padLeft >= 0 and the last tap < width.
+        int span = (kernelWidth - 1) * dilationX;
+        int firstInterior = (padLeft + strideX - 1) / strideX;
+        int lastInterior = width - 1 - span + padLeft < 0 ? -1 : (width - 1 - span + padLeft) / strideX;
+        firstInterior = tl_min(firstInterior, outputWidth);
+        int end = tl_max(firstInterior, tl_min(lastInterior + 1, outputWidth));
+        int x = 0;
+        for (; x < firstInterior; x++) pixel_avx2(&row, x);
+        for (; x + 4 <= end; x += 4) four_pixels_avx2(&row, x);
+        for (; x < outputWidth; x++) pixel_avx2(&row, x);
+        return;
+    }
+#endif
+    for (int x = 0; x < outputWidth; x++) pixel_portable(&row, x, 0);
+}

@@ -1,0 +1,197 @@
+// GEMM with a packed right-hand side and a fused epilogue (bias, residual, clamp).
+//
+// Convolution weights are packed once at load into panels of 16 columns; activations are read
+// in place (NHWC rows are GEMM rows), so a call packs nothing. The AVX2 micro-kernel keeps a
+// 6 × 16 block of C in twelve ymm registers and broadcasts A one element at a time; K is cut
+// into blocks of at most 384 so a B panel slice stays in L1 while the 6-row strips of A pass.
+#include "CKernels.h"
+#include "internal.h"
+
+#include <math.h>
+#include <string.h>
+
+enum { PANEL = TL_GEMM_PANEL, ROWS = 6, DEPTH_BLOCK = 384 };
+
+size_t tl_gemm_packed_count(int k, int n) {
+    return (size_t)((n + PANEL - 1) / PANEL) * PANEL * (size_t)k;
+}
+
+void tl_gemm_pack(const float *b, int ldb, int k, int n, float *packed) {
+    for (int j0 = 0; j0 < n; j0 += PANEL) {
+        int width = tl_min(PANEL, n - j0);
+        float *panel = packed + (size_t)j0 * k;
+        for (int row = 0; row < k; row++) {
+            const float *source = b + (size_t)row * ldb + j0;
+            float *destination = panel + (size_t)row * PANEL;
+            for (int j = 0; j < width; j++) destination[j] = source[j];
+            for (int j = width; j < PANEL; j++) destination[j] = 0;
+        }
+    }
+}
+
+/// Everything a micro-kernel call needs besides its position.
+typedef struct {
+    int depth;          // K of this block
+    int lda, ldc, ldr;
+    int first, last;    // first K block (start from zero), last (apply the epilogue)
+    float low, high;
+} Block;
+
+// MARK: - Portable
+
+static void kernel_portable(int rows, int columns, const Block *block, const float *a, const float *b,
+                            float *c, const float *bias, const float *residual) {
+    float accumulator[ROWS][PANEL];
+    for (int r = 0; r < rows; r++)
+        for (int j = 0; j < PANEL; j++)
+            accumulator[r][j] = block->first ? 0.0f : (j < columns ? c[(size_t)r * block->ldc + j] : 0.0f);
+    for (int k = 0; k < block->depth; k++) {
+        const float *bRow = b + (size_t)k * PANEL;
+        for (int r = 0; r < rows; r++) {
+            float value = a[(size_t)r * block->lda + k];
+            for (int j = 0; j < PANEL; j++) accumulator[r][j] += value * bRow[j];
+        }
+    }
+    for (int r = 0; r < rows; r++) {
+        float *out = c + (size_t)r * block->ldc;
+        for (int j = 0; j < columns; j++) {
+            float x = accumulator[r][j];
+            if (block->last) {
+                if (bias) x += bias[j];
+                if (residual) x += residual[(size_t)r * block->ldr + j];
+                x = x < block->low ? block->low : x;
+                x = x > block->high ? block->high : x;
+            }
+            out[j] = x;
+        }
+    }
+}
+
+// MARK: - AVX2
+
+#if TL_X86
+/// A 6×16 (or fewer rows) block: `ROWS_` is a constant in each instantiation, so the
+/// accumulators live in registers and the row loops unroll.
+#define DEFINE_AVX2_KERNEL(ROWS_)                                                                      \
+TL_AVX2 static void kernel_avx2_##ROWS_(int columns, const Block *block, const float *a,              \
+                                         const float *b, float *c, const float *bias,                 \
+                                         const float *residual) {                                     \
+    __m256 low_ = _mm256_set1_ps(block->low), high_ = _mm256_set1_ps(block->high);                    \
+    __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);                                        \
+    __m256i mask0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(columns), lane);                             \
+    __m256i mask1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(columns - 8), lane);                         \
+    int full = columns == PANEL;                                                                      \
+    __m256 acc0[ROWS_], acc1[ROWS_];                                                                  \
+    for (int r = 0; r < ROWS_; r++) {                                                                 \
+        if (block->first) {                                                                           \
+            acc0[r] = _mm256_setzero_ps(); acc1[r] = _mm256_setzero_ps();                             \
+        } else if (full) {                                                                            \
+            acc0[r] = _mm256_loadu_ps(c + (size_t)r * block->ldc);                                    \
+            acc1[r] = _mm256_loadu_ps(c + (size_t)r * block->ldc + 8);                                \
+        } else {                                                                                      \
+            acc0[r] = _mm256_maskload_ps(c + (size_t)r * block->ldc, mask0);                          \
+            acc1[r] = _mm256_maskload_ps(c + (size_t)r * block->ldc + 8, mask1);                      \
+        }                                                                                             \
+    }                                                                                                 \
+    const float *rowA[ROWS_];                                                                         \
+    for (int r = 0; r < ROWS_; r++) rowA[r] = a + (size_t)r * block->lda;                             \
+    for (int k = 0; k < block->depth; k++) {                                                          \
+        __m256 b0 = _mm256_loadu_ps(b + (size_t)k * PANEL);                                           \
+        __m256 b1 = _mm256_loadu_ps(b + (size_t)k * PANEL + 8);                                       \
+        for (int r = 0; r < ROWS_; r++) {                                                             \
+            __m256 value = _mm256_broadcast_ss(rowA[r] + k);                                          \
+            acc0[r] = _mm256_fmadd_ps(value, b0, acc0[r]);                                            \
+            acc1[r] = _mm256_fmadd_ps(value, b1, acc1[r]);                                            \
+        }                                                                                             \
+    }                                                                                                 \
+    if (block->last) {                                                                                \
+        if (bias) {                                                                                   \
+            __m256 bias0 = full ? _mm256_loadu_ps(bias) : _mm256_maskload_ps(bias, mask0);            \
+            __m256 bias1 = full ? _mm256_loadu_ps(bias + 8) : _mm256_maskload_ps(bias + 8, mask1);    \
+            for (int r = 0; r < ROWS_; r++) {                                                         \
+                acc0[r] = _mm256_add_ps(acc0[r], bias0); acc1[r] = _mm256_add_ps(acc1[r], bias1);     \
+            }                                                                                         \
+        }                                                                                             \
+        if (residual) {                                                                               \
+            for (int r = 0; r < ROWS_; r++) {                                                         \
+                const float *source = residual + (size_t)r * block->ldr;                              \
+                acc0[r] = _mm256_add_ps(acc0[r], full ? _mm256_loadu_ps(source)                       \
+                                                      : _mm256_maskload_ps(source, mask0));           \
+                acc1[r] = _mm256_add_ps(acc1[r], full ? _mm256_loadu_ps(source + 8)                   \
+                                                      : _mm256_maskload_ps(source + 8, mask1));       \
+            }                                                                                         \
+        }                                                                                             \
+        for (int r = 0; r < ROWS_; r++) {                                                             \
+            acc0[r] = _mm256_min_ps(_mm256_max_ps(acc0[r], low_), high_);                             \
+            acc1[r] = _mm256_min_ps(_mm256_max_ps(acc1[r], low_), high_);                             \
+        }                                                                                             \
+    }                                                                                                 \
+    for (int r = 0; r < ROWS_; r++) {                                                                 \
+        float *out = c + (size_t)r * block->ldc;                                                      \
+        if (full) {                                                                                   \
+            _mm256_storeu_ps(out, acc0[r]); _mm256_storeu_ps(out + 8, acc1[r]);                       \
+        } else {                                                                                      \
+            _mm256_maskstore_ps(out, mask0, acc0[r]); _mm256_maskstore_ps(out + 8, mask1, acc1[r]);   \
+        }                                                                                             \
+    }                                                                                                 \
+}
+
+DEFINE_AVX2_KERNEL(1)
+DEFINE_AVX2_KERNEL(2)
+DEFINE_AVX2_KERNEL(3)
+DEFINE_AVX2_KERNEL(4)
+DEFINE_AVX2_KERNEL(5)
+DEFINE_AVX2_KERNEL(6)
+#endif
+
+// MARK: - Driver
+
+void tl_gemm_packed(int m, int n, int k, const float *a, int lda, const float *packed,
+                    const float *bias, const float *residual, int ldr, float low, float high,
+                    float *c, int ldc) {
+    if (m <= 0 || n <= 0) return;
+    if (k <= 0) {
+        // An empty sum: the epilogue alone.
+        for (int i = 0; i < m; i++) {
+            float *row = c + (size_t)i * ldc;
+            memset(row, 0, sizeof(float) * (size_t)n);
+            if (residual) for (int j = 0; j < n; j++) row[j] += residual[(size_t)i * ldr + j];
+            tl_bias_clamp(row, 1, n, bias, low, high);
+        }
+        return;
+    }
+    int avx2 = tl_cpu_has_avx2_fma();
+    int blocks = (k + DEPTH_BLOCK - 1) / DEPTH_BLOCK;
+    for (int blockIndex = 0; blockIndex < blocks; blockIndex++) {
+        // Equal K blocks, so the last one is not a sliver.
+        int k0 = (int)((long)k * blockIndex / blocks), k1 = (int)((long)k * (blockIndex + 1) / blocks);
+        Block block = {k1 - k0, lda, ldc, ldr, blockIndex == 0, blockIndex == blocks - 1, low, high};
+        for (int j0 = 0; j0 < n; j0 += PANEL) {
+            int columns = tl_min(PANEL, n - j0);
+            const float *b = packed + (size_t)j0 * k + (size_t)k0 * PANEL;
+            const float *panelBias = bias ? bias + j0 : NULL;
+            for (int i0 = 0; i0 < m; i0 += ROWS) {
+                int rows = tl_min(ROWS, m - i0);
+                const float *blockA = a + (size_t)i0 * lda + k0;
+                float *blockC = c + (size_t)i0 * ldc + j0;
+                const float *blockResidual = residual ? residual + (size_t)i0 * ldr + j0 : NULL;
+#if TL_X86
+                if (avx2) {
+                    switch (rows) {
+                    case 6: kernel_avx2_6(columns, &block, blockA, b, blockC, panelBias, blockResidual); break;
+                    case 5: kernel_avx2_5(columns, &block, blockA, b, blockC, panelBias, blockResidual); break;
+                    case 4: kernel_avx2_4(columns, &block, blockA, b, blockC, panelBias, blockResidual); break;
+                    case 3: kernel_avx2_3(columns, &block, blockA, b, blockC, panelBias, blockResidual); break;
+                    case 2: kernel_avx2_2(columns, &block, blockA, b, blockC, panelBias, blockResidual); break;
+                    default: kernel_avx2_1(columns, &block, blockA, b, blockC, panelBias, blockResidual); break;
+                    }
+                    continue;
+                }
+#else
+                (void)avx2;
+#endif
+                kernel_portable(rows, columns, &block, blockA, b, blockC, panelBias, blockResidual);
+            }
+        }
+    }
+}

@@ -1,0 +1,65 @@
+// Hot loops of the tlhub engine, in C so they can use AVX2/FMA intrinsics chosen at run time.
+//
+// Every kernel has a portable C version and, where it pays, an AVX2+FMA version compiled with
+// a function-level target attribute; `tl_cpu_has_avx2_fma()` picks one per call, so the
+// binary runs on any x86-64 (and builds on other architectures). All kernels are
+// single-threaded: the Swift engine splits work between cores itself.
+#ifndef TL_KERNELS_H
+#define TL_KERNELS_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Columns per packed panel of a GEMM right-hand side.
+#define TL_GEMM_PANEL 16
+
+/// Whether the AVX2+FMA kernels run on this CPU (cached after the first call).
+int tl_cpu_has_avx2_fma(void);
+
+/// Floats needed to pack a `k × n` right-hand side: panels of 16 columns, zero-padded.
+size_t tl_gemm_packed_count(int k, int n);
+
+/// Packs row-major `b` (`k × n`, row stride `ldb`) into `packed`: for each panel of 16 columns,
+/// `k` rows of 16 floats; columns past `n` are zero.
+void tl_gemm_pack(const float *b, int ldb, int k, int n, float *packed);
+
+/// `c[m × n] = clamp(a[m × k] · b + bias + residual, low, high)`, row-major with strides
+/// `lda`, `ldc`, `ldr`; `b` packed by `tl_gemm_pack`. `bias` (n floats) and `residual`
+/// (m × n, stride `ldr`) may be NULL. `low`/`high` may be ±INFINITY.
+void tl_gemm_packed(int m, int n, int k, const float *a, int lda, const float *packed,
+                    const float *bias, const float *residual, int ldr, float low, float high,
+                    float *c, int ldc);
+
+/// One output row of a depthwise convolution with depth multiplier 1, NHWC.
+///
+/// `input` is one image (`height × width × channels`); the row is output row `outputRow`, whose
+/// window starts at input row `outputRow * strideY - padTop` and, for output column `x`, at
+/// input column `x * strideX - padLeft`; taps outside the image read zero. `kernel` is
+/// `[kernelHeight, kernelWidth, channels]`; `bias` may be NULL; the result is clamped to
+/// `[low, high]` and written to `output` (`outputWidth × channels`).
+void tl_depthwise_row(const float *input, int height, int width, int channels,
+                      const float *kernel, int kernelHeight, int kernelWidth,
+                      int strideY, int strideX, int dilationY, int dilationX, int padTop, int padLeft,
+                      int outputRow, int outputWidth, const float *bias, float low, float high,
+                      float *output);
+
+/// `values[i] = clamp(values[i] + bias[i % channels], low, high)` over `pixels × channels`.
+void tl_bias_clamp(float *values, int pixels, int channels, const float *bias, float low, float high);
+
+/// Runs `body(context, i, thread)` for `i` in `0..<count` on a pool of one spinning worker per
+/// core (the caller is one of them, `thread` 0; workers are 1..<tl_parallel_threads()),
+/// returning when all iterations are done. Iterations are handed out one at a time, in order.
+/// Nested calls, and calls while another thread's loop runs, run serially as thread 0.
+void tl_parallel_for(int count, void (*body)(void *context, int index, int thread), void *context);
+
+/// Threads `tl_parallel_for` uses (the caller included).
+int tl_parallel_threads(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,17 @@
+// Shared by the kernel files; not part of the module's public header.
+#ifndef TL_KERNELS_INTERNAL_H
+#define TL_KERNELS_INTERNAL_H
+
+#if defined(__x86_64__)
+#define TL_X86 1
+#include <immintrin.h>
+/// Compiles one function for AVX2 + FMA whatever the target flags are.
+#define TL_AVX2 __attribute__((target("avx2,fma")))
+#else
+#define TL_X86 0
+#endif
+
+static inline int tl_min(int a, int b) { return a < b ? a : b; }
+static inline int tl_max(int a, int b) { return a > b ? a : b; }
+
+#endif
