@@ -97,6 +97,58 @@ TL_AVX2 static void four_pixels_avx2(const Row *row, int x) {
     }
     if (c < channels) for (int i = 0; i < 4; i++) pixel_portable(row, x + i, c);
 }
+
+/// Interior output pixels `[start, end)` of an undilated 3×3 window at stride 1 or 2 whose three
+/// rows lie inside the image. Four pixels at a time, eight channels at a time: each input
+/// vector is loaded once per kernel row and feeds every output it touches (stride 1: 6 loads for
+/// 12 FMAs per row); pointers advance by one pixel per load, which keeps the register count low.
+TL_AVX2 static void interior_3x3_avx2(const Row *row, int start, int end) {
+    const int channels = row->channels, stride = row->strideX;
+    const size_t rowStep = (size_t)row->width * channels;
+    const __m256 low = _mm256_set1_ps(row->low), high = _mm256_set1_ps(row->high);
+    int x = start;
+    for (; x + 4 <= end; x += 4) {
+        const float *top = row->input + ((size_t)row->rowTop * row->width + (size_t)(x * stride - row->padLeft)) * channels;
+        float *out = row->output + (size_t)x * channels;
+        for (int c = 0; c + 8 <= channels; c += 8) {
+            __m256 s0 = row->bias ? _mm256_loadu_ps(row->bias + c) : _mm256_setzero_ps();
+            __m256 s1 = s0, s2 = s0, s3 = s0;
+            for (int ky = 0; ky < 3; ky++) {
+                const float *taps = row->kernel + (size_t)ky * 3 * channels + c;
+                __m256 w0 = _mm256_loadu_ps(taps), w1 = _mm256_loadu_ps(taps + channels), w2 = _mm256_loadu_ps(taps + 2 * channels);
+                const float *q = top + ky * rowStep + c;
+                __m256 a0 = _mm256_loadu_ps(q); q += channels;
+                __m256 a1 = _mm256_loadu_ps(q); q += channels;
+                __m256 a2 = _mm256_loadu_ps(q); q += channels;
+                s0 = _mm256_fmadd_ps(a0, w0, s0); s0 = _mm256_fmadd_ps(a1, w1, s0); s0 = _mm256_fmadd_ps(a2, w2, s0);
+                if (stride == 1) {
+                    __m256 a3 = _mm256_loadu_ps(q); q += channels;
+                    s1 = _mm256_fmadd_ps(a1, w0, s1); s1 = _mm256_fmadd_ps(a2, w1, s1); s1 = _mm256_fmadd_ps(a3, w2, s1);
+                    __m256 a4 = _mm256_loadu_ps(q); q += channels;
+                    s2 = _mm256_fmadd_ps(a2, w0, s2); s2 = _mm256_fmadd_ps(a3, w1, s2); s2 = _mm256_fmadd_ps(a4, w2, s2);
+                    __m256 a5 = _mm256_loadu_ps(q);
+                    s3 = _mm256_fmadd_ps(a3, w0, s3); s3 = _mm256_fmadd_ps(a4, w1, s3); s3 = _mm256_fmadd_ps(a5, w2, s3);
+                } else {
+                    __m256 a3 = _mm256_loadu_ps(q); q += channels;
+                    __m256 a4 = _mm256_loadu_ps(q); q += channels;
+                    s1 = _mm256_fmadd_ps(a2, w0, s1); s1 = _mm256_fmadd_ps(a3, w1, s1); s1 = _mm256_fmadd_ps(a4, w2, s1);
+                    __m256 a5 = _mm256_loadu_ps(q); q += channels;
+                    __m256 a6 = _mm256_loadu_ps(q); q += channels;
+                    s2 = _mm256_fmadd_ps(a4, w0, s2); s2 = _mm256_fmadd_ps(a5, w1, s2); s2 = _mm256_fmadd_ps(a6, w2, s2);
+                    __m256 a7 = _mm256_loadu_ps(q); q += channels;
+                    __m256 a8 = _mm256_loadu_ps(q);
+                    s3 = _mm256_fmadd_ps(a6, w0, s3); s3 = _mm256_fmadd_ps(a7, w1, s3); s3 = _mm256_fmadd_ps(a8, w2, s3);
+                }
+            }
+            _mm256_storeu_ps(out + c, _mm256_min_ps(_mm256_max_ps(s0, low), high));
+            _mm256_storeu_ps(out + channels + c, _mm256_min_ps(_mm256_max_ps(s1, low), high));
+            _mm256_storeu_ps(out + 2 * channels + c, _mm256_min_ps(_mm256_max_ps(s2, low), high));
+            _mm256_storeu_ps(out + 3 * channels + c, _mm256_min_ps(_mm256_max_ps(s3, low), high));
+        }
+        if (channels % 8) for (int i = 0; i < 4; i++) pixel_portable(row, x + i, channels - channels % 8);
+    }
+    for (; x < end; x++) pixel_avx2(row, x);
+}
 #endif
 
 void tl_depthwise_row(const float *input, int height, int width, int channels,
@@ -117,6 +169,11 @@ void tl_depthwise_row(const float *input, int height, int width, int channels,
         int end = tl_max(firstInterior, tl_min(lastInterior + 1, outputWidth));
         int x = 0;
         for (; x < firstInterior; x++) pixel_avx2(&row, x);
+        if (kernelHeight == 3 && kernelWidth == 3 && row.firstRow == 0 && row.lastRow == 3 && dilationX == 1 && dilationY == 1
+            && (strideX == 1 || strideX == 2)) {
+            interior_3x3_avx2(&row, x, end);
+            x = end;
+        }
         for (; x + 4 <= end; x += 4) four_pixels_avx2(&row, x);
         for (; x < outputWidth; x++) pixel_avx2(&row, x);
         return;

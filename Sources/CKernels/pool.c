@@ -4,7 +4,8 @@
 // A network runs ~100 parallel loops per image, each a fraction of a millisecond, so waking a
 // sleeping thread per loop (GCD, a condition variable) costs a visible part of the run. Workers
 // here spin for a while after each loop and only then sleep on a condition variable; the caller
-// takes iterations too and waits (spinning) until every worker has left the loop.
+// takes iterations too and then waits until every iteration has completed. It never waits for
+// a worker that claimed nothing, so a worker descheduled by another process costs nothing.
 #include "CKernels.h"
 #include "internal.h"
 
@@ -18,16 +19,27 @@
 enum { MAX_THREADS = 64 };
 /// Spin iterations (~1 ms) a worker polls for the next loop before it sleeps.
 static const long SPIN_LIMIT = 200000;
+/// Spin iterations the caller polls for stragglers before it starts yielding its core (a worker
+/// preempted by another process must get the core back to finish its iteration).
+static const long YIELD_AFTER = 2000;
+
+// The open loop is one 64-bit word, so claiming an iteration checks in one compare-and-swap
+// that the loop is still the one the thread saw: generation (16 bits) | count (24) | next (24).
+// A worker that wakes late can only claim iterations of a loop that is still open, and the
+// caller of that loop returns only after every claimed iteration has completed, so the body and
+// context a claimer reads stay valid while it runs.
+#define COUNT_BITS 24
+#define INDEX_MASK ((1ull << COUNT_BITS) - 1)
 
 static struct {
     pthread_mutex_t mutex;
     pthread_cond_t wake;
     int threads;                    // including the caller
-    atomic_uint generation;         // bumped once per loop
-    atomic_int next;                // next iteration to hand out
-    atomic_int busyWorkers;         // workers still inside the current loop
+    _Atomic unsigned long long ticket;
+    atomic_int completed;           // iterations of the open loop finished
+    atomic_int sleepers;            // workers waiting on `wake`
     atomic_flag inUse;              // one loop at a time; other callers run serially
-    int count;
+    unsigned generation;
     void (*body)(void *, int, int);
     void *context;
 } pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER};
@@ -41,33 +53,42 @@ static inline void relax(void) {
 #endif
 }
 
-static void run_iterations(int thread) {
-    int count = pool.count;
-    for (;;) {
-        int index = atomic_fetch_add_explicit(&pool.next, 1, memory_order_relaxed);
-        if (index >= count) break;
-        pool.body(pool.context, index, thread);
+static inline int loop_is_open(unsigned long long ticket) {
+    return (ticket & INDEX_MASK) < ((ticket >> COUNT_BITS) & INDEX_MASK);
+}
+
+/// Claims the next iteration of the open loop; 0 when there is none.
+static int claim(int *index) {
+    unsigned long long ticket = atomic_load_explicit(&pool.ticket, memory_order_acquire);
+    while (loop_is_open(ticket)) {
+        if (atomic_compare_exchange_weak_explicit(&pool.ticket, &ticket, ticket + 1,
+                                                  memory_order_acq_rel, memory_order_acquire)) {
+            *index = (int)(ticket & INDEX_MASK);
+            return 1;
+        }
     }
+    return 0;
 }
 
 static void *worker(void *argument) {
     int thread = (int)(intptr_t)argument;
     insideLoop = 1;
-    unsigned seen = atomic_load_explicit(&pool.generation, memory_order_acquire);
+    long spins = 0;
     for (;;) {
-        long spins = 0;
-        unsigned now;
-        while ((now = atomic_load_explicit(&pool.generation, memory_order_acquire)) == seen) {
-            if (++spins < SPIN_LIMIT) { relax(); continue; }
-            pthread_mutex_lock(&pool.mutex);
-            while ((now = atomic_load_explicit(&pool.generation, memory_order_acquire)) == seen)
-                pthread_cond_wait(&pool.wake, &pool.mutex);
-            pthread_mutex_unlock(&pool.mutex);
-            break;
+        int index;
+        if (claim(&index)) {
+            pool.body(pool.context, index, thread);
+            atomic_fetch_add_explicit(&pool.completed, 1, memory_order_release);
+            spins = 0;
+            continue;
         }
-        seen = now;
-        run_iterations(thread);
-        atomic_fetch_sub_explicit(&pool.busyWorkers, 1, memory_order_release);
+        if (++spins < SPIN_LIMIT) { relax(); continue; }
+        pthread_mutex_lock(&pool.mutex);
+        atomic_fetch_add(&pool.sleepers, 1);
+        while (!loop_is_open(atomic_load(&pool.ticket))) pthread_cond_wait(&pool.wake, &pool.mutex);
+        atomic_fetch_sub(&pool.sleepers, 1);
+        pthread_mutex_unlock(&pool.mutex);
+        spins = 0;
     }
     return NULL;
 }
@@ -108,23 +129,34 @@ int tl_parallel_threads(void) {
 void tl_parallel_for(int count, void (*body)(void *context, int index, int thread), void *context) {
     if (count <= 0) return;
     pthread_once(&poolOnce, start_pool);
-    if (count == 1 || pool.threads == 1 || insideLoop || atomic_flag_test_and_set(&pool.inUse)) {
+    if (count == 1 || pool.threads == 1 || insideLoop || count > (int)INDEX_MASK
+        || atomic_flag_test_and_set(&pool.inUse)) {
         for (int i = 0; i < count; i++) body(context, i, 0);
         return;
     }
-    pool.count = count;
     pool.body = body;
     pool.context = context;
-    atomic_store_explicit(&pool.next, 0, memory_order_relaxed);
-    atomic_store_explicit(&pool.busyWorkers, pool.threads - 1, memory_order_relaxed);
-    pthread_mutex_lock(&pool.mutex);
-    atomic_fetch_add_explicit(&pool.generation, 1, memory_order_release);
-    pthread_cond_broadcast(&pool.wake);
-    pthread_mutex_unlock(&pool.mutex);
+    atomic_store_explicit(&pool.completed, 0, memory_order_relaxed);
+    pool.generation = (pool.generation + 1) & 0xFFFF;
+    unsigned long long ticket = ((unsigned long long)pool.generation << (2 * COUNT_BITS))
+                              | ((unsigned long long)count << COUNT_BITS);
+    atomic_store(&pool.ticket, ticket);
+    if (atomic_load(&pool.sleepers) > 0) {
+        pthread_mutex_lock(&pool.mutex);
+        pthread_cond_broadcast(&pool.wake);
+        pthread_mutex_unlock(&pool.mutex);
+    }
 
     insideLoop = 1;
-    run_iterations(0);
+    int index;
+    while (claim(&index)) {
+        body(context, index, 0);
+        atomic_fetch_add_explicit(&pool.completed, 1, memory_order_release);
+    }
     insideLoop = 0;
-    while (atomic_load_explicit(&pool.busyWorkers, memory_order_acquire) > 0) relax();
+    long spins = 0;
+    while (atomic_load_explicit(&pool.completed, memory_order_acquire) < count) {
+        if (++spins < YIELD_AFTER) relax(); else sched_yield();
+    }
     atomic_flag_clear(&pool.inUse);
 }

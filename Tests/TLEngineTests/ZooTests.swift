@@ -46,10 +46,14 @@ struct ZooTests {
                       ResNet.Stage(filters: 16, blocks: 1, stride: 2), ResNet.Stage(filters: 16, blocks: 1, stride: 2)]
         let graph = try ResNet.build(stages: stages, options: ApplicationOptions(classes: 10), name: "resnet_small")
         try expectParity(graph, fixture: "resnet_small")
-        // Each block's `add` then `relu` runs as one merge layer in the fused graph.
+        // Each block's `add` then `relu` runs inside the block's last convolution in the fused graph.
         let fused = try graph.fused()
-        let activatedSums = fused.nodes.filter { ($0.layer as? ElementwiseMerge)?.activation == .relu }
-        #expect(activatedSums.count == 5)
+        let residualConvolutions = fused.nodes.filter { node in
+            guard let conv = node.layer as? Conv2D else { return false }
+            return conv.addsResidual && conv.activation == .relu && node.inputs.count == 2
+        }
+        #expect(residualConvolutions.count == 5)
+        #expect(!fused.nodes.contains { $0.layer is ElementwiseMerge })
         #expect(fused.nodes.count < graph.nodes.count)
     }
 

@@ -6,7 +6,10 @@ extension Graph {
     /// convolution becomes that convolution's zero border, each BatchNormalization that is the only
     /// reader of a convolution is folded into the convolution's kernel and bias, and each
     /// activation layer that is the only reader of a convolution, dense or merge layer is applied inside
-    /// it. The original graph (and its layers) is left untouched as the reference.
+    /// it, and each two-input `Add` of a convolution's result and an earlier tensor of the same shape
+    /// becomes part of that convolution (the sum is made in the GEMM's epilogue: MobileNetV2's
+    /// `block_N_add`, ResNet's `*_add` + `*_out`). The original graph (and its layers) is left
+    /// untouched as the reference.
     ///
     /// Folding: `kernel'[…, o] = kernel[…, o] · γ[o] / √(var[o] + ε)`,
     /// `bias'[o] = (bias[o] − mean[o]) · γ[o] / √(var[o] + ε) + β[o]`.
@@ -32,6 +35,52 @@ extension Graph {
             }
             remap[index] = result.count
             result.append(GraphNode(layer: node.layer, inputs: node.inputs.map { remap[$0] }, scope: node.scope))
+        }
+        return try Graph(name: name, nodes: result, inputs: inputs.map { remap[$0] }, outputs: outputs.map { remap[$0] })
+            .fusingResidualAdds()
+    }
+
+    /// Each `Add` of exactly two equal-shaped inputs, one of them a linear, unshared convolution
+    /// read only by the add and the other computed before that convolution, merged into the
+    /// convolution as a residual input (the add's activation becomes the convolution's).
+    private func fusingResidualAdds() throws -> Graph {
+        var readers = [Int](repeating: 0, count: nodes.count)
+        for node in nodes { for input in node.inputs { readers[input] += 1 } }
+        var layerCalls: [ObjectIdentifier: Int] = [:]
+        for node in nodes { layerCalls[ObjectIdentifier(node.layer), default: 0] += 1 }
+        let outputSet = Set(outputs)
+        // convolution node → (add node, residual node)
+        var fusions: [Int: (add: Int, residual: Int)] = [:]
+        for (index, node) in nodes.enumerated() {
+            guard let add = node.layer as? ElementwiseMerge, add.operation == .add, node.inputs.count == 2,
+                  layerCalls[ObjectIdentifier(add)] == 1, add.activation != .softmax else { continue }
+            for (convolution, residual) in [(node.inputs[0], node.inputs[1]), (node.inputs[1], node.inputs[0])] {
+                guard let conv = nodes[convolution].layer as? Conv2D, conv.activation.isLinear, !conv.addsResidual,
+                      readers[convolution] == 1, !outputSet.contains(convolution), residual < convolution,
+                      layerCalls[ObjectIdentifier(conv)] == 1, shapes[convolution] == shapes[residual],
+                      fusions[convolution] == nil else { continue }
+                fusions[convolution] = (index, residual)
+                break
+            }
+        }
+        if fusions.isEmpty { return self }
+        let fusedAdds = Dictionary(uniqueKeysWithValues: fusions.map { ($0.value.add, $0.key) })
+        var result: [GraphNode] = []
+        var remap = [Int](repeating: -1, count: nodes.count)
+        for (index, node) in nodes.enumerated() {
+            if let convolution = fusedAdds[index] {
+                remap[index] = remap[convolution]
+                continue
+            }
+            remap[index] = result.count
+            if let fusion = fusions[index], let conv = node.layer as? Conv2D, let add = nodes[fusion.add].layer as? ElementwiseMerge {
+                let merged = conv.copy(kernel: conv.kernel, bias: conv.bias, activation: add.activation)
+                merged.addsResidual = true
+                result.append(GraphNode(layer: merged, inputs: node.inputs.map { remap[$0] } + [remap[fusion.residual]],
+                                        scope: node.scope))
+            } else {
+                result.append(GraphNode(layer: node.layer, inputs: node.inputs.map { remap[$0] }, scope: node.scope))
+            }
         }
         return try Graph(name: name, nodes: result, inputs: inputs.map { remap[$0] }, outputs: outputs.map { remap[$0] })
     }

@@ -40,6 +40,9 @@ public final class Conv2D: Layer {
     /// `((top, bottom), (left, right))` zeros of a preceding `ZeroPadding2D` merged in by
     /// `Graph.fused()` (only with `valid` padding).
     var extraPadding: ((Int, Int), (Int, Int)) = ((0, 0), (0, 0))
+    /// Whether a second input of the output's shape is added before the activation (an `Add`
+    /// merged in by `Graph.fused()`).
+    public internal(set) var addsResidual = false
 
     /// Creates a convolution with weights to be loaded later (zero until then).
     public init(name: String, filters: Int, kernelSize: (Int, Int), strides: (Int, Int) = (1, 1),
@@ -66,6 +69,7 @@ public final class Conv2D: Layer {
         result.kernel = kernel
         result.bias = bias
         result.extraPadding = extraPadding
+        result.addsResidual = addsResidual
         return result
     }
 
@@ -84,7 +88,13 @@ public final class Conv2D: Layer {
             throw EngineError.incompatibleShapes(layer: name, detail: "\(input[2]) input channels and \(filters) filters are not divisible by groups=\(groups)")
         }
         let (rows, columns) = geometry(height: input[0], width: input[1])
-        return [rows.output, columns.output, filters]
+        let output = [rows.output, columns.output, filters]
+        if addsResidual {
+            guard inputShapes.count == 2, inputShapes[1] == output else {
+                throw EngineError.incompatibleShapes(layer: name, detail: "the residual input \(inputShapes.dropFirst().first ?? []) does not match the output \(output)")
+            }
+        }
+        return output
     }
 
     public func expectedWeights(inputShapes: [[Int]]) -> [WeightSpec] {
@@ -165,6 +175,7 @@ public final class Conv2D: Layer {
         let activationPass = activation.clampBounds == nil
         let groupPacked = tl_gemm_packed_count(Int32(patch), Int32(groupFilters))
         let biasScalars = bias?.scalars ?? []
+        let residual = addsResidual ? inputs[1].data : nil
 
         /// im2col of output pixels `start..<start + count` for one group: one patch row per
         /// pixel, laid out (ky, kx, c) like the HWIO kernel.
@@ -224,7 +235,8 @@ public final class Conv2D: Layer {
                         }
                         tl_gemm_packed(Int32(count), Int32(groupFilters), Int32(patch), a, Int32(lda),
                                        packed + group * groupPacked, biasPointer.map { $0 + group * groupFilters },
-                                       nil, 0, low, high, destination + group * groupFilters, Int32(filters))
+                                       residual.map { $0 + start * filters + group * groupFilters }, Int32(filters),
+                                       low, high, destination + group * groupFilters, Int32(filters))
                     }
                     if activationPass { activation.apply(destination, count: count * filters, lastAxis: filters) }
                 }

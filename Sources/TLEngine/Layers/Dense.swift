@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import TLTensor
 
@@ -5,6 +6,9 @@ import TLTensor
 ///
 /// - `kernel`: `[inputFeatures, units]`
 /// - `bias`: `[units]` when `useBias`
+///
+/// The kernel is packed for `CKernels`' GEMM whenever it is set. A few rows (a classifier at
+/// small batch) split the units between cores; many rows (Dense over NHWC pixels) split the rows.
 public final class Dense: Layer {
     public let name: String
     /// Output features.
@@ -14,7 +18,9 @@ public final class Dense: Layer {
     /// Applied after the bias (softmax over the units).
     public let activation: Activation
     /// `[in, units]` kernel.
-    public var kernel = Tensor(shape: [0])
+    public var kernel = Tensor(shape: [0]) { didSet { packKernel() } }
+    /// The kernel as GEMM panels of 16 units.
+    private var packedKernel: [Float] = []
     /// `[units]` bias, or nil.
     public var bias: Tensor?
 
@@ -33,6 +39,7 @@ public final class Dense: Layer {
         self.init(name: name, units: kernel.shape[1], useBias: bias != nil, activation: activation)
         self.kernel = kernel
         self.bias = bias
+        packKernel()  // `didSet` does not run for assignments in an initializer
     }
 
     func copy(activation: Activation) -> Dense {
@@ -63,14 +70,53 @@ public final class Dense: Layer {
         return result
     }
 
+    private func packKernel() {
+        guard kernel.rank == 2, kernel.shape[1] == units else { packedKernel = []; return }
+        let features = kernel.shape[0]
+        var packed = [Float](repeating: 0, count: tl_gemm_packed_count(Int32(features), Int32(units)))
+        kernel.scalars.withUnsafeBufferPointer { source in
+            packed.withUnsafeMutableBufferPointer { destination in
+                tl_gemm_pack(source.baseAddress!, Int32(units), Int32(features), Int32(units), destination.baseAddress!)
+            }
+        }
+        packedKernel = packed
+    }
+
     public func forward(_ inputs: [ActivationView], into output: MutableActivationView, scratch: UnsafeMutablePointer<Float>) {
         let features = inputs[0].shape.last ?? 1
-        let rows = output.count / units
-        kernel.scalars.withUnsafeBufferPointer { k in
-            matrixMultiply(m: rows, n: units, k: features, a: inputs[0].data, lda: features, b: k.baseAddress!, ldb: units,
-                           c: output.data, ldc: units)
+        let rows = output.count / units, units = units
+        let (low, high) = activation.clampBounds ?? (-.infinity, .infinity)
+        let input = inputs[0].data, result = output.data
+        let panelWidth = Int(TL_GEMM_PANEL), panels = (units + panelWidth - 1) / panelWidth
+        let threads = rows * units * features >= 200_000 ? engineThreads : 1
+        packedKernel.withUnsafeBufferPointer { packedBuffer in
+            (bias?.scalars ?? []).withUnsafeBufferPointer { biasBuffer in
+                let packed = packedBuffer.baseAddress!, biasPointer = biasBuffer.isEmpty ? nil : biasBuffer.baseAddress
+                if rows >= 12 * threads {
+                    // Rows in blocks of 96, handed out to the threads.
+                    let blockRows = 96, blocks = (rows + blockRows - 1) / blockRows
+                    concurrentPerform(iterations: threads == 1 ? 1 : blocks) { block, _ in
+                        let range = threads == 1 ? 0..<rows : (block * blockRows)..<min(rows, (block + 1) * blockRows)
+                        tl_gemm_packed(Int32(range.count), Int32(units), Int32(features), input + range.lowerBound * features,
+                                       Int32(features), packed, biasPointer, nil, 0, low, high,
+                                       result + range.lowerBound * units, Int32(units))
+                    }
+                } else {
+                    // Few rows: each thread takes a contiguous run of 16-unit panels.
+                    concurrentPerform(iterations: min(threads, panels)) { chunk, _ in
+                        let chunks = min(threads, panels)
+                        let first = panels * chunk / chunks * panelWidth, last = min(units, panels * (chunk + 1) / chunks * panelWidth)
+                        guard first < last else { return }
+                        tl_gemm_packed(Int32(rows), Int32(last - first), Int32(features), input, Int32(features),
+                                       packed + first * features, biasPointer.map { $0 + first }, nil, 0, low, high,
+                                       result + first, Int32(units))
+                    }
+                }
+            }
         }
-        applyBiasAndActivation(output.data, pixels: rows, channels: units, bias: bias, activation: activation)
+        if activation.clampBounds == nil {
+            applyBiasAndActivation(output.data, pixels: rows, channels: units, bias: nil, activation: activation)
+        }
     }
 }
 
