@@ -17,11 +17,11 @@ static inline void tap_range(int start, int count, int step, int size, int *firs
 }
 
 typedef struct {
-    const float *input;
+    const float *const *rows;       // per kernel row: the input row it reads, NULL outside the image
     int width, channels;
     const float *kernel;
-    int kernelWidth, strideX, dilationX, dilationY, padLeft;
-    int rowTop, firstRow, lastRow;
+    int kernelWidth, strideX, dilationX, padLeft;
+    int firstRow, lastRow;          // kernel rows with an input row
     const float *bias;
     float low, high;
     float *output;
@@ -35,7 +35,7 @@ static void pixel_portable(const Row *row, int x, int channelStart) {
     for (int c = channelStart; c < row->channels; c++) {
         float sum = row->bias ? row->bias[c] : 0.0f;
         for (int ky = row->firstRow; ky < row->lastRow; ky++) {
-            const float *source = row->input + ((size_t)(row->rowTop + ky * row->dilationY) * row->width) * row->channels;
+            const float *source = row->rows[ky];
             const float *taps = row->kernel + (size_t)ky * row->kernelWidth * row->channels;
             for (int kx = firstColumn; kx < lastColumn; kx++)
                 sum += source[(size_t)(left + kx * row->dilationX) * row->channels + c] * taps[(size_t)kx * row->channels + c];
@@ -56,7 +56,7 @@ TL_AVX2 static void pixel_avx2(const Row *row, int x) {
     for (; c + 8 <= row->channels; c += 8) {
         __m256 sum = row->bias ? _mm256_loadu_ps(row->bias + c) : _mm256_setzero_ps();
         for (int ky = row->firstRow; ky < row->lastRow; ky++) {
-            const float *source = row->input + ((size_t)(row->rowTop + ky * row->dilationY) * row->width) * row->channels + c;
+            const float *source = row->rows[ky] + c;
             const float *taps = row->kernel + (size_t)ky * row->kernelWidth * row->channels + c;
             for (int kx = firstColumn; kx < lastColumn; kx++)
                 sum = _mm256_fmadd_ps(_mm256_loadu_ps(source + (size_t)(left + kx * row->dilationX) * row->channels),
@@ -78,8 +78,7 @@ TL_AVX2 static void four_pixels_avx2(const Row *row, int x) {
         __m256 start = row->bias ? _mm256_loadu_ps(row->bias + c) : _mm256_setzero_ps();
         __m256 s0 = start, s1 = start, s2 = start, s3 = start;
         for (int ky = row->firstRow; ky < row->lastRow; ky++) {
-            const float *source = row->input + ((size_t)(row->rowTop + ky * row->dilationY) * row->width
-                                                + (size_t)(x * row->strideX - row->padLeft)) * channels + c;
+            const float *source = row->rows[ky] + (size_t)(x * row->strideX - row->padLeft) * channels + c;
             const float *taps = row->kernel + (size_t)ky * row->kernelWidth * channels + c;
             for (int kx = 0; kx < row->kernelWidth; kx++) {
                 __m256 tap = _mm256_loadu_ps(taps + (size_t)kx * channels);
@@ -104,11 +103,11 @@ TL_AVX2 static void four_pixels_avx2(const Row *row, int x) {
 /// 12 FMAs per row); pointers advance by one pixel per load, which keeps the register count low.
 TL_AVX2 static void interior_3x3_avx2(const Row *row, int start, int end) {
     const int channels = row->channels, stride = row->strideX;
-    const size_t rowStep = (size_t)row->width * channels;
     const __m256 low = _mm256_set1_ps(row->low), high = _mm256_set1_ps(row->high);
     int x = start;
     for (; x + 4 <= end; x += 4) {
-        const float *top = row->input + ((size_t)row->rowTop * row->width + (size_t)(x * stride - row->padLeft)) * channels;
+        const size_t offset = (size_t)(x * stride - row->padLeft) * channels;
+        const float *r0 = row->rows[0] + offset, *r1 = row->rows[1] + offset, *r2 = row->rows[2] + offset;
         float *out = row->output + (size_t)x * channels;
         for (int c = 0; c + 8 <= channels; c += 8) {
             __m256 s0 = row->bias ? _mm256_loadu_ps(row->bias + c) : _mm256_setzero_ps();
@@ -116,7 +115,7 @@ TL_AVX2 static void interior_3x3_avx2(const Row *row, int start, int end) {
             for (int ky = 0; ky < 3; ky++) {
                 const float *taps = row->kernel + (size_t)ky * 3 * channels + c;
                 __m256 w0 = _mm256_loadu_ps(taps), w1 = _mm256_loadu_ps(taps + channels), w2 = _mm256_loadu_ps(taps + 2 * channels);
-                const float *q = top + ky * rowStep + c;
+                const float *q = (ky == 0 ? r0 : ky == 1 ? r1 : r2) + c;
                 __m256 a0 = _mm256_loadu_ps(q); q += channels;
                 __m256 a1 = _mm256_loadu_ps(q); q += channels;
                 __m256 a2 = _mm256_loadu_ps(q); q += channels;
@@ -151,14 +150,15 @@ TL_AVX2 static void interior_3x3_avx2(const Row *row, int start, int end) {
 }
 #endif
 
-void tl_depthwise_row(const float *input, int height, int width, int channels,
+void tl_depthwise_row(const float *const *rows, int width, int channels,
                       const float *kernel, int kernelHeight, int kernelWidth,
-                      int strideY, int strideX, int dilationY, int dilationX, int padTop, int padLeft,
-                      int outputRow, int outputWidth, const float *bias, float low, float high,
-                      float *output) {
-    Row row = {input, width, channels, kernel, kernelWidth, strideX, dilationX, dilationY, padLeft,
-               outputRow * strideY - padTop, 0, 0, bias, low, high, output};
-    tap_range(row.rowTop, kernelHeight, dilationY, height, &row.firstRow, &row.lastRow);
+                      int strideX, int dilationX, int padLeft,
+                      int outputWidth, const float *bias, float low, float high, float *output) {
+    int firstRow = 0, lastRow = kernelHeight;
+    while (firstRow < kernelHeight && !rows[firstRow]) firstRow++;
+    while (lastRow > firstRow && !rows[lastRow - 1]) lastRow--;
+    Row row = {rows, width, channels, kernel, kernelWidth, strideX, dilationX, padLeft, firstRow, lastRow,
+               bias, low, high, output};
 #if TL_X86
     if (tl_cpu_has_avx2_fma()) {
         // Interior columns: x * strideX - padLeft >= 0 and the last tap < width.
@@ -169,7 +169,7 @@ void tl_depthwise_row(const float *input, int height, int width, int channels,
         int end = tl_max(firstInterior, tl_min(lastInterior + 1, outputWidth));
         int x = 0;
         for (; x < firstInterior; x++) pixel_avx2(&row, x);
-        if (kernelHeight == 3 && kernelWidth == 3 && row.firstRow == 0 && row.lastRow == 3 && dilationX == 1 && dilationY == 1
+        if (kernelHeight == 3 && kernelWidth == 3 && firstRow == 0 && lastRow == 3 && dilationX == 1
             && (strideX == 1 || strideX == 2)) {
             interior_3x3_avx2(&row, x, end);
             x = end;

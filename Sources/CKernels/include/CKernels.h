@@ -35,16 +35,15 @@ void tl_gemm_packed(int m, int n, int k, const float *a, int lda, const float *p
 
 /// One output row of a depthwise convolution with depth multiplier 1, NHWC.
 ///
-/// `input` is one image (`height × width × channels`); the row is output row `outputRow`, whose
-/// window starts at input row `outputRow * strideY - padTop` and, for output column `x`, at
-/// input column `x * strideX - padLeft`; taps outside the image read zero. `kernel` is
-/// `[kernelHeight, kernelWidth, channels]`; `bias` may be NULL; the result is clamped to
-/// `[low, high]` and written to `output` (`outputWidth × channels`).
-void tl_depthwise_row(const float *input, int height, int width, int channels,
+/// `rows[ky]` is the input row (`width × channels`) kernel row `ky` reads, or NULL where it
+/// falls outside the image (those taps read zero); rows need not be adjacent in memory, so a
+/// caller can keep them in a ring buffer. Output column `x`'s window starts at input column
+/// `x * strideX - padLeft`. `kernel` is `[kernelHeight, kernelWidth, channels]`; `bias` may be
+/// NULL; the result is clamped to `[low, high]` and written to `output` (`outputWidth × channels`).
+void tl_depthwise_row(const float *const *rows, int width, int channels,
                       const float *kernel, int kernelHeight, int kernelWidth,
-                      int strideY, int strideX, int dilationY, int dilationX, int padTop, int padLeft,
-                      int outputRow, int outputWidth, const float *bias, float low, float high,
-                      float *output);
+                      int strideX, int dilationX, int padLeft,
+                      int outputWidth, const float *bias, float low, float high, float *output);
 
 /// `values[i] = clamp(values[i] + bias[i % channels], low, high)` over `pixels × channels`.
 void tl_bias_clamp(float *values, int pixels, int channels, const float *bias, float low, float high);

@@ -8,12 +8,16 @@ extension Graph {
     /// activation layer that is the only reader of a convolution, dense or merge layer is applied inside
     /// it, and each two-input `Add` of a convolution's result and an earlier tensor of the same shape
     /// becomes part of that convolution (the sum is made in the GEMM's epilogue: MobileNetV2's
-    /// `block_N_add`, ResNet's `*_add` + `*_out`). The original graph (and its layers) is left
-    /// untouched as the reference.
+    /// `block_N_add`, ResNet's `*_add` + `*_out`). Finally each 1×1 → depthwise → 1×1 chain
+    /// becomes one `InvertedResidual` layer that streams rows through the cache. The original
+    /// graph (and its layers) is left untouched as the reference.
     ///
     /// Folding: `kernel'[…, o] = kernel[…, o] · γ[o] / √(var[o] + ε)`,
     /// `bias'[o] = (bias[o] − mean[o]) · γ[o] / √(var[o] + ε) + β[o]`.
-    public func fused() throws -> Graph {
+    /// - Parameter rowStreamingBytes: an `InvertedResidual` whose expanded tensor per image has at
+    ///   least this many bytes streams rows (the default, 256 KB, is half an L2); smaller ones run
+    ///   their three layers in turn. Tests pass 0 to exercise streaming on small models.
+    public func fused(rowStreamingBytes: Int = 256 * 1024) throws -> Graph {
         var readers = [Int](repeating: 0, count: nodes.count)
         for node in nodes { for input in node.inputs { readers[input] += 1 } }
         var layerCalls: [ObjectIdentifier: Int] = [:]
@@ -38,6 +42,62 @@ extension Graph {
         }
         return try Graph(name: name, nodes: result, inputs: inputs.map { remap[$0] }, outputs: outputs.map { remap[$0] })
             .fusingResidualAdds()
+            .fusingInvertedResiduals(rowStreamingBytes: rowStreamingBytes)
+    }
+
+    /// Each depthwise convolution (multiplier 1) read only by a 1×1 convolution, with the 1×1
+    /// convolution before it when that is its only source, joined into one `InvertedResidual`
+    /// placed where the last 1×1 convolution was (every input of the chain is computed by then).
+    private func fusingInvertedResiduals(rowStreamingBytes: Int) throws -> Graph {
+        var readers = [Int](repeating: 0, count: nodes.count)
+        var reader = [Int](repeating: -1, count: nodes.count)
+        for (index, node) in nodes.enumerated() { for input in node.inputs { readers[input] += 1; reader[input] = index } }
+        var layerCalls: [ObjectIdentifier: Int] = [:]
+        for node in nodes { layerCalls[ObjectIdentifier(node.layer), default: 0] += 1 }
+        let outputSet = Set(outputs)
+        func isPrivate(_ index: Int) -> Bool {
+            readers[index] == 1 && !outputSet.contains(index) && layerCalls[ObjectIdentifier(nodes[index].layer)] == 1
+        }
+        // project node → (expand node or nil, depthwise node)
+        var chains: [Int: (expand: Int?, depthwise: Int)] = [:]
+        var absorbed = Set<Int>()
+        for (index, node) in nodes.enumerated() {
+            guard let depthwise = node.layer as? DepthwiseConv2D, depthwise.depthMultiplier == 1, isPrivate(index),
+                  node.inputs.count == 1, !absorbed.contains(index) else { continue }
+            let project = reader[index]
+            guard let projectLayer = nodes[project].layer as? Conv2D, projectLayer.isPointwise,
+                  nodes[project].inputs.first == index, layerCalls[ObjectIdentifier(projectLayer)] == 1 else { continue }
+            var expand: Int? = node.inputs[0]
+            if let candidate = expand, let expandLayer = nodes[candidate].layer as? Conv2D, expandLayer.isPointwise,
+               !expandLayer.addsResidual, expandLayer.activation != .softmax, isPrivate(candidate),
+               !absorbed.contains(candidate), nodes[candidate].inputs.count == 1 {
+                absorbed.insert(candidate)
+            } else {
+                expand = nil
+            }
+            absorbed.insert(index)
+            absorbed.insert(project)
+            chains[project] = (expand, index)
+        }
+        if chains.isEmpty { return self }
+        let inner = Set(chains.values.flatMap { [$0.depthwise] + ($0.expand.map { [$0] } ?? []) })
+        var result: [GraphNode] = []
+        var remap = [Int](repeating: -1, count: nodes.count)
+        for (index, node) in nodes.enumerated() where !inner.contains(index) {
+            remap[index] = result.count
+            if let chain = chains[index], let project = node.layer as? Conv2D,
+               let depthwise = nodes[chain.depthwise].layer as? DepthwiseConv2D {
+                let expand = chain.expand.map { nodes[$0].layer as? Conv2D } ?? nil
+                let first = chain.expand ?? chain.depthwise
+                let block = InvertedResidual(expand: expand, depthwise: depthwise, project: project,
+                                             rowStreamingBytes: rowStreamingBytes)
+                result.append(GraphNode(layer: block, inputs: nodes[first].inputs.map { remap[$0] } + node.inputs.dropFirst().map { remap[$0] },
+                                        scope: node.scope))
+            } else {
+                result.append(GraphNode(layer: node.layer, inputs: node.inputs.map { remap[$0] }, scope: node.scope))
+            }
+        }
+        return try Graph(name: name, nodes: result, inputs: inputs.map { remap[$0] }, outputs: outputs.map { remap[$0] })
     }
 
     /// Each `Add` of exactly two equal-shaped inputs, one of them a linear, unshared convolution

@@ -34,9 +34,11 @@ public final class Conv2D: Layer {
     /// HWIO kernel.
     public var kernel: Tensor { didSet { packKernel() } }
     /// The kernel as `CKernels` GEMM panels, one packed matrix per group.
-    private var packedKernel: [Float] = []
+    private var packedKernel: FloatBuffer?
     /// `[filters]` bias, or nil.
-    public var bias: Tensor?
+    public var bias: Tensor? { didSet { biasBuffer = bias.map { FloatBuffer($0.scalars) } } }
+    /// The bias at a stable address for the kernels.
+    private var biasBuffer: FloatBuffer?
     /// `((top, bottom), (left, right))` zeros of a preceding `ZeroPadding2D` merged in by
     /// `Graph.fused()` (only with `valid` padding).
     var extraPadding: ((Int, Int), (Int, Int)) = ((0, 0), (0, 0))
@@ -115,7 +117,16 @@ public final class Conv2D: Layer {
         return result
     }
 
-    private var isPointwise: Bool {
+    /// Packed kernel panels (see `tl_gemm_pack`), valid while the layer lives.
+    var packedKernelPointer: UnsafePointer<Float> {
+        guard let packedKernel else { preconditionFailure("\(name): run before its weights were set") }
+        return UnsafePointer(packedKernel.pointer)
+    }
+    /// The bias, or nil; valid while the layer lives.
+    var biasPointer: UnsafePointer<Float>? { biasBuffer.map { UnsafePointer($0.pointer) } }
+
+    /// Whether this is a 1×1, stride-1, ungrouped, unpadded convolution: a GEMM over NHWC rows.
+    var isPointwise: Bool {
         kernelSize == (1, 1) && strides == (1, 1) && groups == 1 && extraPadding.0 == (0, 0) && extraPadding.1 == (0, 0)
     }
 
@@ -124,15 +135,13 @@ public final class Conv2D: Layer {
 
     private func packKernel() {
         let patch = patchLength, groupFilters = filters / groups
-        guard patch > 0, kernel.shape.last == filters else { packedKernel = []; return }
+        guard patch > 0, kernel.shape.last == filters else { packedKernel = nil; return }
         let groupCount = tl_gemm_packed_count(Int32(patch), Int32(groupFilters))
-        var packed = [Float](repeating: 0, count: groupCount * groups)
+        let packed = FloatBuffer(count: groupCount * groups)
         kernel.scalars.withUnsafeBufferPointer { source in
-            packed.withUnsafeMutableBufferPointer { destination in
-                for group in 0..<groups {
-                    tl_gemm_pack(source.baseAddress! + group * groupFilters, Int32(filters), Int32(patch), Int32(groupFilters),
-                                 destination.baseAddress! + group * groupCount)
-                }
+            for group in 0..<groups {
+                tl_gemm_pack(source.baseAddress! + group * groupFilters, Int32(filters), Int32(patch), Int32(groupFilters),
+                             packed.pointer + group * groupCount)
             }
         }
         packedKernel = packed
@@ -174,7 +183,7 @@ public final class Conv2D: Layer {
         let (low, high) = activation.clampBounds ?? (-.infinity, .infinity)
         let activationPass = activation.clampBounds == nil
         let groupPacked = tl_gemm_packed_count(Int32(patch), Int32(groupFilters))
-        let biasScalars = bias?.scalars ?? []
+        let packed = packedKernelPointer, biasPointer = self.biasPointer
         let residual = addsResidual ? inputs[1].data : nil
 
         /// im2col of output pixels `start..<start + count` for one group: one patch row per
@@ -216,36 +225,30 @@ public final class Conv2D: Layer {
             }
         }
 
-        packedKernel.withUnsafeBufferPointer { packedBuffer in
-            biasScalars.withUnsafeBufferPointer { biasBuffer in
-                let packed = packedBuffer.baseAddress!
-                let biasPointer = biasBuffer.isEmpty ? nil : biasBuffer.baseAddress
-                let run = { (block: Int, thread: Int) in
-                    let region = scratch + thread * blockPixels * patch
-                    let start = block * blockPixels, count = min(blockPixels, pixels - start)
-                    let destination = output.data + start * filters
-                    for group in 0..<groups {
-                        let a: UnsafePointer<Float>
-                        let lda: Int
-                        if pointwise {
-                            (a, lda) = (UnsafePointer(input.data + start * channels), channels)
-                        } else {
-                            gatherPatches(start: start, count: count, group: group, into: region)
-                            (a, lda) = (UnsafePointer(region), patch)
-                        }
-                        tl_gemm_packed(Int32(count), Int32(groupFilters), Int32(patch), a, Int32(lda),
-                                       packed + group * groupPacked, biasPointer.map { $0 + group * groupFilters },
-                                       residual.map { $0 + start * filters + group * groupFilters }, Int32(filters),
-                                       low, high, destination + group * groupFilters, Int32(filters))
-                    }
-                    if activationPass { activation.apply(destination, count: count * filters, lastAxis: filters) }
-                }
-                if threads == 1 {
-                    for block in 0..<blockCount { run(block, 0) }
+        let run = { (block: Int, thread: Int) in
+            let region = scratch + thread * blockPixels * patch
+            let start = block * blockPixels, count = min(blockPixels, pixels - start)
+            let destination = output.data + start * filters
+            for group in 0..<groups {
+                let a: UnsafePointer<Float>
+                let lda: Int
+                if pointwise {
+                    (a, lda) = (UnsafePointer(input.data + start * channels), channels)
                 } else {
-                    concurrentPerform(iterations: blockCount, run)
+                    gatherPatches(start: start, count: count, group: group, into: region)
+                    (a, lda) = (UnsafePointer(region), patch)
                 }
+                tl_gemm_packed(Int32(count), Int32(groupFilters), Int32(patch), a, Int32(lda),
+                               packed + group * groupPacked, biasPointer.map { $0 + group * groupFilters },
+                               residual.map { $0 + start * filters + group * groupFilters }, Int32(filters),
+                               low, high, destination + group * groupFilters, Int32(filters))
             }
+            if activationPass { activation.apply(destination, count: count * filters, lastAxis: filters) }
+        }
+        if threads == 1 {
+            for block in 0..<blockCount { run(block, 0) }
+        } else {
+            concurrentPerform(iterations: blockCount, run)
         }
     }
 }

@@ -20,7 +20,7 @@ public final class Dense: Layer {
     /// `[in, units]` kernel.
     public var kernel = Tensor(shape: [0]) { didSet { packKernel() } }
     /// The kernel as GEMM panels of 16 units.
-    private var packedKernel: [Float] = []
+    private var packedKernel: FloatBuffer?
     /// `[units]` bias, or nil.
     public var bias: Tensor?
 
@@ -71,15 +71,10 @@ public final class Dense: Layer {
     }
 
     private func packKernel() {
-        guard kernel.rank == 2, kernel.shape[1] == units else { packedKernel = []; return }
-        let features = kernel.shape[0]
-        var packed = [Float](repeating: 0, count: tl_gemm_packed_count(Int32(features), Int32(units)))
-        kernel.scalars.withUnsafeBufferPointer { source in
-            packed.withUnsafeMutableBufferPointer { destination in
-                tl_gemm_pack(source.baseAddress!, Int32(units), Int32(features), Int32(units), destination.baseAddress!)
-            }
+        guard kernel.rank == 2, kernel.shape[1] == units else { packedKernel = nil; return }
+        packedKernel = kernel.scalars.withUnsafeBufferPointer { source in
+            packedForGEMM(source.baseAddress!, rows: kernel.shape[0], columns: units, leadingDimension: units)
         }
-        packedKernel = packed
     }
 
     public func forward(_ inputs: [ActivationView], into output: MutableActivationView, scratch: UnsafeMutablePointer<Float>) {
@@ -89,9 +84,11 @@ public final class Dense: Layer {
         let input = inputs[0].data, result = output.data
         let panelWidth = Int(TL_GEMM_PANEL), panels = (units + panelWidth - 1) / panelWidth
         let threads = rows * units * features >= 200_000 ? engineThreads : 1
-        packedKernel.withUnsafeBufferPointer { packedBuffer in
+        guard let packedKernel else { preconditionFailure("\(name): run before its weights were set") }
+        let packed = UnsafePointer(packedKernel.pointer)
+        do {
             (bias?.scalars ?? []).withUnsafeBufferPointer { biasBuffer in
-                let packed = packedBuffer.baseAddress!, biasPointer = biasBuffer.isEmpty ? nil : biasBuffer.baseAddress
+                let biasPointer = biasBuffer.isEmpty ? nil : biasBuffer.baseAddress
                 if rows >= 12 * threads {
                     // Rows in blocks of 96, handed out to the threads.
                     let blockRows = 96, blocks = (rows + blockRows - 1) / blockRows

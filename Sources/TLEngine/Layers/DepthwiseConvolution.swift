@@ -116,10 +116,15 @@ public final class DepthwiseConv2D: Layer {
                         let firstRow = max(0, (-rowTop + dilationY - 1) / dilationY)
                         let lastRow = min(kernelHeight, (height - rowTop + dilationY - 1) / dilationY)
                         if multiplier == 1 {
-                            tl_depthwise_row(imageBase, Int32(height), Int32(width), Int32(channels), k,
-                                             Int32(kernelHeight), Int32(kernelWidth), Int32(strideY), Int32(strideX),
-                                             Int32(dilationY), Int32(dilationX), Int32(padTop), Int32(padLeft),
-                                             Int32(oy), Int32(outputWidth), b, low, high, outputRow)
+                            withUnsafeTemporaryAllocation(of: UnsafePointer<Float>?.self, capacity: kernelHeight) { taps in
+                                for ky in 0..<kernelHeight {
+                                    let iy = rowTop + ky * dilationY
+                                    taps[ky] = iy >= 0 && iy < height ? UnsafePointer(imageBase + iy * width * channels) : nil
+                                }
+                                tl_depthwise_row(taps.baseAddress!, Int32(width), Int32(channels), k, Int32(kernelHeight),
+                                                 Int32(kernelWidth), Int32(strideX), Int32(dilationX), Int32(padLeft),
+                                                 Int32(outputWidth), b, low, high, outputRow)
+                            }
                             if activationPass {
                                 activation.apply(outputRow, count: outputWidth * outputChannels, lastAxis: outputChannels)
                             }

@@ -1,0 +1,208 @@
+import CKernels
+import Foundation
+import TLTensor
+
+/// A 1×1 expansion (optional), a depthwise convolution and a 1×1 projection run as one layer,
+/// row by row, so the wide intermediate tensors never leave the core's cache.
+///
+/// `Graph.fused()` builds it from MobileNetV2's `block_N_expand` → `block_N_depthwise` →
+/// `block_N_project` (each already carrying its folded BatchNorm and activation, the projection
+/// possibly its residual `Add`), and from MobileNet's `conv_pw` → `conv_dw` → `conv_pw` chains.
+/// Unfused, a 112×112 block writes and re-reads two 4.8 MB tensors per image; here each thread
+/// keeps a ring of the expanded input rows the depthwise window needs (3 rows for a 3×3 kernel)
+/// and one depthwise output row, and computes:
+///
+/// 1. the expanded rows the next output row needs that are not in the ring yet (a GEMM over one
+///    image row: pixels × input channels · input channels × expanded channels);
+/// 2. the depthwise output row from the ring's row pointers (`tl_depthwise_row`);
+/// 3. the projected output row (a GEMM whose epilogue adds the bias and the residual row).
+///
+/// Rows of one image are split between threads at batch 1 (each thread recomputes the one or
+/// two expanded rows its range shares with the neighbour's). When the expanded tensor of one
+/// image fits in L2 anyway (the 14×14 and 7×7 blocks, whose weights are the larger part), the
+/// three layers run one after another on each image instead, since row-wise GEMMs would re-read
+/// the weights once per row.
+public final class InvertedResidual: Layer {
+    public let name: String
+    /// The 1×1 expansion, or nil when the depthwise convolution reads the block input directly.
+    let expand: Conv2D?
+    /// Depth multiplier 1.
+    let depthwise: DepthwiseConv2D
+    /// The 1×1 projection, with `addsResidual` when the block ends in a residual `Add`.
+    let project: Conv2D
+    /// One image's expanded tensor from this size (bytes) on streams rows.
+    let rowStreamingBytes: Int
+
+    /// Joins three already-fused layers.
+    /// - Precondition: `expand` and `project` are 1×1 stride-1 ungrouped convolutions, `depthwise`
+    ///   has depth multiplier 1, and only `project` may add a residual.
+    init(expand: Conv2D?, depthwise: DepthwiseConv2D, project: Conv2D, rowStreamingBytes: Int) {
+        precondition(depthwise.depthMultiplier == 1 && project.isPointwise && !(expand?.addsResidual ?? false)
+                     && (expand?.isPointwise ?? true), "not an inverted residual chain")
+        self.expand = expand
+        self.depthwise = depthwise
+        self.project = project
+        self.rowStreamingBytes = rowStreamingBytes
+        name = "\(expand?.name ?? depthwise.name)…\(project.name)"
+    }
+
+    /// Per-sample shapes: block input, expanded, depthwise output.
+    private func innerShapes(_ input: [Int]) throws -> (expanded: [Int], depthwise: [Int]) {
+        let expanded = try expand?.outputShape(inputShapes: [input]) ?? input
+        return (expanded, try depthwise.outputShape(inputShapes: [expanded]))
+    }
+
+    public func outputShape(inputShapes: [[Int]]) throws -> [Int] {
+        let (_, middle) = try innerShapes(inputShapes[0])
+        return try project.outputShape(inputShapes: [middle] + inputShapes.dropFirst())
+    }
+
+    /// Whether one image's expanded tensor is too large for L2, so rows stream instead.
+    private func streamsRows(expanded: [Int]) -> Bool {
+        expanded.reduce(1, *) * MemoryLayout<Float>.size >= rowStreamingBytes
+    }
+
+    /// Per-thread scratch floats: the expanded-row ring and a depthwise row when streaming rows;
+    /// one image's expanded and depthwise tensors otherwise.
+    private func scratchPerThread(expanded: [Int], middle: [Int]) -> Int {
+        if streamsRows(expanded: expanded) {
+            let ringRows = (depthwise.kernelSize.0 - 1) * depthwise.dilation.0 + 1
+            // Shapes are [1, height, width, channels]: ring rows and one depthwise row of width × channels.
+            return (expand == nil ? 0 : ringRows * expanded[2] * expanded[3]) + middle[2] * middle[3]
+        }
+        return (expand == nil ? 0 : expanded.reduce(1, *)) + middle.reduce(1, *)
+    }
+
+    public func scratchCount(inputs: [[Int]], output: [Int]) -> Int {
+        guard let (expanded, middle) = try? innerShapes(Array(inputs[0].dropFirst())) else { return 0 }
+        let perThread = scratchPerThread(expanded: [1] + expanded, middle: [1] + middle)
+        return perThread * (inputs[0][0] == 1 && !streamsRows(expanded: [1] + expanded) ? 1 : engineThreads)
+    }
+
+    public func forward(_ inputs: [ActivationView], into output: MutableActivationView, scratch: UnsafeMutablePointer<Float>) {
+        let input = inputs[0]
+        let batch = input.shape[0]
+        guard let (expandedSample, middleSample) = try? innerShapes(Array(input.shape.dropFirst())) else { return }
+        let expanded = [1] + expandedSample, middle = [1] + middleSample
+        let perThread = scratchPerThread(expanded: expanded, middle: middle)
+        let residual = inputs.count > 1 ? inputs[1] : nil
+        if streamsRows(expanded: expanded) {
+            let threads = engineThreads
+            let parts = batch >= threads ? 1 : threads
+            let outputHeight = output.shape[1]
+            concurrentPerform(iterations: batch * parts) { item, thread in
+                let image = item / parts, part = item % parts
+                let rows = (outputHeight * part / parts)..<(outputHeight * (part + 1) / parts)
+                self.streamRows(rows, image: image, input: input, residual: residual, output: output,
+                           expanded: expanded, middle: middle, scratch: scratch + thread * perThread)
+            }
+        } else if batch == 1 {
+            runLayers(image: 0, input: input, residual: residual, output: output, expanded: expanded, middle: middle,
+                      scratch: scratch)
+        } else {
+            // Nested parallel loops run serially, so each image runs on one thread.
+            concurrentPerform(iterations: batch) { image, thread in
+                runLayers(image: image, input: input, residual: residual, output: output, expanded: expanded,
+                          middle: middle, scratch: scratch + thread * perThread)
+            }
+        }
+    }
+
+    /// One image through the three layers in turn, intermediates in `scratch`.
+    private func runLayers(image: Int, input: ActivationView, residual: ActivationView?, output: MutableActivationView,
+                           expanded: [Int], middle: [Int], scratch: UnsafeMutablePointer<Float>) {
+        func slice(_ view: ActivationView) -> ActivationView {
+            let count = view.count / view.shape[0]
+            return ActivationView(data: view.data + image * count, shape: [1] + view.shape.dropFirst())
+        }
+        let outputCount = output.count / output.shape[0]
+        let blockOutput = MutableActivationView(data: output.data + image * outputCount, shape: [1] + output.shape.dropFirst())
+        var depthwiseInput = slice(input)
+        var next = scratch
+        if let expand {
+            let expandedView = MutableActivationView(data: next, shape: expanded)
+            expand.forward([depthwiseInput], into: expandedView, scratch: next)
+            depthwiseInput = ActivationView(data: next, shape: expanded)
+            next += expanded.reduce(1, *)
+        }
+        depthwise.forward([depthwiseInput], into: MutableActivationView(data: next, shape: middle), scratch: next)
+        let projectInputs = [ActivationView(data: next, shape: middle)] + (residual.map { [slice($0)] } ?? [])
+        project.forward(projectInputs, into: blockOutput, scratch: next)
+    }
+
+    /// Output rows `rows` of one image, streaming: expanded rows into a ring, then one depthwise
+    /// row and one projected row at a time.
+    private func streamRows(_ rows: Range<Int>, image: Int, input: ActivationView, residual: ActivationView?,
+                            output: MutableActivationView, expanded: [Int], middle: [Int],
+                            scratch: UnsafeMutablePointer<Float>) {
+        let (height, width, inputChannels) = (input.shape[1], input.shape[2], input.shape[3])
+        let channels = expanded[3]
+        let (outputWidth, filters) = (output.shape[2], output.shape[3])
+        let (kernelHeight, kernelWidth) = depthwise.kernelSize
+        let (strideY, strideX) = depthwise.strides
+        let (dilationY, dilationX) = depthwise.dilation
+        let geometry = depthwise.geometry(height: height, width: width)
+        let (padTop, padLeft) = (geometry.rows.before, geometry.columns.before)
+        let ringRows = (kernelHeight - 1) * dilationY + 1
+        let rowFloats = width * channels
+        let ring = scratch
+        let depthwiseRow = expand == nil ? scratch : scratch + ringRows * rowFloats
+        let imageInput = input.data + image * height * width * inputChannels
+        let imageOutput = output.data + image * output.shape[1] * outputWidth * filters
+        let imageResidual = residual.map { $0.data + image * output.shape[1] * outputWidth * filters }
+        var computedEnd = Int.min  // expanded rows below this (and in the window) are in the ring
+
+        let expandPacked = expand?.packedKernelPointer, expandBias = expand?.biasPointer
+        let expandActivation = expand?.activation ?? .linear
+        let (expandLow, expandHigh) = expandActivation.clampBounds ?? (-.infinity, .infinity)
+        let (depthwiseLow, depthwiseHigh) = depthwise.activation.clampBounds ?? (-.infinity, .infinity)
+        let projectActivation = project.activation
+        let (projectLow, projectHigh) = projectActivation.clampBounds ?? (-.infinity, .infinity)
+
+        depthwise.kernel.scalars.withUnsafeBufferPointer { depthwiseKernel in
+            (depthwise.bias?.scalars ?? []).withUnsafeBufferPointer { depthwiseBiasBuffer in
+                let depthwiseBias = depthwiseBiasBuffer.isEmpty ? nil : depthwiseBiasBuffer.baseAddress
+                withUnsafeTemporaryAllocation(of: UnsafePointer<Float>?.self, capacity: kernelHeight) { taps in
+                    for outputRow in rows {
+                        let top = outputRow * strideY - padTop
+                        if let expandPacked {
+                            let needed = max(top, 0)..<min(top + ringRows, height)
+                            for row in max(needed.lowerBound, computedEnd)..<max(needed.upperBound, max(needed.lowerBound, computedEnd)) {
+                                let destination = ring + (row % ringRows) * rowFloats
+                                tl_gemm_packed(Int32(width), Int32(channels), Int32(inputChannels),
+                                               imageInput + row * width * inputChannels, Int32(inputChannels),
+                                               expandPacked, expandBias, nil, 0, expandLow, expandHigh,
+                                               destination, Int32(channels))
+                                if expandActivation.clampBounds == nil {
+                                    expandActivation.apply(destination, count: rowFloats, lastAxis: channels)
+                                }
+                                computedEnd = row + 1
+                            }
+                        }
+                        for ky in 0..<kernelHeight {
+                            let row = top + ky * dilationY
+                            guard row >= 0 && row < height else { taps[ky] = nil; continue }
+                            taps[ky] = expand == nil ? UnsafePointer(imageInput + row * rowFloats)
+                                                     : UnsafePointer(ring + (row % ringRows) * rowFloats)
+                        }
+                        tl_depthwise_row(taps.baseAddress!, Int32(width), Int32(channels), depthwiseKernel.baseAddress!,
+                                         Int32(kernelHeight), Int32(kernelWidth), Int32(strideX), Int32(dilationX),
+                                         Int32(padLeft), Int32(outputWidth), depthwiseBias, depthwiseLow, depthwiseHigh,
+                                         depthwiseRow)
+                        if depthwise.activation.clampBounds == nil {
+                            depthwise.activation.apply(depthwiseRow, count: outputWidth * channels, lastAxis: channels)
+                        }
+                        let destination = imageOutput + outputRow * outputWidth * filters
+                        tl_gemm_packed(Int32(outputWidth), Int32(filters), Int32(channels), depthwiseRow, Int32(channels),
+                                       project.packedKernelPointer, project.biasPointer,
+                                       imageResidual.map { UnsafePointer($0 + outputRow * outputWidth * filters) },
+                                       Int32(filters), projectLow, projectHigh, destination, Int32(filters))
+                        if projectActivation.clampBounds == nil {
+                            projectActivation.apply(destination, count: outputWidth * filters, lastAxis: filters)
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
