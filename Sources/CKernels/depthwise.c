@@ -46,25 +46,41 @@ static void pixel_portable(const Row *row, int x, int channelStart) {
 }
 
 #if TL_X86
-/// One output pixel with AVX2, channels in blocks of 8 (the tail, if any, scalar).
+/// One output pixel with AVX2 (image borders), 32 channels at a time in four independent
+/// accumulators so the FMAs do not wait on each other, then 8 at a time; any tail scalar.
 TL_AVX2 static void pixel_avx2(const Row *row, int x) {
     int left = x * row->strideX - row->padLeft, firstColumn, lastColumn;
     tap_range(left, row->kernelWidth, row->dilationX, row->width, &firstColumn, &lastColumn);
-    float *out = row->output + (size_t)x * row->channels;
+    const int channels = row->channels;
+    float *out = row->output + (size_t)x * channels;
     __m256 low = _mm256_set1_ps(row->low), high = _mm256_set1_ps(row->high);
     int c = 0;
-    for (; c + 8 <= row->channels; c += 8) {
+    for (; c + 32 <= channels; c += 32) {
+        __m256 s[4];
+        for (int i = 0; i < 4; i++) s[i] = row->bias ? _mm256_loadu_ps(row->bias + c + 8 * i) : _mm256_setzero_ps();
+        for (int ky = row->firstRow; ky < row->lastRow; ky++) {
+            const float *source = row->rows[ky] + c;
+            const float *taps = row->kernel + (size_t)ky * row->kernelWidth * channels + c;
+            for (int kx = firstColumn; kx < lastColumn; kx++) {
+                const float *p = source + (size_t)(left + kx * row->dilationX) * channels;
+                const float *t = taps + (size_t)kx * channels;
+                for (int i = 0; i < 4; i++) s[i] = _mm256_fmadd_ps(_mm256_loadu_ps(p + 8 * i), _mm256_loadu_ps(t + 8 * i), s[i]);
+            }
+        }
+        for (int i = 0; i < 4; i++) _mm256_storeu_ps(out + c + 8 * i, _mm256_min_ps(_mm256_max_ps(s[i], low), high));
+    }
+    for (; c + 8 <= channels; c += 8) {
         __m256 sum = row->bias ? _mm256_loadu_ps(row->bias + c) : _mm256_setzero_ps();
         for (int ky = row->firstRow; ky < row->lastRow; ky++) {
             const float *source = row->rows[ky] + c;
-            const float *taps = row->kernel + (size_t)ky * row->kernelWidth * row->channels + c;
+            const float *taps = row->kernel + (size_t)ky * row->kernelWidth * channels + c;
             for (int kx = firstColumn; kx < lastColumn; kx++)
-                sum = _mm256_fmadd_ps(_mm256_loadu_ps(source + (size_t)(left + kx * row->dilationX) * row->channels),
-                                      _mm256_loadu_ps(taps + (size_t)kx * row->channels), sum);
+                sum = _mm256_fmadd_ps(_mm256_loadu_ps(source + (size_t)(left + kx * row->dilationX) * channels),
+                                      _mm256_loadu_ps(taps + (size_t)kx * channels), sum);
         }
         _mm256_storeu_ps(out + c, _mm256_min_ps(_mm256_max_ps(sum, low), high));
     }
-    if (c < row->channels) pixel_portable(row, x, c);
+    if (c < channels) pixel_portable(row, x, c);
 }
 
 /// Four adjacent interior output pixels `x..<x+4` (all horizontal taps inside the image).
@@ -97,57 +113,69 @@ TL_AVX2 static void four_pixels_avx2(const Row *row, int x) {
     if (c < channels) for (int i = 0; i < 4; i++) pixel_portable(row, x + i, c);
 }
 
-/// Interior output pixels `[start, end)` of an undilated 3×3 window at stride 1 or 2 whose three
-/// rows lie inside the image. Four pixels at a time, eight channels at a time: each input
-/// vector is loaded once per kernel row and feeds every output it touches (stride 1: 6 loads for
-/// 12 FMAs per row); pointers advance by one pixel per load, which keeps the register count low.
-TL_AVX2 static void interior_3x3_avx2(const Row *row, int start, int end) {
-    const int channels = row->channels, stride = row->strideX;
-    const __m256 low = _mm256_set1_ps(row->low), high = _mm256_set1_ps(row->high);
-    int x = start;
-    for (; x + 4 <= end; x += 4) {
-        const size_t offset = (size_t)(x * stride - row->padLeft) * channels;
-        const float *r0 = row->rows[0] + offset, *r1 = row->rows[1] + offset, *r2 = row->rows[2] + offset;
-        float *out = row->output + (size_t)x * channels;
-        for (int c = 0; c + 8 <= channels; c += 8) {
-            __m256 s0 = row->bias ? _mm256_loadu_ps(row->bias + c) : _mm256_setzero_ps();
-            __m256 s1 = s0, s2 = s0, s3 = s0;
-            for (int ky = 0; ky < 3; ky++) {
-                const float *taps = row->kernel + (size_t)ky * 3 * channels + c;
-                __m256 w0 = _mm256_loadu_ps(taps), w1 = _mm256_loadu_ps(taps + channels), w2 = _mm256_loadu_ps(taps + 2 * channels);
-                const float *q = (ky == 0 ? r0 : ky == 1 ? r1 : r2) + c;
-                __m256 a0 = _mm256_loadu_ps(q); q += channels;
-                __m256 a1 = _mm256_loadu_ps(q); q += channels;
-                __m256 a2 = _mm256_loadu_ps(q); q += channels;
-                s0 = _mm256_fmadd_ps(a0, w0, s0); s0 = _mm256_fmadd_ps(a1, w1, s0); s0 = _mm256_fmadd_ps(a2, w2, s0);
-                if (stride == 1) {
-                    __m256 a3 = _mm256_loadu_ps(q); q += channels;
-                    s1 = _mm256_fmadd_ps(a1, w0, s1); s1 = _mm256_fmadd_ps(a2, w1, s1); s1 = _mm256_fmadd_ps(a3, w2, s1);
-                    __m256 a4 = _mm256_loadu_ps(q); q += channels;
-                    s2 = _mm256_fmadd_ps(a2, w0, s2); s2 = _mm256_fmadd_ps(a3, w1, s2); s2 = _mm256_fmadd_ps(a4, w2, s2);
-                    __m256 a5 = _mm256_loadu_ps(q);
-                    s3 = _mm256_fmadd_ps(a3, w0, s3); s3 = _mm256_fmadd_ps(a4, w1, s3); s3 = _mm256_fmadd_ps(a5, w2, s3);
-                } else {
-                    __m256 a3 = _mm256_loadu_ps(q); q += channels;
-                    __m256 a4 = _mm256_loadu_ps(q); q += channels;
-                    s1 = _mm256_fmadd_ps(a2, w0, s1); s1 = _mm256_fmadd_ps(a3, w1, s1); s1 = _mm256_fmadd_ps(a4, w2, s1);
-                    __m256 a5 = _mm256_loadu_ps(q); q += channels;
-                    __m256 a6 = _mm256_loadu_ps(q); q += channels;
-                    s2 = _mm256_fmadd_ps(a4, w0, s2); s2 = _mm256_fmadd_ps(a5, w1, s2); s2 = _mm256_fmadd_ps(a6, w2, s2);
-                    __m256 a7 = _mm256_loadu_ps(q); q += channels;
-                    __m256 a8 = _mm256_loadu_ps(q);
-                    s3 = _mm256_fmadd_ps(a6, w0, s3); s3 = _mm256_fmadd_ps(a7, w1, s3); s3 = _mm256_fmadd_ps(a8, w2, s3);
-                }
-            }
-            _mm256_storeu_ps(out + c, _mm256_min_ps(_mm256_max_ps(s0, low), high));
-            _mm256_storeu_ps(out + channels + c, _mm256_min_ps(_mm256_max_ps(s1, low), high));
-            _mm256_storeu_ps(out + 2 * channels + c, _mm256_min_ps(_mm256_max_ps(s2, low), high));
-            _mm256_storeu_ps(out + 3 * channels + c, _mm256_min_ps(_mm256_max_ps(s3, low), high));
-        }
-        if (channels % 8) for (int i = 0; i < 4; i++) pixel_portable(row, x + i, channels - channels % 8);
-    }
-    for (; x < end; x++) pixel_avx2(row, x);
+/// One kernel row of a 3×3 window for four adjacent output pixels, eight channels: `q` is the
+/// input row at the first pixel's window, `channels` apart per pixel; `STRIDE` is 1 or 2.
+/// Each input vector is loaded once and multiplied into every output it reaches.
+#define TL_ROW4(STRIDE, q, w0, w1, w2, s0, s1, s2, s3, channels)                                       \
+    do {                                                                                              \
+        const float *p_ = (q);                                                                        \
+        __m256 a_;                                                                                    \
+        if (STRIDE == 1) {                                                                            \
+            a_ = _mm256_loadu_ps(p_); p_ += channels; s0 = _mm256_fmadd_ps(a_, w0, s0);               \
+            a_ = _mm256_loadu_ps(p_); p_ += channels; s0 = _mm256_fmadd_ps(a_, w1, s0); s1 = _mm256_fmadd_ps(a_, w0, s1); \
+            a_ = _mm256_loadu_ps(p_); p_ += channels; s0 = _mm256_fmadd_ps(a_, w2, s0); s1 = _mm256_fmadd_ps(a_, w1, s1); s2 = _mm256_fmadd_ps(a_, w0, s2); \
+            a_ = _mm256_loadu_ps(p_); p_ += channels; s1 = _mm256_fmadd_ps(a_, w2, s1); s2 = _mm256_fmadd_ps(a_, w1, s2); s3 = _mm256_fmadd_ps(a_, w0, s3); \
+            a_ = _mm256_loadu_ps(p_); p_ += channels; s2 = _mm256_fmadd_ps(a_, w2, s2); s3 = _mm256_fmadd_ps(a_, w1, s3); \
+            a_ = _mm256_loadu_ps(p_); s3 = _mm256_fmadd_ps(a_, w2, s3);                               \
+        } else {                                                                                      \
+            a_ = _mm256_loadu_ps(p_); p_ += channels; s0 = _mm256_fmadd_ps(a_, w0, s0);               \
+            a_ = _mm256_loadu_ps(p_); p_ += channels; s0 = _mm256_fmadd_ps(a_, w1, s0);               \
+            a_ = _mm256_loadu_ps(p_); p_ += channels; s0 = _mm256_fmadd_ps(a_, w2, s0); s1 = _mm256_fmadd_ps(a_, w0, s1); \
+            a_ = _mm256_loadu_ps(p_); p_ += channels; s1 = _mm256_fmadd_ps(a_, w1, s1);               \
+            a_ = _mm256_loadu_ps(p_); p_ += channels; s1 = _mm256_fmadd_ps(a_, w2, s1); s2 = _mm256_fmadd_ps(a_, w0, s2); \
+            a_ = _mm256_loadu_ps(p_); p_ += channels; s2 = _mm256_fmadd_ps(a_, w1, s2);               \
+            a_ = _mm256_loadu_ps(p_); p_ += channels; s2 = _mm256_fmadd_ps(a_, w2, s2); s3 = _mm256_fmadd_ps(a_, w0, s3); \
+            a_ = _mm256_loadu_ps(p_); p_ += channels; s3 = _mm256_fmadd_ps(a_, w1, s3);               \
+            a_ = _mm256_loadu_ps(p_); s3 = _mm256_fmadd_ps(a_, w2, s3);                               \
+        }                                                                                             \
+    } while (0)
+
+/// Interior output pixels `[start, end)` of an undilated 3×3 window at stride `STRIDE` whose
+/// three rows exist: four pixels at a time, eight channels at a time.
+#define TL_DEFINE_INTERIOR_3X3(STRIDE)                                                                \
+TL_AVX2 static void interior_3x3_s##STRIDE(const Row *row, int start, int end) {                     \
+    const int channels = row->channels;                                                               \
+    const __m256 low = _mm256_set1_ps(row->low), high = _mm256_set1_ps(row->high);                    \
+    const float *kernel = row->kernel, *bias = row->bias;                                             \
+    int x = start;                                                                                    \
+    for (; x + 4 <= end; x += 4) {                                                                    \
+        const size_t offset = (size_t)(x * STRIDE - row->padLeft) * channels;                         \
+        const float *r0 = row->rows[0] + offset, *r1 = row->rows[1] + offset, *r2 = row->rows[2] + offset; \
+        float *out = row->output + (size_t)x * channels;                                              \
+        for (int c = 0; c + 8 <= channels; c += 8) {                                                  \
+            __m256 s0 = bias ? _mm256_loadu_ps(bias + c) : _mm256_setzero_ps();                       \
+            __m256 s1 = s0, s2 = s0, s3 = s0;                                                         \
+            const float *k = kernel + c;                                                              \
+            TL_ROW4(STRIDE, r0 + c, _mm256_loadu_ps(k), _mm256_loadu_ps(k + channels),                \
+                    _mm256_loadu_ps(k + 2 * channels), s0, s1, s2, s3, channels);                     \
+            k += 3 * channels;                                                                        \
+            TL_ROW4(STRIDE, r1 + c, _mm256_loadu_ps(k), _mm256_loadu_ps(k + channels),                \
+                    _mm256_loadu_ps(k + 2 * channels), s0, s1, s2, s3, channels);                     \
+            k += 3 * channels;                                                                        \
+            TL_ROW4(STRIDE, r2 + c, _mm256_loadu_ps(k), _mm256_loadu_ps(k + channels),                \
+                    _mm256_loadu_ps(k + 2 * channels), s0, s1, s2, s3, channels);                     \
+            _mm256_storeu_ps(out + c, _mm256_min_ps(_mm256_max_ps(s0, low), high));                   \
+            _mm256_storeu_ps(out + channels + c, _mm256_min_ps(_mm256_max_ps(s1, low), high));        \
+            _mm256_storeu_ps(out + 2 * channels + c, _mm256_min_ps(_mm256_max_ps(s2, low), high));    \
+            _mm256_storeu_ps(out + 3 * channels + c, _mm256_min_ps(_mm256_max_ps(s3, low), high));    \
+        }                                                                                             \
+        if (channels % 8) for (int i = 0; i < 4; i++) pixel_portable(row, x + i, channels - channels % 8); \
+    }                                                                                                 \
+    for (; x < end; x++) pixel_avx2(row, x);                                                          \
 }
+
+TL_DEFINE_INTERIOR_3X3(1)
+TL_DEFINE_INTERIOR_3X3(2)
 #endif
 
 void tl_depthwise_row(const float *const *rows, int width, int channels,
@@ -171,7 +199,7 @@ void tl_depthwise_row(const float *const *rows, int width, int channels,
         for (; x < firstInterior; x++) pixel_avx2(&row, x);
         if (kernelHeight == 3 && kernelWidth == 3 && firstRow == 0 && lastRow == 3 && dilationX == 1
             && (strideX == 1 || strideX == 2)) {
-            interior_3x3_avx2(&row, x, end);
+            if (strideX == 1) interior_3x3_s1(&row, x, end); else interior_3x3_s2(&row, x, end);
             x = end;
         }
         for (; x + 4 <= end; x += 4) four_pixels_avx2(&row, x);

@@ -81,6 +81,7 @@ TL_AVX2 static void kernel_avx2_##ROWS_(int columns, const Block *block, const f
     __m256i mask0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(columns), lane);                             \
     __m256i mask1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(columns - 8), lane);                         \
     int full = columns == PANEL;                                                                      \
+    int half = columns <= 8;  /* the right half of the panel is padding: skip it */                   \
     __m256 acc0[ROWS_], acc1[ROWS_];                                                                  \
     for (int r = 0; r < ROWS_; r++) {                                                                 \
         if (block->first) {                                                                           \
@@ -95,13 +96,23 @@ TL_AVX2 static void kernel_avx2_##ROWS_(int columns, const Block *block, const f
     }                                                                                                 \
     const float *rowA[ROWS_];                                                                         \
     for (int r = 0; r < ROWS_; r++) rowA[r] = a + (size_t)r * block->lda;                             \
-    for (int k = 0; k < block->depth; k++) {                                                          \
-        __m256 b0 = _mm256_loadu_ps(b + (size_t)k * PANEL);                                           \
-        __m256 b1 = _mm256_loadu_ps(b + (size_t)k * PANEL + 8);                                       \
-        for (int r = 0; r < ROWS_; r++) {                                                             \
-            __m256 value = _mm256_broadcast_ss(rowA[r] + k);                                          \
-            acc0[r] = _mm256_fmadd_ps(value, b0, acc0[r]);                                            \
-            acc1[r] = _mm256_fmadd_ps(value, b1, acc1[r]);                                            \
+    if (half) {                                                                                       \
+        _Pragma("clang loop unroll_count(4)")                                                         \
+        for (int k = 0; k < block->depth; k++) {                                                      \
+            __m256 b0 = _mm256_loadu_ps(b + (size_t)k * PANEL);                                       \
+            for (int r = 0; r < ROWS_; r++)                                                           \
+                acc0[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(rowA[r] + k), b0, acc0[r]);             \
+        }                                                                                             \
+    } else {                                                                                          \
+        _Pragma("clang loop unroll_count(4)")                                                         \
+        for (int k = 0; k < block->depth; k++) {                                                      \
+            __m256 b0 = _mm256_loadu_ps(b + (size_t)k * PANEL);                                       \
+            __m256 b1 = _mm256_loadu_ps(b + (size_t)k * PANEL + 8);                                   \
+            for (int r = 0; r < ROWS_; r++) {                                                         \
+                __m256 value = _mm256_broadcast_ss(rowA[r] + k);                                      \
+                acc0[r] = _mm256_fmadd_ps(value, b0, acc0[r]);                                        \
+                acc1[r] = _mm256_fmadd_ps(value, b1, acc1[r]);                                        \
+            }                                                                                         \
         }                                                                                             \
     }                                                                                                 \
     if (block->last) {                                                                                \
@@ -136,7 +147,51 @@ TL_AVX2 static void kernel_avx2_##ROWS_(int columns, const Block *block, const f
     }                                                                                                 \
 }
 
-DEFINE_AVX2_KERNEL(1)
+/// One row (a classifier at batch 1): two accumulators per panel half would make every FMA wait
+/// for the previous one, so four K phases accumulate separately and are summed at the end.
+TL_AVX2 static void kernel_avx2_1(int columns, const Block *block, const float *a, const float *b, float *c,
+                                  const float *bias, const float *residual) {
+    __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    __m256i mask0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(columns), lane);
+    __m256i mask1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(columns - 8), lane);
+    __m256 acc[4][2];
+    for (int phase = 0; phase < 4; phase++) acc[phase][0] = acc[phase][1] = _mm256_setzero_ps();
+    int k = 0;
+    for (; k + 4 <= block->depth; k += 4) {
+        for (int phase = 0; phase < 4; phase++) {
+            __m256 value = _mm256_broadcast_ss(a + k + phase);
+            acc[phase][0] = _mm256_fmadd_ps(value, _mm256_loadu_ps(b + (size_t)(k + phase) * PANEL), acc[phase][0]);
+            acc[phase][1] = _mm256_fmadd_ps(value, _mm256_loadu_ps(b + (size_t)(k + phase) * PANEL + 8), acc[phase][1]);
+        }
+    }
+    for (; k < block->depth; k++) {
+        __m256 value = _mm256_broadcast_ss(a + k);
+        acc[0][0] = _mm256_fmadd_ps(value, _mm256_loadu_ps(b + (size_t)k * PANEL), acc[0][0]);
+        acc[0][1] = _mm256_fmadd_ps(value, _mm256_loadu_ps(b + (size_t)k * PANEL + 8), acc[0][1]);
+    }
+    __m256 sum0 = _mm256_add_ps(_mm256_add_ps(acc[0][0], acc[1][0]), _mm256_add_ps(acc[2][0], acc[3][0]));
+    __m256 sum1 = _mm256_add_ps(_mm256_add_ps(acc[0][1], acc[1][1]), _mm256_add_ps(acc[2][1], acc[3][1]));
+    if (!block->first) {
+        sum0 = _mm256_add_ps(sum0, _mm256_maskload_ps(c, mask0));
+        sum1 = _mm256_add_ps(sum1, _mm256_maskload_ps(c + 8, mask1));
+    }
+    if (block->last) {
+        if (bias) {
+            sum0 = _mm256_add_ps(sum0, _mm256_maskload_ps(bias, mask0));
+            sum1 = _mm256_add_ps(sum1, _mm256_maskload_ps(bias + 8, mask1));
+        }
+        if (residual) {
+            sum0 = _mm256_add_ps(sum0, _mm256_maskload_ps(residual, mask0));
+            sum1 = _mm256_add_ps(sum1, _mm256_maskload_ps(residual + 8, mask1));
+        }
+        __m256 low = _mm256_set1_ps(block->low), high = _mm256_set1_ps(block->high);
+        sum0 = _mm256_min_ps(_mm256_max_ps(sum0, low), high);
+        sum1 = _mm256_min_ps(_mm256_max_ps(sum1, low), high);
+    }
+    _mm256_maskstore_ps(c, mask0, sum0);
+    _mm256_maskstore_ps(c + 8, mask1, sum1);
+}
+
 DEFINE_AVX2_KERNEL(2)
 DEFINE_AVX2_KERNEL(3)
 DEFINE_AVX2_KERNEL(4)

@@ -124,18 +124,22 @@ public final class GraphExecutor {
     /// Bytes held by activation buffers and scratch.
     public var allocatedBytes: Int { (bufferCapacities.reduce(0, +) + scratchCapacity) * MemoryLayout<Float>.size }
 
-    /// Runs the graph once and reports each layer's wall time, slowest first (for `tlhub bench --profile`).
-    public func profile(_ inputs: [Tensor]) throws -> [(layer: String, seconds: Double)] {
+    /// Runs the graph `passes` times after one warm-up and reports each layer's mean wall time,
+    /// slowest first (for `tlhub bench --profile`).
+    public func profile(_ inputs: [Tensor], passes: Int = 20) throws -> [(layer: String, seconds: Double)] {
         _ = try run(inputs)
         let clock = ContinuousClock()
-        var timings: [(layer: String, seconds: Double)] = []
-        for (index, node) in graph.nodes.enumerated() where !node.layer.isIdentity {
-            let start = clock.now
-            node.layer.forward(inputViews[index], into: outputViews[index], scratch: scratch)
-            let elapsed = clock.now - start
-            timings.append((node.layer.name, Double(elapsed.components.attoseconds) / 1e18 + Double(elapsed.components.seconds)))
+        let timed = graph.nodes.indices.filter { !graph.nodes[$0].layer.isIdentity }
+        var totals = [Double](repeating: 0, count: graph.nodes.count)
+        for _ in 0..<max(passes, 1) {
+            for index in timed {
+                let start = clock.now
+                graph.nodes[index].layer.forward(inputViews[index], into: outputViews[index], scratch: scratch)
+                let elapsed = clock.now - start
+                totals[index] += Double(elapsed.components.attoseconds) / 1e18 + Double(elapsed.components.seconds)
+            }
         }
-        return timings.sorted { $0.seconds > $1.seconds }
+        return timed.map { (graph.nodes[$0].layer.name, totals[$0] / Double(max(passes, 1))) }.sorted { $0.seconds > $1.seconds }
     }
 
     /// Runs the graph.
