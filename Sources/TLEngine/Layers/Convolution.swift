@@ -147,21 +147,30 @@ public final class Conv2D: Layer {
         packedKernel = packed
     }
 
-    /// How `forward` tiles the output pixels (batch × height × width): blocks of `blockPixels`
-    /// rows whose patches (up to the GEMM's 384-deep K block) and outputs fit in L2, at least one
-    /// block per thread when the work is worth splitting.
-    private func tiling(pixels: Int, patch: Int) -> (blockPixels: Int, threads: Int) {
+    /// How `forward` splits the work: output pixels (batch × height × width) in blocks of
+    /// `blockPixels` rows whose patches (up to the GEMM's 384-deep K block) and outputs fit in L2,
+    /// and the filters in `filterChunks` runs of 16-wide panels. Few pixels and many filters
+    /// (ResNet's 7×7 stage at batch 1, whose weights outweigh its activations) split the filters,
+    /// so each core streams half of the weights; otherwise pixel blocks are spread over the
+    /// cores. `threads` is 1 when the work is too small to share.
+    private func tiling(pixels: Int, patch: Int) -> (blockPixels: Int, filterChunks: Int, threads: Int) {
         let threads = (pixels * filters * patch >= 200_000 && pixels >= 12) ? engineThreads : 1
         var rows = min(512, 32_768 / max(1, min(patch, 384)), 65_536 / max(1, filters))
+        rows = rows >= 12 ? rows / 6 * 6 : max(rows, 1)
+        let blocks = (pixels + rows - 1) / rows
+        let panels = (filters / groups + Int(TL_GEMM_PANEL) - 1) / Int(TL_GEMM_PANEL)
+        if threads > 1 && blocks < 2 * threads && panels >= 2 * threads && groups == 1 && activation != .softmax {
+            return (min(rows, pixels), threads, threads)
+        }
         rows = min(rows, (pixels + threads - 1) / threads)
         rows = rows >= 12 ? rows / 6 * 6 : max(rows, 1)
-        return (rows, threads)
+        return (rows, 1, threads)
     }
 
     public func scratchCount(inputs: [[Int]], output: [Int]) -> Int {
         if isPointwise { return 0 }
         let patch = kernelSize.0 * kernelSize.1 * (inputs[0][3] / groups)
-        let (blockPixels, threads) = tiling(pixels: output[0] * output[1] * output[2], patch: patch)
+        let (blockPixels, _, threads) = tiling(pixels: output[0] * output[1] * output[2], patch: patch)
         return threads * blockPixels * patch
     }
 
@@ -177,8 +186,9 @@ public final class Conv2D: Layer {
         let pointwise = isPointwise
         let patch = kernelHeight * kernelWidth * groupChannels
         let pixels = batch * outputHeight * outputWidth
-        let (blockPixels, threads) = tiling(pixels: pixels, patch: patch)
+        let (blockPixels, filterChunks, threads) = tiling(pixels: pixels, patch: patch)
         let blockCount = (pixels + blockPixels - 1) / blockPixels
+        let panelWidth = Int(TL_GEMM_PANEL), panels = (groupFilters + panelWidth - 1) / panelWidth
         let filters = filters, groups = groups, activation = activation
         let (low, high) = activation.clampBounds ?? (-.infinity, .infinity)
         let activationPass = activation.clampBounds == nil
@@ -225,9 +235,14 @@ public final class Conv2D: Layer {
             }
         }
 
-        let run = { (block: Int, thread: Int) in
+        let run = { (item: Int, thread: Int) in
+            let block = item / filterChunks, chunk = item % filterChunks
             let region = scratch + thread * blockPixels * patch
             let start = block * blockPixels, count = min(blockPixels, pixels - start)
+            // This item's filters within each group: whole panels, the last one possibly partial.
+            let first = panels * chunk / filterChunks * panelWidth
+            let last = min(groupFilters, panels * (chunk + 1) / filterChunks * panelWidth)
+            guard first < last else { return }
             let destination = output.data + start * filters
             for group in 0..<groups {
                 let a: UnsafePointer<Float>
@@ -238,17 +253,25 @@ public final class Conv2D: Layer {
                     gatherPatches(start: start, count: count, group: group, into: region)
                     (a, lda) = (UnsafePointer(region), patch)
                 }
-                tl_gemm_packed(Int32(count), Int32(groupFilters), Int32(patch), a, Int32(lda),
-                               packed + group * groupPacked, biasPointer.map { $0 + group * groupFilters },
-                               residual.map { $0 + start * filters + group * groupFilters }, Int32(filters),
-                               low, high, destination + group * groupFilters, Int32(filters))
+                let column = group * groupFilters + first
+                tl_gemm_packed(Int32(count), Int32(last - first), Int32(patch), a, Int32(lda),
+                               packed + group * groupPacked + first * patch, biasPointer.map { $0 + column },
+                               residual.map { $0 + start * filters + column }, Int32(filters),
+                               low, high, destination + column, Int32(filters))
             }
-            if activationPass { activation.apply(destination, count: count * filters, lastAxis: filters) }
+            guard activationPass else { return }
+            if filterChunks == 1 {
+                activation.apply(destination, count: count * filters, lastAxis: filters)
+            } else {
+                for pixel in 0..<count {
+                    activation.apply(destination + pixel * filters + first, count: last - first, lastAxis: last - first)
+                }
+            }
         }
         if threads == 1 {
-            for block in 0..<blockCount { run(block, 0) }
+            for item in 0..<blockCount * filterChunks { run(item, 0) }
         } else {
-            concurrentPerform(iterations: blockCount, run)
+            concurrentPerform(iterations: blockCount * filterChunks, run)
         }
     }
 }

@@ -1,0 +1,152 @@
+import Foundation
+import Testing
+import TLEngine
+import TLTensor
+
+/// Deterministic pseudo-random floats in `[-scale, scale)`.
+private struct Noise {
+    var state: UInt64
+    mutating func next(_ scale: Float = 1) -> Float {
+        state = state &* 6364136223846793005 &+ 1442695040888963407
+        return (Float(state >> 40) / Float(1 << 24) * 2 - 1) * scale
+    }
+    mutating func tensor(_ shape: [Int], scale: Float = 1) -> Tensor {
+        Tensor(shape: shape, scalars: (0..<shape.reduce(1, *)).map { _ in next(scale) })
+    }
+}
+
+/// Gives every layer of `graph` random weights of the shapes it expects.
+private func randomizeWeights(_ graph: Graph, noise: inout Noise) {
+    for (layer, node) in graph.uniqueLayers {
+        let inputShapes = graph.nodes[node].inputs.map { graph.shapes[$0] }
+        var weights: [String: Tensor] = [:]
+        for spec in layer.expectedWeights(inputShapes: inputShapes) {
+            // Variances must be positive; everything else may be any sign.
+            weights[spec.name] = spec.name == "moving_variance"
+                ? Tensor(shape: spec.shape, scalars: (0..<spec.shape.reduce(1, *)).map { _ in 0.5 + abs(noise.next()) })
+                : noise.tensor(spec.shape, scale: 0.5)
+        }
+        layer.setWeights(weights)
+    }
+}
+
+private func run(_ graph: Graph, _ input: Tensor) throws -> Tensor {
+    try GraphExecutor(graph: graph, inputShapes: [input.shape]).run([input])[0]
+}
+
+@Suite("C kernels: convolution work splits and streamed inverted residuals")
+struct KernelTests {
+    /// Direct NHWC convolution with TF `same`/`valid` padding, in Double.
+    func directConvolution(_ input: Tensor, kernel: Tensor, bias: Tensor, stride: Int, padding: Padding) -> Tensor {
+        let (batch, height, width, channels) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
+        let (kernelSize, filters) = (kernel.shape[0], kernel.shape[3])
+        let rows = padding.window(input: height, kernel: kernelSize, stride: stride, dilation: 1)
+        let columns = padding.window(input: width, kernel: kernelSize, stride: stride, dilation: 1)
+        var output = [Float](repeating: 0, count: batch * rows.output * columns.output * filters)
+        for n in 0..<batch {
+            for oy in 0..<rows.output {
+                for ox in 0..<columns.output {
+                    for f in 0..<filters {
+                        var sum = Double(bias.scalars[f])
+                        for ky in 0..<kernelSize {
+                            for kx in 0..<kernelSize {
+                                let iy = oy * stride - rows.before + ky, ix = ox * stride - columns.before + kx
+                                guard iy >= 0, iy < height, ix >= 0, ix < width else { continue }
+                                for c in 0..<channels {
+                                    sum += Double(input.scalars[((n * height + iy) * width + ix) * channels + c])
+                                        * Double(kernel.scalars[((ky * kernelSize + kx) * channels + c) * filters + f])
+                                }
+                            }
+                        }
+                        output[((n * rows.output + oy) * columns.output + ox) * filters + f] = Float(sum)
+                    }
+                }
+            }
+        }
+        return Tensor(shape: [batch, rows.output, columns.output, filters], scalars: output)
+    }
+
+    struct ConvolutionCase: CustomStringConvertible, Sendable {
+        let input: [Int], filters: Int, kernelSize: Int, stride: Int, activation: Activation
+        var description: String { "\(input) → \(filters) filters, \(kernelSize)×\(kernelSize)/\(stride), \(activation)" }
+    }
+
+    static let convolutionCases = [
+        // Few pixels, many filters: the filters are split between threads.
+        ConvolutionCase(input: [1, 6, 6, 16], filters: 80, kernelSize: 3, stride: 1, activation: .relu6),
+        ConvolutionCase(input: [1, 7, 7, 64], filters: 96, kernelSize: 1, stride: 1, activation: .swish),
+        // Many pixels: blocks of pixels per thread, a partial last panel (24 = 16 + 8).
+        ConvolutionCase(input: [2, 21, 19, 8], filters: 24, kernelSize: 3, stride: 2, activation: .relu),
+        ConvolutionCase(input: [3, 16, 16, 40], filters: 17, kernelSize: 1, stride: 1, activation: .linear),
+        // Deep patches: K runs in several blocks (5·5·40 = 1000).
+        ConvolutionCase(input: [1, 9, 9, 40], filters: 70, kernelSize: 5, stride: 1, activation: .linear),
+    ]
+
+    @Test("Conv2D equals a direct convolution for every way its work is split", arguments: convolutionCases)
+    func convolution(_ config: ConvolutionCase) throws {
+        var noise = Noise(state: 7)
+        let input = noise.tensor(config.input)
+        let kernel = noise.tensor([config.kernelSize, config.kernelSize, config.input[3], config.filters], scale: 0.3)
+        let bias = noise.tensor([config.filters])
+        let layer = Conv2D(name: "conv", filters: config.filters, kernelSize: (config.kernelSize, config.kernelSize),
+                           strides: (config.stride, config.stride), padding: .same, activation: config.activation)
+        layer.setWeights(["kernel": kernel, "bias": bias])
+        let builder = GraphBuilder()
+        let x = builder.input(shape: Array(config.input.dropFirst()), name: "x")
+        let graph = try builder.build(outputs: [try builder.apply(layer, to: [x])], name: "conv")
+        let actual = try run(graph, input)
+        var expected = directConvolution(input, kernel: kernel, bias: bias, stride: config.stride, padding: .same)
+        expected.scalars.withUnsafeMutableBufferPointer {
+            config.activation.apply($0.baseAddress!, count: $0.count, lastAxis: config.filters)
+        }
+        #expect(actual.shape == expected.shape)
+        #expect(actual.maxAbsoluteDifference(expected) <= 1e-4 * max(1, expected.maxAbsolute))
+    }
+
+    struct BlockCase: CustomStringConvertible, Sendable {
+        let size: Int, channels: Int, expansion: Int, kernelSize: Int, stride: Int, activation: Activation, zeroPadded: Bool
+        var description: String {
+            "\(size)×\(size)×\(channels) ×\(expansion) \(kernelSize)×\(kernelSize)/\(stride) \(activation)\(zeroPadded ? " zero-padded" : "")"
+        }
+    }
+
+    static let blockCases = [
+        BlockCase(size: 17, channels: 24, expansion: 6, kernelSize: 3, stride: 1, activation: .relu6, zeroPadded: false),
+        BlockCase(size: 18, channels: 16, expansion: 6, kernelSize: 3, stride: 2, activation: .relu6, zeroPadded: true),
+        BlockCase(size: 15, channels: 20, expansion: 3, kernelSize: 5, stride: 2, activation: .hardSwish, zeroPadded: false),
+        BlockCase(size: 9, channels: 12, expansion: 4, kernelSize: 3, stride: 1, activation: .swish, zeroPadded: false),
+    ]
+
+    @Test("an inverted residual streamed row by row equals its three layers", arguments: blockCases)
+    func invertedResidual(_ config: BlockCase) throws {
+        let builder = GraphBuilder()
+        let x = builder.input(shape: [config.size, config.size, config.channels], name: "x")
+        var y = try builder.conv2D(x, filters: config.channels * config.expansion, kernelSize: 1, name: "expand")
+        y = try builder.batchNormalization(y, name: "expand_bn")
+        y = try builder.activation(y, config.activation, name: "expand_act")
+        if config.zeroPadded {
+            // MobileNetV2's stride-2 blocks: explicit zero padding, then a `valid` depthwise convolution.
+            y = try builder.zeroPadding2D(y, ((0, 1), (0, 1)), name: "pad")
+        }
+        y = try builder.depthwiseConv2D(y, kernelSize: config.kernelSize, strides: config.stride,
+                                        padding: config.zeroPadded ? .valid : .same, name: "depthwise")
+        y = try builder.batchNormalization(y, name: "depthwise_bn")
+        y = try builder.activation(y, config.activation, name: "depthwise_act")
+        y = try builder.conv2D(y, filters: config.channels, kernelSize: 1, useBias: false, name: "project")
+        y = try builder.batchNormalization(y, name: "project_bn")
+        if config.stride == 1 { y = try builder.add([x, y], name: "add") }
+        let graph = try builder.build(outputs: [y], name: "block")
+        var noise = Noise(state: 11)
+        randomizeWeights(graph, noise: &noise)
+
+        let streamed = try graph.fused(rowStreamingBytes: 0)
+        #expect(streamed.nodes.contains { $0.layer is InvertedResidual })
+        for batch in [1, 3] {
+            let input = noise.tensor([batch, config.size, config.size, config.channels])
+            let expected = try run(graph, input)
+            let tolerance = 1e-4 * max(1, expected.maxAbsolute)
+            #expect(try run(streamed, input).maxAbsoluteDifference(expected) <= tolerance, "batch \(batch), streamed")
+            #expect(try run(try graph.fused(), input).maxAbsoluteDifference(expected) <= tolerance, "batch \(batch), fused")
+        }
+    }
+}
