@@ -53,6 +53,10 @@ public protocol Layer: AnyObject {
     func scratchCount(inputs: [[Int]], output: [Int]) -> Int
     /// Whether the output is the first input's data unchanged (reshape, dropout): no copy is made.
     var isIdentity: Bool { get }
+    /// Readies state derived from the weights (packed GEMM panels) before the first `forward`.
+    /// `GraphExecutor` calls it for every node when it plans a graph; layers that wrap others
+    /// forward the call. Weights set later invalidate that state until the next `prepare()`.
+    func prepare()
     /// Computes the output. `inputs`/`output` shapes include the batch dimension.
     func forward(_ inputs: [ActivationView], into output: MutableActivationView, scratch: UnsafeMutablePointer<Float>)
 }
@@ -63,6 +67,7 @@ extension Layer {
     public var weights: [String: Tensor] { [:] }
     public func scratchCount(inputs: [[Int]], output: [Int]) -> Int { 0 }
     public var isIdentity: Bool { false }
+    public func prepare() {}
 }
 
 /// Threads the engine's parallel loops run on, the caller included (one per core, or `TLHUB_THREADS`).

@@ -32,9 +32,11 @@ public final class Conv2D: Layer {
     /// Applied after the bias; `linear` unless fused or configured.
     public let activation: Activation
     /// HWIO kernel.
-    public var kernel: Tensor { didSet { packKernel() } }
-    /// The kernel as `CKernels` GEMM panels, one packed matrix per group.
+    public var kernel: Tensor { didSet { packedKernel = nil } }
+    /// The kernel as `CKernels` GEMM panels, one packed matrix per group, made by `prepare()`
+    /// (only layers that run pay for the copy; the unfused reference graph's layers never do).
     private var packedKernel: FloatBuffer?
+    private let packingLock = NSLock()
     /// `[filters]` bias, or nil.
     public var bias: Tensor? { didSet { biasBuffer = bias.map { FloatBuffer($0.scalars) } } }
     /// The bias at a stable address for the kernels.
@@ -119,7 +121,7 @@ public final class Conv2D: Layer {
 
     /// Packed kernel panels (see `tl_gemm_pack`), valid while the layer lives.
     var packedKernelPointer: UnsafePointer<Float> {
-        guard let packedKernel else { preconditionFailure("\(name): run before its weights were set") }
+        guard let packedKernel else { preconditionFailure("\(name): run before prepare() packed its weights") }
         return UnsafePointer(packedKernel.pointer)
     }
     /// The bias, or nil; valid while the layer lives.
@@ -132,6 +134,12 @@ public final class Conv2D: Layer {
 
     /// Rows (`kh·kw·in/groups`) of each group's GEMM right-hand side.
     private var patchLength: Int { kernel.shape.count == 4 ? kernel.shape[0] * kernel.shape[1] * kernel.shape[2] : 0 }
+
+    public func prepare() {
+        packingLock.lock()
+        defer { packingLock.unlock() }
+        if packedKernel == nil { packKernel() }
+    }
 
     private func packKernel() {
         let patch = patchLength, groupFilters = filters / groups

@@ -18,9 +18,10 @@ public final class Dense: Layer {
     /// Applied after the bias (softmax over the units).
     public let activation: Activation
     /// `[in, units]` kernel.
-    public var kernel = Tensor(shape: [0]) { didSet { packKernel() } }
-    /// The kernel as GEMM panels of 16 units.
+    public var kernel = Tensor(shape: [0]) { didSet { packedKernel = nil } }
+    /// The kernel as GEMM panels of 16 units, made by `prepare()`.
     private var packedKernel: FloatBuffer?
+    private let packingLock = NSLock()
     /// `[units]` bias, or nil.
     public var bias: Tensor?
 
@@ -39,7 +40,6 @@ public final class Dense: Layer {
         self.init(name: name, units: kernel.shape[1], useBias: bias != nil, activation: activation)
         self.kernel = kernel
         self.bias = bias
-        packKernel()  // `didSet` does not run for assignments in an initializer
     }
 
     func copy(activation: Activation) -> Dense {
@@ -70,6 +70,12 @@ public final class Dense: Layer {
         return result
     }
 
+    public func prepare() {
+        packingLock.lock()
+        defer { packingLock.unlock() }
+        if packedKernel == nil { packKernel() }
+    }
+
     private func packKernel() {
         guard kernel.rank == 2, kernel.shape[1] == units else { packedKernel = nil; return }
         packedKernel = kernel.scalars.withUnsafeBufferPointer { source in
@@ -84,7 +90,7 @@ public final class Dense: Layer {
         let input = inputs[0].data, result = output.data
         let panelWidth = Int(TL_GEMM_PANEL), panels = (units + panelWidth - 1) / panelWidth
         let threads = rows * units * features >= 200_000 ? engineThreads : 1
-        guard let packedKernel else { preconditionFailure("\(name): run before its weights were set") }
+        guard let packedKernel else { preconditionFailure("\(name): run before prepare() packed its weights") }
         let packed = UnsafePointer(packedKernel.pointer)
         do {
             (bias?.scalars ?? []).withUnsafeBufferPointer { biasBuffer in

@@ -206,6 +206,8 @@ public final class SeparableConv2D: Layer {
         output[0] * output[1] * output[2] * inputs[0][3] * depthwise.depthMultiplier
     }
 
+    public func prepare() { pointwise.prepare() }
+
     public func forward(_ inputs: [ActivationView], into output: MutableActivationView, scratch: UnsafeMutablePointer<Float>) {
         let middleShape = Array(output.shape.dropLast()) + [inputs[0].shape[3] * depthwise.depthMultiplier]
         depthwise.forward(inputs, into: MutableActivationView(data: scratch, shape: middleShape), scratch: scratch)

@@ -52,6 +52,12 @@ public final class InvertedResidual: Layer {
         return (expanded, try depthwise.outputShape(inputShapes: [expanded]))
     }
 
+    public func prepare() {
+        expand?.prepare()
+        depthwise.prepare()
+        project.prepare()
+    }
+
     public func outputShape(inputShapes: [[Int]]) throws -> [Int] {
         let (_, middle) = try innerShapes(inputShapes[0])
         return try project.outputShape(inputShapes: [middle] + inputShapes.dropFirst())
