@@ -148,8 +148,12 @@ public final class Model {
         return Tensor(shape: [count] + outputShape, scalars: scalars)
     }
 
+    /// Images per pass: within the activation budget, and as even as possible, so the last pass
+    /// is not mostly zero padding (32 images under a limit of 9 run as 4 × 8, not 4 × 9).
     private func microBatch(_ executor: GraphExecutor, count: Int) -> Int {
-        max(1, min(count, activationBudget / max(executor.largestActivationPerSample, 1)))
+        let limit = max(1, min(count, activationBudget / max(executor.largestActivationPerSample, 1)))
+        let passes = (count + limit - 1) / limit
+        return (count + passes - 1) / passes
     }
 
     /// Rebuilds a native architecture for the input's image size when the graph was built for
