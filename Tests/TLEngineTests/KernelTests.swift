@@ -1,3 +1,5 @@
+import CKernels
+import COpenBLAS
 import Foundation
 import Testing
 import TLEngine
@@ -34,8 +36,65 @@ private func run(_ graph: Graph, _ input: Tensor) throws -> Tensor {
     try GraphExecutor(graph: graph, inputShapes: [input.shape]).run([input])[0]
 }
 
-@Suite("C kernels: convolution work splits and streamed inverted residuals")
+@Suite("C kernels: GEMM against OpenBLAS, convolution work splits, streamed inverted residuals")
 struct KernelTests {
+    struct GEMMCase: CustomStringConvertible, Sendable {
+        let m: Int, k: Int, n: Int, bias: Bool, residual: Bool, low: Float, high: Float
+        var description: String { "\(m)×\(k) · \(k)×\(n) bias \(bias) residual \(residual) clamp [\(low), \(high)]" }
+    }
+
+    static let gemmCases = [
+        // Every row count of the last strip (1…6), partial panels (≤ 8 and > 8 columns), one and
+        // several K blocks (K > 384), an empty K.
+        GEMMCase(m: 1, k: 1280, n: 1000, bias: true, residual: false, low: -.infinity, high: .infinity),
+        GEMMCase(m: 2, k: 7, n: 5, bias: false, residual: false, low: -.infinity, high: .infinity),
+        GEMMCase(m: 13, k: 100, n: 24, bias: true, residual: true, low: -.infinity, high: .infinity),
+        GEMMCase(m: 29, k: 1000, n: 37, bias: true, residual: false, low: 0, high: 6),
+        GEMMCase(m: 64, k: 385, n: 16, bias: false, residual: true, low: 0, high: .infinity),
+        GEMMCase(m: 47, k: 16, n: 96, bias: true, residual: true, low: -0.5, high: 0.5),
+        GEMMCase(m: 3, k: 0, n: 9, bias: true, residual: true, low: -.infinity, high: .infinity),
+    ]
+
+    @Test("the packed GEMM with its epilogue equals OpenBLAS sgemm plus bias, residual and clamp", arguments: gemmCases)
+    func gemm(_ config: GEMMCase) {
+        var noise = Noise(state: UInt64(config.m * 31 + config.k * 7 + config.n))
+        let (m, k, n) = (config.m, config.k, config.n)
+        // Padded leading dimensions, as when a GEMM reads a slice of a wider tensor.
+        let (lda, ldc, ldr) = (k + 3, n + 5, n + 2)
+        let a = (0..<(m * lda)).map { _ in noise.next() }
+        let b = (0..<(max(k, 1) * n)).map { _ in noise.next() }
+        let bias = (0..<n).map { _ in noise.next() }
+        let residual = (0..<(m * ldr)).map { _ in noise.next() }
+        var packed = [Float](repeating: .nan, count: max(tl_gemm_packed_count(Int32(k), Int32(n)), 1))
+        tl_gemm_pack(b, Int32(n), Int32(k), Int32(n), &packed)
+        var actual = [Float](repeating: .nan, count: m * ldc)
+        bias.withUnsafeBufferPointer { biasBuffer in
+            residual.withUnsafeBufferPointer { residualBuffer in
+                tl_gemm_packed(Int32(m), Int32(n), Int32(k), a, Int32(lda), packed,
+                               config.bias ? biasBuffer.baseAddress : nil, config.residual ? residualBuffer.baseAddress : nil,
+                               Int32(ldr), config.low, config.high, &actual, Int32(ldc))
+            }
+        }
+        var expected = [Float](repeating: 0, count: m * ldc)
+        if k > 0 {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), 1, a, Int32(lda),
+                        b, Int32(n), 0, &expected, Int32(ldc))
+        }
+        var worst: Float = 0
+        for row in 0..<m {
+            for column in 0..<n {
+                var value = expected[row * ldc + column]
+                if config.bias { value += bias[column] }
+                if config.residual { value += residual[row * ldr + column] }
+                value = min(max(value, config.low), config.high)
+                worst = max(worst, abs(value - actual[row * ldc + column]))
+            }
+            // Columns past n in each output row are left alone.
+            #expect(actual[(row * ldc + n)..<(row * ldc + ldc)].allSatisfy { $0.isNaN })
+        }
+        #expect(worst <= 1e-4 * max(1, Float(k).squareRoot()), "max error \(worst)")
+    }
+
     /// Direct NHWC convolution with TF `same`/`valid` padding, in Double.
     func directConvolution(_ input: Tensor, kernel: Tensor, bias: Tensor, stride: Int, padding: Padding) -> Tensor {
         let (batch, height, width, channels) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
