@@ -32,6 +32,13 @@ private func randomizeWeights(_ graph: Graph, noise: inout Noise) {
     }
 }
 
+/// OpenBLAS 0.3's threaded build can deadlock when several threads call it at once (Swift Testing
+/// runs test cases in parallel), so the reference runs single-threaded, one call at a time.
+private let openBLASLock: NSLock = {
+    openblas_set_num_threads(1)
+    return NSLock()
+}()
+
 private func run(_ graph: Graph, _ input: Tensor) throws -> Tensor {
     try GraphExecutor(graph: graph, inputShapes: [input.shape]).run([input])[0]
 }
@@ -77,6 +84,8 @@ struct KernelTests {
         }
         var expected = [Float](repeating: 0, count: m * ldc)
         if k > 0 {
+            openBLASLock.lock()
+            defer { openBLASLock.unlock() }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), 1, a, Int32(lda),
                         b, Int32(n), 0, &expected, Int32(ldc))
         }
