@@ -18,17 +18,13 @@ extension Graph {
     ///   least this many bytes streams rows (the default, 256 KB, is half an L2); smaller ones run
     ///   their three layers in turn. Tests pass 0 to exercise streaming on small models.
     public func fused(rowStreamingBytes: Int = 256 * 1024) throws -> Graph {
-        var readers = [Int](repeating: 0, count: nodes.count)
-        for node in nodes { for input in node.inputs { readers[input] += 1 } }
-        var layerCalls: [ObjectIdentifier: Int] = [:]
-        for node in nodes { layerCalls[ObjectIdentifier(node.layer), default: 0] += 1 }
-        let outputSet = Set(outputs)
+        let usage = Usage(self)
 
         var result: [GraphNode] = []
         var remap = [Int](repeating: -1, count: nodes.count)
         for (index, node) in nodes.enumerated() {
-            if let source = node.inputs.first, node.inputs.count == 1, readers[source] == 1, !outputSet.contains(source),
-               layerCalls[ObjectIdentifier(node.layer)] == 1, layerCalls[ObjectIdentifier(nodes[source].layer)] == 1 {
+            if let source = node.inputs.first, node.inputs.count == 1, usage.readers[source] == 1, !usage.outputs.contains(source),
+               usage.calls(node.layer) == 1, usage.calls(nodes[source].layer) == 1 {
                 let target = remap[source]
                 let producer = result[target]
                 if let replacement = Self.merge(producer.layer, with: node.layer) {
@@ -49,27 +45,19 @@ extension Graph {
     /// convolution before it when that is its only source, joined into one `InvertedResidual`
     /// placed where the last 1×1 convolution was (every input of the chain is computed by then).
     private func fusingInvertedResiduals(rowStreamingBytes: Int) throws -> Graph {
-        var readers = [Int](repeating: 0, count: nodes.count)
-        var reader = [Int](repeating: -1, count: nodes.count)
-        for (index, node) in nodes.enumerated() { for input in node.inputs { readers[input] += 1; reader[input] = index } }
-        var layerCalls: [ObjectIdentifier: Int] = [:]
-        for node in nodes { layerCalls[ObjectIdentifier(node.layer), default: 0] += 1 }
-        let outputSet = Set(outputs)
-        func isPrivate(_ index: Int) -> Bool {
-            readers[index] == 1 && !outputSet.contains(index) && layerCalls[ObjectIdentifier(nodes[index].layer)] == 1
-        }
+        let usage = Usage(self)
         // project node → (expand node or nil, depthwise node)
         var chains: [Int: (expand: Int?, depthwise: Int)] = [:]
         var absorbed = Set<Int>()
         for (index, node) in nodes.enumerated() {
-            guard let depthwise = node.layer as? DepthwiseConv2D, depthwise.depthMultiplier == 1, isPrivate(index),
+            guard let depthwise = node.layer as? DepthwiseConv2D, depthwise.depthMultiplier == 1, usage.isPrivate(index),
                   node.inputs.count == 1, !absorbed.contains(index) else { continue }
-            let project = reader[index]
+            let project = usage.lastReader[index]
             guard let projectLayer = nodes[project].layer as? Conv2D, projectLayer.isPointwise,
-                  nodes[project].inputs.first == index, layerCalls[ObjectIdentifier(projectLayer)] == 1 else { continue }
+                  nodes[project].inputs.first == index, usage.calls(projectLayer) == 1 else { continue }
             var expand: Int? = node.inputs[0]
             if let candidate = expand, let expandLayer = nodes[candidate].layer as? Conv2D, expandLayer.isPointwise,
-               !expandLayer.addsResidual, expandLayer.activation != .softmax, isPrivate(candidate),
+               !expandLayer.addsResidual, expandLayer.activation != .softmax, usage.isPrivate(candidate),
                !absorbed.contains(candidate), nodes[candidate].inputs.count == 1 {
                 absorbed.insert(candidate)
             } else {
@@ -104,20 +92,16 @@ extension Graph {
     /// read only by the add and the other computed before that convolution, merged into the
     /// convolution as a residual input (the add's activation becomes the convolution's).
     private func fusingResidualAdds() throws -> Graph {
-        var readers = [Int](repeating: 0, count: nodes.count)
-        for node in nodes { for input in node.inputs { readers[input] += 1 } }
-        var layerCalls: [ObjectIdentifier: Int] = [:]
-        for node in nodes { layerCalls[ObjectIdentifier(node.layer), default: 0] += 1 }
-        let outputSet = Set(outputs)
+        let usage = Usage(self)
         // convolution node → (add node, residual node)
         var fusions: [Int: (add: Int, residual: Int)] = [:]
         for (index, node) in nodes.enumerated() {
             guard let add = node.layer as? ElementwiseMerge, add.operation == .add, node.inputs.count == 2,
-                  layerCalls[ObjectIdentifier(add)] == 1, add.activation != .softmax else { continue }
+                  usage.calls(add) == 1, add.activation != .softmax else { continue }
             for (convolution, residual) in [(node.inputs[0], node.inputs[1]), (node.inputs[1], node.inputs[0])] {
                 guard let conv = nodes[convolution].layer as? Conv2D, conv.activation.isLinear, !conv.addsResidual,
-                      readers[convolution] == 1, !outputSet.contains(convolution), residual < convolution,
-                      layerCalls[ObjectIdentifier(conv)] == 1, shapes[convolution] == shapes[residual],
+                      usage.readers[convolution] == 1, !usage.outputs.contains(convolution), residual < convolution,
+                      usage.calls(conv) == 1, shapes[convolution] == shapes[residual],
                       fusions[convolution] == nil else { continue }
                 fusions[convolution] = (index, residual)
                 break
@@ -199,5 +183,39 @@ extension Graph {
         for i in scalars.indices { scalars[i] *= multiplier[i % channels] }
         let newBias = (0..<channels).map { c in (bias?.scalars[c] ?? 0) * multiplier[c] + offset[c] }
         return (Tensor(shape: kernel.shape, scalars: scalars), Tensor(shape: [channels], scalars: newBias))
+    }
+}
+
+/// How a graph's node outputs and layers are used, which decides what may merge: a node can be
+/// folded into its reader only if nothing else reads it and its layer runs nowhere else.
+private struct Usage {
+    /// Per node: how many nodes read its output.
+    let readers: [Int]
+    /// Per node: the last node reading its output (-1 for none).
+    let lastReader: [Int]
+    /// Graph outputs, which must stay nodes of their own.
+    let outputs: Set<Int>
+    private let layerCalls: [ObjectIdentifier: Int]
+    private let nodes: [GraphNode]
+
+    init(_ graph: Graph) {
+        var readers = [Int](repeating: 0, count: graph.nodes.count)
+        var lastReader = [Int](repeating: -1, count: graph.nodes.count)
+        var layerCalls: [ObjectIdentifier: Int] = [:]
+        for (index, node) in graph.nodes.enumerated() {
+            layerCalls[ObjectIdentifier(node.layer), default: 0] += 1
+            for input in node.inputs { readers[input] += 1; lastReader[input] = index }
+        }
+        (self.readers, self.lastReader, self.layerCalls) = (readers, lastReader, layerCalls)
+        outputs = Set(graph.outputs)
+        nodes = graph.nodes
+    }
+
+    /// How many nodes run `layer` (shared layers run more than once).
+    func calls(_ layer: any Layer) -> Int { layerCalls[ObjectIdentifier(layer)] ?? 0 }
+
+    /// Whether node `index` is read by exactly one node, is no graph output and runs an unshared layer.
+    func isPrivate(_ index: Int) -> Bool {
+        readers[index] == 1 && !outputs.contains(index) && calls(nodes[index].layer) == 1
     }
 }

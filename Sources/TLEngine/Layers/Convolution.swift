@@ -32,11 +32,9 @@ public final class Conv2D: Layer {
     /// Applied after the bias; `linear` unless fused or configured.
     public let activation: Activation
     /// HWIO kernel.
-    public var kernel: Tensor { didSet { packedKernel = nil } }
-    /// The kernel as `CKernels` GEMM panels, one packed matrix per group, made by `prepare()`
-    /// (only layers that run pay for the copy; the unfused reference graph's layers never do).
-    private var packedKernel: FloatBuffer?
-    private let packingLock = NSLock()
+    public var kernel: Tensor { didSet { packedKernel.invalidate() } }
+    /// The kernel as `CKernels` GEMM panels, one packed matrix per group.
+    private let packedKernel = PackedKernel()
     /// `[filters]` bias, or nil.
     public var bias: Tensor? { didSet { biasBuffer = bias.map { FloatBuffer($0.scalars) } } }
     /// The bias at a stable address for the kernels.
@@ -120,10 +118,7 @@ public final class Conv2D: Layer {
     }
 
     /// Packed kernel panels (see `tl_gemm_pack`), valid while the layer lives.
-    var packedKernelPointer: UnsafePointer<Float> {
-        guard let packedKernel else { preconditionFailure("\(name): run before prepare() packed its weights") }
-        return UnsafePointer(packedKernel.pointer)
-    }
+    var packedKernelPointer: UnsafePointer<Float> { packedKernel.pointer(layer: name) }
     /// The bias, or nil; valid while the layer lives.
     var biasPointer: UnsafePointer<Float>? { biasBuffer.map { UnsafePointer($0.pointer) } }
 
@@ -136,23 +131,19 @@ public final class Conv2D: Layer {
     private var patchLength: Int { kernel.shape.count == 4 ? kernel.shape[0] * kernel.shape[1] * kernel.shape[2] : 0 }
 
     public func prepare() {
-        packingLock.lock()
-        defer { packingLock.unlock() }
-        if packedKernel == nil { packKernel() }
-    }
-
-    private func packKernel() {
-        let patch = patchLength, groupFilters = filters / groups
-        guard patch > 0, kernel.shape.last == filters else { packedKernel = nil; return }
-        let groupCount = tl_gemm_packed_count(Int32(patch), Int32(groupFilters))
-        let packed = FloatBuffer(count: groupCount * groups)
-        kernel.scalars.withUnsafeBufferPointer { source in
-            for group in 0..<groups {
-                tl_gemm_pack(source.baseAddress! + group * groupFilters, Int32(filters), Int32(patch), Int32(groupFilters),
-                             packed.pointer + group * groupCount)
+        packedKernel.prepare {
+            let patch = patchLength, groupFilters = filters / groups
+            guard patch > 0, kernel.shape.last == filters else { return nil }
+            let groupCount = tl_gemm_packed_count(Int32(patch), Int32(groupFilters))
+            let packed = FloatBuffer(count: groupCount * groups)
+            kernel.scalars.withUnsafeBufferPointer { source in
+                for group in 0..<groups {
+                    tl_gemm_pack(source.baseAddress! + group * groupFilters, Int32(filters), Int32(patch),
+                                 Int32(groupFilters), packed.pointer + group * groupCount)
+                }
             }
+            return packed
         }
-        packedKernel = packed
     }
 
     /// How `forward` splits the work: output pixels (batch × height × width) in blocks of
@@ -296,22 +287,11 @@ func spatialGeometry(height: Int, width: Int, kernelSize: (Int, Int), strides: (
     return ((rows.output, rows.before + extraPadding.0.0), (columns.output, columns.before + extraPadding.1.0))
 }
 
-/// Adds a per-channel bias and applies an activation over `pixels × channels` values, on all cores.
-func applyBiasAndActivation(_ data: UnsafeMutablePointer<Float>, pixels: Int, channels: Int,
-                            bias: Tensor?, activation: Activation) {
-    if bias == nil && activation.isLinear { return }
-    let biasScalars = bias?.scalars
-    parallelChunks(pixels, work: pixels * channels) { range in
-        let base = data + range.lowerBound * channels
-        if let biasScalars {
-            biasScalars.withUnsafeBufferPointer { b in
-                let bp = b.baseAddress!
-                for pixel in 0..<range.count {
-                    let row = base + pixel * channels
-                    for c in 0..<channels { row[c] += bp[c] }
-                }
-            }
-        }
-        activation.apply(base, count: range.count * channels, lastAxis: channels)
+/// Applies an activation over `rows × lastAxis` values, rows split across cores (softmax and the
+/// other row-wise activations stay within a row).
+func applyActivation(_ activation: Activation, to data: UnsafeMutablePointer<Float>, rows: Int, lastAxis: Int) {
+    if activation.isLinear { return }
+    parallelChunks(rows, work: rows * lastAxis) { range in
+        activation.apply(data + range.lowerBound * lastAxis, count: range.count * lastAxis, lastAxis: lastAxis)
     }
 }

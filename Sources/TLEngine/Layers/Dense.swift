@@ -18,10 +18,9 @@ public final class Dense: Layer {
     /// Applied after the bias (softmax over the units).
     public let activation: Activation
     /// `[in, units]` kernel.
-    public var kernel = Tensor(shape: [0]) { didSet { packedKernel = nil } }
-    /// The kernel as GEMM panels of 16 units, made by `prepare()`.
-    private var packedKernel: FloatBuffer?
-    private let packingLock = NSLock()
+    public var kernel = Tensor(shape: [0]) { didSet { packedKernel.invalidate() } }
+    /// The kernel as GEMM panels of 16 units.
+    private let packedKernel = PackedKernel()
     /// `[units]` bias, or nil.
     public var bias: Tensor?
 
@@ -71,15 +70,11 @@ public final class Dense: Layer {
     }
 
     public func prepare() {
-        packingLock.lock()
-        defer { packingLock.unlock() }
-        if packedKernel == nil { packKernel() }
-    }
-
-    private func packKernel() {
-        guard kernel.rank == 2, kernel.shape[1] == units else { packedKernel = nil; return }
-        packedKernel = kernel.scalars.withUnsafeBufferPointer { source in
-            packedForGEMM(source.baseAddress!, rows: kernel.shape[0], columns: units, leadingDimension: units)
+        packedKernel.prepare {
+            guard kernel.rank == 2, kernel.shape[1] == units else { return nil }
+            return kernel.scalars.withUnsafeBufferPointer { source in
+                packedForGEMM(source.baseAddress!, rows: kernel.shape[0], columns: units, leadingDimension: units)
+            }
         }
     }
 
@@ -90,35 +85,32 @@ public final class Dense: Layer {
         let input = inputs[0].data, result = output.data
         let panelWidth = Int(TL_GEMM_PANEL), panels = (units + panelWidth - 1) / panelWidth
         let threads = rows * units * features >= 200_000 ? engineThreads : 1
-        guard let packedKernel else { preconditionFailure("\(name): run before prepare() packed its weights") }
-        let packed = UnsafePointer(packedKernel.pointer)
-        do {
-            (bias?.scalars ?? []).withUnsafeBufferPointer { biasBuffer in
-                let biasPointer = biasBuffer.isEmpty ? nil : biasBuffer.baseAddress
-                if rows >= 12 * threads {
-                    // Rows in blocks of 96, handed out to the threads.
-                    let blockRows = 96, blocks = (rows + blockRows - 1) / blockRows
-                    concurrentPerform(iterations: threads == 1 ? 1 : blocks) { block, _ in
-                        let range = threads == 1 ? 0..<rows : (block * blockRows)..<min(rows, (block + 1) * blockRows)
-                        tl_gemm_packed(Int32(range.count), Int32(units), Int32(features), input + range.lowerBound * features,
-                                       Int32(features), packed, biasPointer, nil, 0, low, high,
-                                       result + range.lowerBound * units, Int32(units))
-                    }
-                } else {
-                    // Few rows: each thread takes a contiguous run of 16-unit panels.
-                    concurrentPerform(iterations: min(threads, panels)) { chunk, _ in
-                        let chunks = min(threads, panels)
-                        let first = panels * chunk / chunks * panelWidth, last = min(units, panels * (chunk + 1) / chunks * panelWidth)
-                        guard first < last else { return }
-                        tl_gemm_packed(Int32(rows), Int32(last - first), Int32(features), input, Int32(features),
-                                       packed + first * features, biasPointer.map { $0 + first }, nil, 0, low, high,
-                                       result + first, Int32(units))
-                    }
+        let packed = packedKernel.pointer(layer: name)
+        (bias?.scalars ?? []).withUnsafeBufferPointer { biasBuffer in
+            let biasPointer = biasBuffer.isEmpty ? nil : biasBuffer.baseAddress
+            if rows >= 12 * threads {
+                // Rows in blocks of 96, handed out to the threads.
+                let blockRows = threads == 1 ? rows : 96, blocks = (rows + blockRows - 1) / blockRows
+                concurrentPerform(iterations: blocks) { block, _ in
+                    let range = (block * blockRows)..<min(rows, (block + 1) * blockRows)
+                    tl_gemm_packed(Int32(range.count), Int32(units), Int32(features), input + range.lowerBound * features,
+                                   Int32(features), packed, biasPointer, nil, 0, low, high,
+                                   result + range.lowerBound * units, Int32(units))
+                }
+            } else {
+                // Few rows: each thread takes a contiguous run of 16-unit panels.
+                let chunks = min(threads, panels)
+                concurrentPerform(iterations: chunks) { chunk, _ in
+                    let first = panels * chunk / chunks * panelWidth, last = min(units, panels * (chunk + 1) / chunks * panelWidth)
+                    guard first < last else { return }
+                    tl_gemm_packed(Int32(rows), Int32(last - first), Int32(features), input, Int32(features),
+                                   packed + first * features, biasPointer.map { $0 + first }, nil, 0, low, high,
+                                   result + first, Int32(units))
                 }
             }
         }
         if activation.clampBounds == nil {
-            applyBiasAndActivation(output.data, pixels: rows, channels: units, bias: nil, activation: activation)
+            applyActivation(activation, to: output.data, rows: rows, lastAxis: units)
         }
     }
 }
@@ -144,9 +136,6 @@ public final class ActivationLayer: Layer {
             activation.apply(output.data, count: count, lastAxis: lastAxis)
             return
         }
-        let activation = self.activation
-        parallelChunks(count / lastAxis, work: count) { rows in
-            activation.apply(output.data + rows.lowerBound * lastAxis, count: rows.count * lastAxis, lastAxis: lastAxis)
-        }
+        applyActivation(activation, to: output.data, rows: count / lastAxis, lastAxis: lastAxis)
     }
 }

@@ -33,3 +33,26 @@ func packedForGEMM(_ matrix: UnsafePointer<Float>, rows: Int, columns: Int, lead
     tl_gemm_pack(matrix, Int32(leadingDimension), Int32(rows), Int32(columns), packed.pointer)
     return packed
 }
+
+/// A layer's kernel packed for `tl_gemm_packed`: made by the layer's `prepare()` (so only layers
+/// that run pay for the copy), dropped when the kernel changes. Preparing is locked, so executors
+/// planned on several threads share one packing.
+final class PackedKernel {
+    private var buffer: FloatBuffer?
+    private let lock = NSLock()
+
+    /// Forgets the packing (the kernel changed).
+    func invalidate() { lock.withLock { buffer = nil } }
+
+    /// Packs with `pack` unless already packed.
+    func prepare(_ pack: () -> FloatBuffer?) {
+        lock.withLock { if buffer == nil { buffer = pack() } }
+    }
+
+    /// The packed panels, valid while the owner lives.
+    /// - Precondition: `prepare` ran since the kernel was last set.
+    func pointer(layer: String) -> UnsafePointer<Float> {
+        guard let buffer else { preconditionFailure("\(layer): run before prepare() packed its weights") }
+        return UnsafePointer(buffer.pointer)
+    }
+}

@@ -172,8 +172,9 @@ public final class InvertedResidual: Layer {
                     for outputRow in rows {
                         let top = outputRow * strideY - padTop
                         if let expandPacked {
-                            let needed = max(top, 0)..<min(top + ringRows, height)
-                            for row in max(needed.lowerBound, computedEnd)..<max(needed.upperBound, max(needed.lowerBound, computedEnd)) {
+                            // The window's rows not computed yet (an empty range when none are missing).
+                            let first = max(top, 0, computedEnd), end = min(top + ringRows, height)
+                            for row in first..<max(first, end) {
                                 let destination = ring + (row % ringRows) * rowFloats
                                 tl_gemm_packed(Int32(width), Int32(channels), Int32(inputChannels),
                                                imageInput + row * width * inputChannels, Int32(inputChannels),
