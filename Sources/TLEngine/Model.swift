@@ -46,8 +46,8 @@ public final class Model {
             options = nil
             return
         }
-        // Keras 2.0 files number automatic names from 1 (`conv2d_1`); the builders use tf.keras' `conv2d`.
-        let source = OneBasedAutomaticNames.adapting(weights)
+        // Automatic names from a busy session (`conv2d_94`) or Keras 2.0 (`conv2d_1`): renumbered as Keras pairs them, by order.
+        let source = AutomaticNames.adapting(weights)
         var chosen = try architecture ?? Architecture.detect(from: source)
         if case .mobileNetV2(let alpha) = chosen, alpha == 0 {
             let filters = source.shape(layer: "block_16_project", weight: "kernel")?.last ?? 0

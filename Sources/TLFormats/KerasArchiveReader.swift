@@ -19,7 +19,8 @@ enum KerasArchiveReader {
         }
         func member(_ name: String) throws -> Data? {
             guard let entry = archive[name] else { return nil }
-            let fileSize = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.uint64Value ?? 0
+            var status = stat()  // follows symbolic links, unlike attributesOfItem
+            let fileSize = stat(path, &status) == 0 ? UInt64(status.st_size) : 0
             // Stored (uncompressed) members cannot exceed the archive; deflate rarely beats 1000:1.
             guard entry.uncompressedSize <= min(maximumMemberSize, fileSize &* 1000) else {
                 throw FormatError(path: path, problem: "member \(name) declares an implausible size of \(entry.uncompressedSize) bytes")

@@ -53,7 +53,12 @@ enum KerasH5Reader {
                 guard let last = components.last else {
                     throw FormatError(path: path, problem: "layer '\(name)' lists an empty weight name")
                 }
-                let owner = components.count >= 2 ? components[components.count - 2] : name
+                // The owner is everything before the weight's own name. Layer names may contain
+                // `/` (tf.keras' DenseNet `conv1/bn`, MobileNetV3 `Conv/BatchNorm`): a weight
+                // under the layer's full name is its own, however many components that has
+                // (also RNN cells, `lstm/lstm_cell/kernel:0`).
+                let owner = weightName.hasPrefix(name + "/") || components.count < 2
+                    ? name : components.dropLast().joined(separator: "/")
                 let dataset = try group.dataset(weightName)
                 let info = WeightInfo(name: shortName(last), shape: dataset.shape, dtype: dataset.storageType.rawValue,
                                       locator: "\(name)/\(weightName)")

@@ -8,15 +8,29 @@ public enum NumPy {
     /// Reads an `.npy` file.
     /// - Throws: ``TensorFileError`` naming the file and what is wrong with it.
     public static func read(contentsOf url: URL) throws -> Tensor {
+        try readWithType(contentsOf: url).tensor
+    }
+
+    /// Reads an `.npy` file and reports the element type it was stored as (`<f4`, `|u1`, …).
+    /// - Throws: ``TensorFileError`` naming the file and what is wrong with it.
+    public static func readWithType(contentsOf url: URL) throws -> (tensor: Tensor, dtype: String) {
         let data: Data
-        do { data = try Data(contentsOf: url, options: .mappedIfSafe) } catch {
+        do { data = try Data(contentsOf: url.resolvingSymlinksInPath(), options: .mappedIfSafe) } catch {
             throw TensorFileError(path: url.path, problem: "cannot read: \(error.localizedDescription)")
         }
-        return try decode(data, path: url.path)
+        return try decodeWithType(data, path: url.path)
     }
+
+    /// NumPy refuses headers longer than this by default (`max_header_size` in `numpy.lib.format`).
+    public static let maximumHeaderLength = 10_000
 
     /// Decodes the bytes of an `.npy` file; `path` names it in errors.
     public static func decode(_ data: Data, path: String = "<npy>") throws -> Tensor {
+        try decodeWithType(data, path: path).tensor
+    }
+
+    /// Decodes the bytes of an `.npy` file and reports the stored element type.
+    public static func decodeWithType(_ data: Data, path: String = "<npy>") throws -> (tensor: Tensor, dtype: String) {
         func fail(_ problem: String) -> TensorFileError { TensorFileError(path: path, problem: problem) }
         let bytes = [UInt8](data.prefix(12))
         guard bytes.count >= 10, bytes[0] == 0x93, Array(bytes[1...5]) == Array("NUMPY".utf8) else {
@@ -36,6 +50,9 @@ public enum NumPy {
         default:
             throw fail("unsupported .npy version \(major)")
         }
+        guard headerLength <= maximumHeaderLength else {
+            throw fail("header of \(headerLength) bytes is longer than NumPy's limit of \(maximumHeaderLength)")
+        }
         guard headerStart + headerLength <= data.count else { throw fail("truncated header") }
         let headerBytes = data.subdata(in: data.startIndex + headerStart ..< data.startIndex + headerStart + headerLength)
         guard let header = String(data: headerBytes, encoding: major == 3 ? .utf8 : .isoLatin1) else {
@@ -46,7 +63,13 @@ public enum NumPy {
         let shapeText = try field("shape", in: header, path: path)
         guard fortran.hasPrefix("False") else { throw fail("Fortran-order arrays are not supported") }
         let shape = try parseShape(shapeText, path: path)
-        let count = shape.reduce(1) { $0.multipliedReportingOverflow(by: $1).partialValue }
+        // Every size here comes from the file: multiply with overflow checks before trusting it.
+        var count = 1
+        for dimension in shape {
+            let (product, overflow) = count.multipliedReportingOverflow(by: dimension)
+            guard !overflow else { throw fail("shape \(shape) has more elements than can be addressed") }
+            count = product
+        }
         let payload = data.count - headerStart - headerLength
         let body = data.startIndex + headerStart + headerLength
         let quoted = descr.drop { $0 == "'" || $0 == "\"" }.prefix { $0 != "'" && $0 != "\"" }
@@ -58,10 +81,10 @@ public enum NumPy {
         case "|u1", "<u1", "|i1": elementSize = 1
         default: throw fail("unsupported dtype \(quoted) (expected little-endian float or integer)")
         }
-        guard shape.allSatisfy({ $0 >= 0 }), count.multipliedReportingOverflow(by: elementSize).partialValue <= payload,
-              count >= 0
-        else {
-            throw fail("shape \(shape) needs \(count * elementSize) bytes but the file holds \(payload)")
+        let (byteCount, overflow) = count.multipliedReportingOverflow(by: elementSize)
+        guard !overflow else { throw fail("shape \(shape) has more bytes than can be addressed") }
+        guard byteCount <= payload else {
+            throw fail("shape \(shape) needs \(byteCount) bytes but the file holds \(payload)")
         }
         let load: (UnsafeRawPointer) -> Float
         switch String(quoted) {
@@ -85,7 +108,7 @@ public enum NumPy {
                 }
             }
         }
-        return Tensor(shape: shape, scalars: scalars)
+        return (Tensor(shape: shape, scalars: scalars), String(quoted))
     }
 
     /// Encodes `tensor` as an `.npy` (version 1.0, `<f4`, C order).

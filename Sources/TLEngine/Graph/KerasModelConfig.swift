@@ -115,6 +115,8 @@ public enum KerasModelConfig {
             }
 
             var layers: [String: any Layer] = [:]
+            var offsets: [String: Int] = [:]
+            for entry in entries { offsets[Reader.layerName(entry)] = nodeOffset(entry) }
             var pending: [(entry: [String: Any], call: Int, node: Any)] = []
             for entry in entries where entry["class_name"] as? String != "InputLayer" {
                 for (call, node) in (entry["inbound_nodes"] as? [Any] ?? []).enumerated() {
@@ -126,7 +128,8 @@ public enum KerasModelConfig {
                 for item in pending {
                     let references = try Reader.inboundReferences(item.node)
                     let resolved = references.compactMap { reference -> GraphTensor? in
-                        guard let outputs = calls[reference.layer]?[reference.node], reference.tensor < outputs.count else { return nil }
+                        guard let outputs = inboundCall(reference, calls: calls, offsets: offsets,
+                                                                keras3Node: item.node is [String: Any]), reference.tensor < outputs.count else { return nil }
                         return outputs[reference.tensor]
                     }
                     guard resolved.count == references.count, !references.isEmpty else {
@@ -160,6 +163,22 @@ public enum KerasModelConfig {
         }
 
         // MARK: - Parsing helpers
+
+        /// The outputs an inbound reference points at. tf.keras 2 numbers a nested model's calls
+        /// from 1 everywhere (its construction node is 0). Keras 3 does so in `output_layers`,
+        /// but inbound nodes drop nodes foreign to the model (`serialize_node`), so there the first
+        /// call of a nested Functional is 0 (Keras reads it back as node -1, the last call);
+        /// Keras 3 files before that change wrote 1, which is tried when 0-based finds nothing.
+        /// A Keras 3 node is a dictionary (`{"args": …}`), also in a legacy `.h5`'s `model_config`,
+        /// which carries no `module` keys.
+        func inboundCall(_ reference: TensorReference, calls: [String: [Int: [GraphTensor]]],
+                         offsets: [String: Int], keras3Node: Bool) -> [GraphTensor]? {
+            let made = calls[reference.layer]
+            if keras3Node, let offset = offsets[reference.layer], offset > 0 {
+                return made?[reference.node + offset] ?? made?[reference.node]
+            }
+            return made?[reference.node]
+        }
 
         /// Keras numbers a nested model's calls from 1 when the model has a node of its own from
         /// its construction (Keras 3 `Functional`; tf.keras 2 `Functional`, and `Sequential`

@@ -170,10 +170,12 @@ public final class HDF5File: HDF5Group {
     /// - Throws: ``HDF5Error`` when the file is missing, is not HDF5, or is damaged.
     public static func open(_ url: URL) throws -> HDF5File {
         let path = url.path
-        let attributes = try? FileManager.default.attributesOfItem(atPath: path)
-        guard let size = (attributes?[.size] as? NSNumber)?.intValue else {
+        // stat(2), not attributesOfItem (lstat): a symbolic link's own size is not the file's.
+        var status = stat()
+        guard stat(path, &status) == 0 else {
             throw HDF5Error(path: path, objectPath: "/", message: "no such file")
         }
+        let size = Int(status.st_size)
         try checkSignature(path: path, prefix: (try? FileHandle(forReadingFrom: url).read(upToCount: 8)) ?? Data())
         try HDF5Library.probe(path: path, displayPath: path)
         let context = HDF5Context(path: path, fileSize: size)
