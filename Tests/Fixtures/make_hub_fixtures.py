@@ -114,12 +114,13 @@ def main():
     rng = np.random.default_rng(4)
     top = tiny_model(True)
     randomise(top, rng)
-    top.save_weights(OUT / "tiny_cnn.h5")
+    # Full models (config + weights, as `model.save` writes them): the demo must run without --arch.
+    top.save(OUT / "tiny_cnn.h5")
     notop = tiny_model(False)
     for layer in notop.layers:
         if layer.weights:
             layer.set_weights(top.get_layer(layer.name).get_weights())
-    notop.save_weights(OUT / "tiny_cnn_notop.h5")
+    notop.save(OUT / "tiny_cnn_notop.h5")
     classes = {str(i): [f"n0000000{i}", name] for i, name in enumerate(["cat", "dog", "bird", "fish"])}
     (OUT / "tiny_class_index.json").write_text(json.dumps(classes) + "\n")
     saved_model_fixture(rng)
@@ -139,7 +140,8 @@ def main():
             "hash": {"algorithm": "md5", "value": md5(files / file_name)},
             "size": (files / file_name).stat().st_size, "format": fmt,
             "architecture": "TinyCNN" if fmt == "keras-h5" else None,
-            "options": {"input_size": 32, "include_top": variant == "top", "preprocess": "tf"} if fmt == "keras-h5" else {},
+            "options": ({"input_size": 32, "include_top": variant == "top", "preprocess": "tf"}
+                        | ({"class_index": "demo:tiny_class_index"} if variant == "top" else {})) if fmt == "keras-h5" else {},
         })
     manifest = {"family": "demo", "source": "demo",
                 "description": "A tiny offline hub for the quick start; URLs are relative to this directory "
