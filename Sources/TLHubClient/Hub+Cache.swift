@@ -1,4 +1,5 @@
 import Foundation
+import TLTensor
 
 /// A file in the cache.
 public struct CachedEntry: Sendable {
@@ -131,6 +132,8 @@ extension Hub {
         for source in sources {
             let directory = cacheDirectory.appendingPathComponent(source, isDirectory: true)
             guard let names = try? fileManager.contentsOfDirectory(atPath: directory.path) else { continue }
+            // Temporaries of atomic writes whose process was killed (metadata, unpacked files).
+            for url in AtomicFile.removeStaleTemporaries(in: directory) { result.removed.append(url) }
             let files = Set(names.filter { !Self.isSidecar($0) })
             // Every artifact base name that has some sidecar.
             var bases = Set<String>()

@@ -8,7 +8,8 @@ struct Convert: AsyncParsableCommand {
         discussion: """
         Tensors are named <layer>/<weight> with Keras layouts unchanged; __metadata__ records the
         source's SHA-256, Keras version, layer order and model config. The output is written
-        atomically: on error nothing is left at the target.
+        atomically: on error or ^C nothing is left at the target, and temporaries left by a killed
+        run (.NAME.<pid>-<n>.tmp) are removed by the next convert into that folder.
 
         Examples:
           tlhub convert vgg16_weights_tf_dim_ordering_tf_kernels.h5 --arch vgg16
@@ -44,6 +45,8 @@ struct Convert: AsyncParsableCommand {
 
     func run() async throws {
         let target = output ?? Self.defaultOutput(for: file)
+        Interruption.removeTemporariesOnSignal()
+        Interruption.sweepStaleTemporaries(beside: target)
         let start = Date()
         let source = try WeightFile.open(file)
         let report = try SafeTensorsConversion.convert(source, to: target, arch: arch)

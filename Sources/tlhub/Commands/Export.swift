@@ -36,6 +36,8 @@ struct Export: AsyncParsableCommand {
     }
 
     func run() async throws {
+        Interruption.removeTemporariesOnSignal()
+        Interruption.sweepStaleTemporaries(beside: output)
         let source = try WeightFile.open(file)
         switch format {
         case .kerasH5: try KerasH5Export.write(source, to: output)
