@@ -68,6 +68,10 @@ public final class Model {
         options = nil
     }
 
+    /// Whether `predict` yields class scores: the model has a classifier head with weights after
+    /// its convolutional base (false for `include_top=False` files, pooled or not).
+    public var hasClassifier: Bool { graph.endsInClassifier }
+
     /// The per-sample input shape, `-1` where any size is accepted.
     public var inputShape: [Int] { graph.shapes[graph.inputs[0]] }
 

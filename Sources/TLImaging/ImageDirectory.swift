@@ -113,7 +113,7 @@ public struct ImageDirectory: Sendable {
     }
 
     /// Python's `str` ordering: lexicographic by Unicode code point.
-    static func pythonOrder(_ left: String, _ right: String) -> Bool {
+    public static func pythonOrder(_ left: String, _ right: String) -> Bool {
         left.unicodeScalars.lexicographicallyPrecedes(right.unicodeScalars) { $0.value < $1.value }
     }
 }

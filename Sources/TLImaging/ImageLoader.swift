@@ -80,6 +80,12 @@ public struct ImageLoader: Sendable {
     }
 
     private func loadAll(_ files: [URL]) throws -> [Image] {
+        try loadEach(files).map { try $0.get() }
+    }
+
+    /// Decodes and resizes each of `files` in parallel; one result per file, in order, so a
+    /// caller can report every unreadable file rather than the first.
+    public func loadEach(_ files: [URL]) -> [Result<Image, Error>] {
         var results = [Result<Image, Error>?](repeating: nil, count: files.count)
         results.withUnsafeMutableBufferPointer { slots in
             // Each iteration writes only its own slot.
@@ -88,9 +94,23 @@ public struct ImageLoader: Sendable {
                 slots[index] = Result { try load(contentsOf: files[index]) }
             }
         }
-        return try results.map { result in
-            guard let result else { throw ImagingError(path: "<batch>", reason: "an image was not loaded") }
-            return try result.get()
+        return results.enumerated().map { index, result in
+            result ?? .failure(ImagingError(path: files[index].path, reason: "was not loaded"))
         }
+    }
+
+    /// Stacks equally sized `images` into one preprocessed `[count, height, width, 3]` tensor.
+    public static func tensor(of images: [Image], preprocessing: Preprocessing) -> Tensor {
+        guard let first = images.first else { return Tensor(shape: [0, 0, 0, 3]) }
+        precondition(images.allSatisfy { $0.size == first.size }, "images of one batch must have one size")
+        let imageLength = first.pixels.count
+        var scalars = [Float](repeating: 0, count: imageLength * images.count)
+        scalars.withUnsafeMutableBufferPointer { buffer in
+            for (index, image) in images.enumerated() {
+                let slice = UnsafeMutableBufferPointer(rebasing: buffer[(index * imageLength)..<((index + 1) * imageLength)])
+                preprocessing.apply(to: image, into: slice)
+            }
+        }
+        return Tensor(shape: [images.count, first.height, first.width, 3], scalars: scalars)
     }
 }

@@ -85,4 +85,20 @@ public final class Graph {
         let candidates = outputs.count == 1 ? (0...outputs[0]).reversed() : (0..<nodes.count).reversed()
         return candidates.first { shapes[$0].count == 3 && !pooled[$0] && !(nodes[$0].layer is InputLayer) }
     }
+
+    /// Whether the (single) output is computed by a head with weights after the last spatial
+    /// feature map: a classifier (`predictions`, VGG's `fc1`…, MobileNet's `conv_preds`), not
+    /// a pooled or raw feature map (`include_top=False`).
+    public var endsInClassifier: Bool {
+        guard outputs.count == 1 else { return false }
+        let output = outputs[0]
+        guard let spatial = lastSpatialNode else { return shapes[output].count == 1 }
+        var needed = Set([output])
+        for index in stride(from: output, to: spatial, by: -1) where needed.contains(index) {
+            let node = nodes[index]
+            if !node.layer.expectedWeights(inputShapes: node.inputs.map { shapes[$0] }).isEmpty { return true }
+            needed.formUnion(node.inputs)
+        }
+        return false
+    }
 }

@@ -109,6 +109,17 @@ public enum Architecture: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// The smallest image side `keras.applications` accepts for this architecture
+    /// (`obtain_input_shape`'s `min_size`): 75 for InceptionV3 and InceptionResNetV2, 71 for
+    /// Xception, 32 for every other family.
+    public var minimumInputSize: Int {
+        switch self {
+        case .inceptionV3, .inceptionResNetV2: return 75
+        case .xception: return 71
+        default: return 32
+        }
+    }
+
     /// Whether the graph depends on the image size (MobileNetV2's `correct_pad` before each
     /// stride-2 depthwise convolution), so a new size needs a rebuilt graph.
     public var paddingDependsOnInputSize: Bool {

@@ -20,8 +20,8 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Images per forward pass.")
     var batch = 1
 
-    @Option(help: "Image height and width when the model accepts any size.")
-    var size = 224
+    @Option(help: "Image size HxW or S (default: the model's published size, as for features).")
+    var size: String?
 
     @Option(help: "Timed passes (default: as many as fit in about 5 seconds, at least 3).")
     var iterations: Int?
@@ -39,16 +39,19 @@ struct Bench: AsyncParsableCommand {
     var profile = false
 
     func validate() throws {
-        guard batch > 0, size > 0, warmup >= 0 else { throw ValidationError("--batch and --size must be positive") }
+        guard batch > 0, warmup >= 0 else { throw ValidationError("--batch must be positive and --warmup not negative") }
+        if let size { _ = try ImageInputOptions.parseSize(size) }
         if let iterations, iterations <= 0 { throw ValidationError("--iterations must be positive") }
     }
 
     func run() async throws {
-        let model = try await modelOptions.load().model
+        let loaded = try await modelOptions.load()
+        let model = loaded.model
         var shape = model.inputShape
         if shape.count == 3 {
-            shape[0] = shape[0] > 0 ? shape[0] : size
-            shape[1] = shape[1] > 0 ? shape[1] : size
+            let (image, _) = try ImageInputOptions.imageSize(requested: size, for: loaded)
+            shape[0] = image.height
+            shape[1] = image.width
         }
         var generator = SystemRandomNumberGenerator()
         let count = batch * shape.reduce(1, *)

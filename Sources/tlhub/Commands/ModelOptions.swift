@@ -95,17 +95,18 @@ final class LockedFlag: @unchecked Sendable {
     }
 }
 
-/// How image files become the model's input batch.
+/// How image files (or a preprocessed `.npy`) become the model's input batches.
 struct ImageInputOptions: ParsableArguments {
     @Argument(help: ArgumentHelp("Image files (JPEG/PNG) or directories of them (class subfolders are walked as flow_from_directory does).",
                                  valueName: "image-or-dir"))
     var images: [String] = []
 
-    @Option(help: "Use this preprocessed float32 NHWC batch (.npy) instead of images; no preprocessing is applied.",
+    @Option(help: ArgumentHelp("Use this preprocessed NHWC batch (.npy) instead of images; no preprocessing is applied. float32 is used as is, float16/float64 are converted with a note, integer arrays (raw pixels) are refused.",
+                               valueName: "X.npy"),
             transform: URL.init(fileURLWithPath:))
     var input: URL?
 
-    @Option(help: "Image size HxW or S (default: the model's input size, else its hub entry's, else 224).")
+    @Option(help: "Image size HxW or S (default: the model config's, else the hub entry's, else the one in the weight file's name, else the architecture's).")
     var size: String?
 
     @Option(help: "Resize filter as in Keras load_img: nearest (default), bilinear, bicubic, lanczos, box, hamming.")
@@ -114,23 +115,23 @@ struct ImageInputOptions: ParsableArguments {
     @Option(help: "Preprocessing: caffe, tf, torch, none or unit (default: what keras.applications uses for the model).")
     var preprocess: String?
 
+    @Flag(help: "Skip images that cannot be read (they are listed on stderr; the files list shows the rows written).")
+    var skipBad = false
+
+    /// The largest side `--size` accepts.
+    static let maximumSide = 8192
+
     func validate() throws {
         guard (input == nil) != images.isEmpty else {
             throw ValidationError("give either image files/directories or --input X.npy (exactly one of them)")
         }
         _ = try Interpolation(name: interpolation)
         if let preprocess { _ = try Preprocessing(name: preprocess) }
-        if let size { _ = try parseSize(size) }
+        if let size { _ = try Self.parseSize(size) }
     }
 
-    /// The input batch and, for images, the files in row order.
-    func batch(for loaded: ModelOptions.Loaded) throws -> (tensor: Tensor, files: [URL]) {
-        if let input { return (try readInputBatch(input), []) }
-        let files = try imageFiles()
-        let loader = ImageLoader(size: try imageSize(for: loaded), interpolation: try Interpolation(name: interpolation))
-        return (try loader.batch(files: files, preprocessing: try preprocessing(for: loaded)), files)
-    }
-
+    /// Every image file named on the command line, folders walked (symbolic links to files and
+    /// folders followed, as the shell and `os.walk` on a named folder do).
     func imageFiles() throws -> [URL] {
         var files: [URL] = []
         for path in images {
@@ -140,22 +141,72 @@ struct ImageInputOptions: ParsableArguments {
             }
             let url = URL(fileURLWithPath: path)
             guard isDirectory.boolValue else { files.append(url); continue }
-            let entries = try FileManager.default.contentsOfDirectory(at: url, includingPropertiesForKeys: [.isDirectoryKey])
-            let direct = entries.filter { ImageDirectory.hasExtension($0) }.sorted { $0.path < $1.path }
-            let hasClassFolders = entries.contains { (try? $0.resourceValues(forKeys: [.isDirectoryKey]).isDirectory) == true }
+            // A symbolic link to a folder is listed as the folder it points to.
+            let folder = url.resolvingSymlinksInPath()
+            let entries = try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted(by: ImageDirectory.pythonOrder)
+            let direct = entries.map { url.appendingPathComponent($0) }.filter { entry in
+                var isFolder: ObjCBool = false
+                return ImageDirectory.hasExtension(entry)
+                    && FileManager.default.fileExists(atPath: entry.path, isDirectory: &isFolder) && !isFolder.boolValue
+            }
+            let hasClassFolders = entries.contains { name in
+                var isFolder: ObjCBool = false
+                return FileManager.default.fileExists(atPath: folder.appendingPathComponent(name).path, isDirectory: &isFolder)
+                    && isFolder.boolValue
+            }
             files += direct
-            if hasClassFolders { files += try ImageDirectory(root: url).files }
+            if hasClassFolders { files += try ImageDirectory(root: folder).files }
         }
         guard !files.isEmpty else { throw InputError("no JPEG/PNG images found in \(images.joined(separator: ", "))") }
         return files
     }
 
-    func imageSize(for loaded: ModelOptions.Loaded) throws -> ImageSize {
-        if let size { return try parseSize(size) }
+    /// The image size and where it came from (said in the run's summary).
+    func imageSize(for loaded: ModelOptions.Loaded) throws -> (size: ImageSize, source: String) {
+        try Self.imageSize(requested: size, for: loaded)
+    }
+
+    /// The image size for `loaded` (`requested` is a `--size` value) and where it came from.
+    static func imageSize(requested size: String?, for loaded: ModelOptions.Loaded) throws -> (size: ImageSize, source: String) {
+        let chosen: (size: ImageSize, source: String)
         let shape = loaded.model.inputShape
-        if shape.count == 3, shape[0] > 0, shape[1] > 0 { return ImageSize(height: shape[0], width: shape[1]) }
-        if case .number(let side)? = loaded.artifact?.options["input_size"] { return ImageSize(height: Int(side), width: Int(side)) }
-        return ImageSize(height: 224, width: 224)
+        let fixed = shape.count == 3 && shape[0] > 0 && shape[1] > 0 ? ImageSize(height: shape[0], width: shape[1]) : nil
+        if let size {
+            chosen = (try parseSize(size), "--size")
+        } else if loaded.model.architecture == nil, let fixed {
+            chosen = (fixed, "the model config")
+        } else if let forced = loaded.model.options?.inputShape, forced.count == 3, forced[0] > 0, forced[1] > 0 {
+            chosen = (ImageSize(height: forced[0], width: forced[1]), "the weights")
+        } else if case .number(let side)? = loaded.artifact?.options["input_size"], side >= 1, side <= Double(maximumSide) {
+            chosen = (ImageSize(height: Int(side), width: Int(side)), "the hub entry")
+        } else if let side = publishedSize(fileName: loaded.file.lastPathComponent) {
+            chosen = (ImageSize(height: side, width: side), "the file name")
+        } else if let fixed {
+            chosen = (fixed, "the architecture")
+        } else {
+            chosen = (ImageSize(height: 224, width: 224), "default")
+        }
+        if let architecture = loaded.model.architecture {
+            let minimum = architecture.minimumInputSize
+            guard chosen.size.height >= minimum, chosen.size.width >= minimum else {
+                throw InputError("image size \(chosen.size.height)x\(chosen.size.width) is below \(architecture)'s minimum of \(minimum)x\(minimum)")
+            }
+        }
+        return chosen
+    }
+
+    /// The input side keras.applications file names carry (`…_0.35_96_no_top.h5`,
+    /// `mobilenet_1_0_224_tf.h5`, `…_small_224_1.0_float.h5`): the one published size among the
+    /// name's `_`-separated numbers, or nil.
+    static func publishedSize(fileName: String) -> Int? {
+        let published: Set<Int> = [96, 128, 160, 192, 224, 240, 256, 260, 299, 300, 331, 380, 384, 456, 480, 512, 528, 600]
+        var stem = fileName
+        for suffix in [".weights.h5", ".h5", ".hdf5", ".keras", ".safetensors"] where stem.lowercased().hasSuffix(suffix) {
+            stem.removeLast(suffix.count)
+            break
+        }
+        let numbers = Set(stem.split(whereSeparator: { $0 == "_" || $0 == "-" }).compactMap { Int($0) }.filter(published.contains))
+        return numbers.count == 1 ? numbers.first : nil
     }
 
     func preprocessing(for loaded: ModelOptions.Loaded) throws -> Preprocessing {
@@ -168,22 +219,18 @@ struct ImageInputOptions: ParsableArguments {
         return mode
     }
 
-    private func parseSize(_ text: String) throws -> ImageSize {
-        let parts = text.lowercased().split(separator: "x").compactMap { Int($0) }
-        guard (parts.count == 1 || parts.count == 2), parts.allSatisfy({ $0 > 0 && $0 <= 8192 }),
-              text.lowercased().split(separator: "x").count == parts.count else {
+    /// `S` or `HxW`, each side in 1…8192; anything else (`96x`, `x96`, `0`) is refused.
+    static func parseSize(_ text: String) throws -> ImageSize {
+        let parts = text.lowercased().split(separator: "x", omittingEmptySubsequences: false)
+        let sides = parts.compactMap { Int($0) }
+        guard parts.count <= 2, sides.count == parts.count, sides.allSatisfy({ $0 > 0 }) else {
             throw InputError("--size must be S or HxW with positive integers, got '\(text)'")
         }
-        return ImageSize(height: parts[0], width: parts.last ?? parts[0])
+        guard sides.allSatisfy({ $0 <= maximumSide }) else {
+            throw InputError("--size \(text) is larger than the maximum side of \(maximumSide)")
+        }
+        return ImageSize(height: sides[0], width: sides.last ?? sides[0])
     }
-}
-
-/// Writes the input file of each output row beside `output` (`features.npy` → `features.files.txt`).
-func writeRowFiles(_ files: [URL], beside output: URL) throws {
-    guard !files.isEmpty else { return }
-    let list = output.deletingPathExtension().appendingPathExtension("files.txt")
-    let data = Data((files.map(\.path).joined(separator: "\n") + "\n").utf8)
-    try AtomicFile.write(to: list) { handle, _ in try handle.write(contentsOf: data) }
 }
 
 /// A problem with what the user asked for, found while running (printed as one `Error:` line,

@@ -39,16 +39,21 @@ struct Predict: AsyncParsableCommand {
     }
 
     func run() async throws {
+        Interruption.removeTemporariesOnSignal()
         let loaded = try await modelOptions.load()
-        let (images, files) = try imageOptions.batch(for: loaded)
-        let scores = try inBatches(images, batchSize: batch) { try loaded.model.predict(input: $0) }
-        if let output {
-            try writeOutput(scores, to: output)
-            try writeRowFiles(files, beside: output)
+        guard loaded.model.hasClassifier else {
+            throw InputError("\(modelOptions.model) has no classifier (it was saved without its top): predict would print feature indices as classes; use `tlhub features` for its features, or a model with its classifier (e.g. NAME:top)")
         }
+        // Class names are resolved before any work, so a bad --class-index fails fast.
+        let classCount = loaded.model.graph.shapes[loaded.model.graph.outputs[0]].reduce(1, *)
+        let names = top > 0 ? try await classNames(classCount: classCount, loaded: loaded) : nil
+        let runner = BatchRun(command: "predict", inputs: imageOptions, batchSize: batch)
+        let result = try runner.run(loaded) { try loaded.model.predict(input: $0) }
+        let scores = result.output
+        if let output { try writeOutputs(scores, files: result.files, to: output) }
+        FileHandle.standardError.write(Data((runner.summary(result, output: output) + "\n").utf8))
         guard top > 0 else { return }
         let rows = scores.shape[0], width = scores.count / max(rows, 1)
-        let names = await classNames(classCount: width, loaded: loaded)
         for row in 0..<rows {
             let values = scores.scalars[(row * width)..<((row + 1) * width)]
             let best = values.indices.sorted { values[$0] > values[$1] }.prefix(top)
@@ -57,23 +62,30 @@ struct Predict: AsyncParsableCommand {
                 let label = names.flatMap { id < $0.count ? "\($0[id]) (\(id))" : nil } ?? "\(id)"
                 return "\(label) \(String(format: "%.4f", values[index]))"
             }.joined(separator: ", ")
-            let subject = files.isEmpty ? "image \(row)" : files[row].lastPathComponent
+            let subject = result.files.isEmpty ? "image \(row)" : result.files[row].lastPathComponent
             print("\(subject): \(text)")
         }
     }
 
     /// Class names for `classCount` outputs, or nil (ids are printed) when none can be had.
-    /// An explicit `--class-index` that cannot be read is an error; a default one is only a note.
-    func classNames(classCount: Int, loaded: ModelOptions.Loaded) async -> [String]? {
-        var reference = classIndex
-        if reference == nil, case .string(let name)? = loaded.artifact?.options["class_index"] { reference = name }
+    /// An explicit `--class-index` that is missing, malformed or names another number of
+    /// classes is an error; a default one (hub entry, ImageNet) that cannot be had is a note.
+    func classNames(classCount: Int, loaded: ModelOptions.Loaded) async throws -> [String]? {
+        if let classIndex {
+            var file = URL(fileURLWithPath: classIndex)
+            if !FileManager.default.fileExists(atPath: file.path) {
+                let looksLikePath = classIndex.contains("/") || classIndex.lowercased().hasSuffix(".json")
+                guard !looksLikePath else { throw InputError("--class-index \(classIndex): no such file") }
+                file = try await modelOptions.cache.makeHub().pull(classIndex)
+            }
+            return try ClassIndex.names(contentsOf: file, classCount: classCount)
+        }
+        var reference: String?
+        if case .string(let name)? = loaded.artifact?.options["class_index"] { reference = name }
         if reference == nil, classCount == 1000 { reference = "imagenet_class_index" }
         guard let reference else { return nil }
         do {
-            var file = URL(fileURLWithPath: reference)
-            if !FileManager.default.fileExists(atPath: file.path) {
-                file = try await modelOptions.cache.makeHub().pull(reference)
-            }
+            let file = try await modelOptions.cache.makeHub().pull(reference)
             return try ClassIndex.names(contentsOf: file, classCount: classCount)
         } catch {
             let message = "note: printing class ids: class index \(reference) unavailable (\(error.localizedDescription))\n"
@@ -88,13 +100,21 @@ enum ClassIndex {
     /// The human-readable name of each class id, in id order.
     /// - Throws: `InputError` naming the file when it is not such a JSON or does not cover `classCount` ids.
     static func names(contentsOf url: URL, classCount: Int) throws -> [String] {
-        let data = try Data(contentsOf: url)
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw InputError("\(url.path): cannot read the class index (\(error.localizedDescription))")
+        }
         guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: [String]] else {
             throw InputError("\(url.path): not a Keras class-index JSON ({\"0\": [\"id\", \"name\"], …})")
         }
+        guard object.count == classCount else {
+            throw InputError("\(url.path): class index names \(object.count) classes but the model has \(classCount) outputs")
+        }
         var names = [String](repeating: "", count: classCount)
         for (key, value) in object {
-            guard let id = Int(key), id >= 0, id < classCount, let name = value.last else { continue }
+            guard let id = Int(key), id >= 0, id < classCount, let name = value.last else {
+                throw InputError("\(url.path): class index key '\(key)' is not a class id 0…\(classCount - 1) with a name")
+            }
             names[id] = name
         }
         guard !names.contains("") else {
