@@ -19,7 +19,8 @@ public struct ResolvedArtifact: Sendable {
 /// Guarantees: a file under its final name in the cache is always complete and verified (bytes
 /// go to `<file>.<random>.incomplete`, are hashed while streaming, fsynced and renamed); N
 /// processes pulling the same artifact download it once (a `flock` per artifact); an interrupted
-/// download is resumed by the next pull; offline mode never touches the network.
+/// download is resumed by the next pull; offline mode never touches the network (`file://`
+/// sources are still read).
 public final class Hub: Sendable {
     /// The cache root.
     public let cacheDirectory: URL
@@ -135,7 +136,9 @@ public final class Hub: Sendable {
             progress?(PullProgress(name: name, phase: phase, receivedBytes: received, totalBytes: total, resumedBytes: resumed))
         }
         let fileManager = FileManager.default
-        if offline {
+        // Offline means no network: a `file://` source (a mirror on disk, the bundled demo hub)
+        // is still copied in.
+        if offline && !resolved.location.isFileURL {
             guard fileManager.fileExists(atPath: paths.file.path) else {
                 throw HubError.offlineAndMissing(name: name, url: resolved.location.absoluteString, path: paths.file.path)
             }

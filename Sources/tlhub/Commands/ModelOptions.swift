@@ -179,7 +179,8 @@ struct ImageInputOptions: ParsableArguments {
             chosen = (ImageSize(height: forced[0], width: forced[1]), "the weights")
         } else if case .number(let side)? = loaded.artifact?.options["input_size"], side >= 1, side <= Double(maximumSide) {
             chosen = (ImageSize(height: Int(side), width: Int(side)), "the hub entry")
-        } else if let side = publishedSize(fileName: loaded.file.lastPathComponent) {
+        } else if let side = publishedSize(fileName: loaded.file.lastPathComponent)
+                    ?? publishedSize(fileName: loaded.file.resolvingSymlinksInPath().lastPathComponent) {
             chosen = (ImageSize(height: side, width: side), "the file name")
         } else if let fixed {
             chosen = (fixed, "the architecture")
