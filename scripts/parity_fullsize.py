@@ -5,10 +5,16 @@
     ~/venv-tf/bin/python scripts/parity_fullsize.py [--tlhub PATH] [--models mobilenetv2_1.00 resnet50 ...]
 
 For each model it builds keras.applications' network with random weights (BatchNorm statistics,
-gamma and beta randomized; classifier scaled so softmax is not uniform), writes a *weights-only*
-.safetensors into /tmp/tlhub-parity (so tlhub must detect the architecture and build it natively),
-runs Keras on a random batch, then `tlhub predict` and `tlhub features --pooling avg`, and prints
+gamma and beta randomized; classifier scaled so softmax is not uniform), saves it *weights-only*
+into /tmp/tlhub-parity (so tlhub must detect the architecture and build it natively), runs Keras
+on a random batch, then `tlhub predict` and `tlhub features --pooling avg`, and prints
 max |tlhub - Keras| against the tolerance 1e-4 * max(1, max|Keras|).
+
+By default the files are written as users write them: tf.keras `model.save_weights("x.h5")`, all
+models in ONE session, so every model after the first has offset automatic names (`conv2d_94`,
+`normalization_3`) and DenseNet/MobileNetV3 keep their `/` names (`conv1/conv`, `Conv/BatchNorm`).
+`--format safetensors` writes tlhub's own layout instead, and `--fresh-session` clears the Keras
+session before each model (automatic names from 0).
 """
 import argparse
 import json
@@ -151,6 +157,8 @@ def main():
     parser.add_argument("--tlhub", default=str(ROOT / ".build/debug/tlhub"))
     parser.add_argument("--models", nargs="*", default=list(MODELS))
     parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--format", choices=["h5", "safetensors"], default="h5")
+    parser.add_argument("--fresh-session", action="store_true")
     args = parser.parse_args()
     WORK.mkdir(exist_ok=True)
     rng = np.random.default_rng(0)
@@ -158,7 +166,8 @@ def main():
     print(f"{'model':28} {'predict max err':>16} {'features max err':>17} {'tolerance':>10}  result")
     for name in args.models:
         factory, feature_layer = MODELS[name]
-        keras.backend.clear_session()
+        if args.fresh_session:
+            keras.backend.clear_session()
         model = factory()
         shape = model.input_shape[1:]
         # Models with preprocessing layers inside take 0…255 pixels, the others -1…1.
@@ -173,13 +182,28 @@ def main():
         else:
             base = keras.Model(model.input, model.get_layer(feature_layer).output)
         expected_features = base.predict(x, verbose=0).mean(axis=(1, 2))
-        weights = WORK / f"{name}.safetensors"
-        save_weights_only(model, weights)
+        if args.format == "h5":
+            weights = WORK / f"{name}.h5"
+            model.save_weights(str(weights))
+        else:
+            weights = WORK / f"{name}.safetensors"
+            save_weights_only(model, weights)
         np.save(WORK / f"{name}_input.npy", x)
-        run_tlhub(args.tlhub, "predict", "--model", weights, "--input", WORK / f"{name}_input.npy", "--top", 0,
-                  "-o", WORK / f"{name}_predict.npy")
-        run_tlhub(args.tlhub, "features", "--model", weights, "--input", WORK / f"{name}_input.npy",
-                  "--pooling", "avg", "-o", WORK / f"{name}_features.npy")
+        try:
+            if "notop" in name:
+                # No classifier: `predict` refuses; the whole output is the unpooled feature map.
+                run_tlhub(args.tlhub, "features", "--model", weights, "--input", WORK / f"{name}_input.npy",
+                          "--pooling", "none", "-o", WORK / f"{name}_predict.npy")
+            else:
+                run_tlhub(args.tlhub, "predict", "--model", weights, "--input", WORK / f"{name}_input.npy", "--top", 0,
+                          "-o", WORK / f"{name}_predict.npy")
+            run_tlhub(args.tlhub, "features", "--model", weights, "--input", WORK / f"{name}_input.npy",
+                      "--pooling", "avg", "-o", WORK / f"{name}_features.npy")
+        except RuntimeError as error:
+            worst_ok = False
+            print(f"{name:28} FAIL: {error}", flush=True)
+            weights.unlink()
+            continue
         actual = np.load(WORK / f"{name}_predict.npy")
         actual_features = np.load(WORK / f"{name}_features.npy")
         error = float(np.abs(actual - expected).max())
@@ -188,6 +212,7 @@ def main():
         feature_tolerance = 1e-4 * max(1.0, float(np.abs(expected_features).max()))
         ok = error <= tolerance and feature_error <= feature_tolerance
         worst_ok &= ok
+        del model, base
         print(f"{name:28} {error:16.3g} {feature_error:17.3g} {tolerance:10.3g}  {'ok' if ok else 'FAIL'}"
               f"  (max Keras output {float(expected.max()):.3g}, features tolerance {feature_tolerance:.3g})", flush=True)
         weights.unlink()

@@ -53,15 +53,7 @@ public struct ImageLoader: Sendable {
             throw ImagingError(path: files[index].path,
                                reason: "is \(image.size) but \(files[0].lastPathComponent) is \(first.size); give a target size to batch images of different sizes")
         }
-        let imageLength = first.pixels.count
-        var scalars = [Float](repeating: 0, count: imageLength * images.count)
-        scalars.withUnsafeMutableBufferPointer { buffer in
-            for (index, image) in images.enumerated() {
-                let slice = UnsafeMutableBufferPointer(rebasing: buffer[(index * imageLength)..<((index + 1) * imageLength)])
-                preprocessing.apply(to: image, into: slice)
-            }
-        }
-        return Tensor(shape: [images.count, first.height, first.width, 3], scalars: scalars)
+        return Self.tensor(of: images, preprocessing: preprocessing)
     }
 
     /// Loads `files` resized to `size` into one `[files.count, size.height, size.width, 3]` tensor.

@@ -39,37 +39,14 @@ import numpy as np
 
 HERE = pathlib.Path(__file__).resolve().parent
 OUT = HERE / "user-files"
+sys.path.insert(0, str(HERE))
+from make_engine_fixtures import flat_layers, randomize  # noqa: E402
 
 
-def randomize(layers, rng, head_names=("predictions", "dense", "Logits", "head")):
-    for layer in layers:
-        new = []
-        for variable in layer.weights:
-            value = np.array(variable.numpy())
-            name = (getattr(variable, "path", None) or variable.name).split("/")[-1].split(":")[0]
-            if name in ("moving_variance", "variance"):
-                value = rng.uniform(0.5, 1.5, value.shape)
-            elif name == "gamma":
-                value = rng.uniform(0.6, 1.4, value.shape)
-            elif name in ("beta", "moving_mean", "mean", "bias"):
-                value = rng.normal(0, 0.2, value.shape)
-            elif name == "count":
-                pass
-            else:
-                value = value * rng.uniform(0.8, 1.6) * (4.0 if layer.name in head_names else 1.0)
-            new.append(np.asarray(value, dtype=np.float32))
-        if new:
-            layer.set_weights(new)
-
-
-def all_layers(model):
-    result = []
-    for layer in model.layers:
-        if hasattr(layer, "layers") and layer.layers:
-            result.extend(all_layers(layer))
-        else:
-            result.append(layer)
-    return result
+def scale_head(layer, factor=4.0):
+    """Scales a classifier so softmax is far from uniform."""
+    kernel, *rest = layer.get_weights()
+    layer.set_weights([kernel * factor, *rest])
 
 
 def save_io(name, x, y, features=None):
@@ -89,13 +66,14 @@ def keras2():
     rng = np.random.default_rng(8)
     # One busy session: nothing is cleared between models, as in a notebook.
     model = densenet.DenseNet([1, 2, 1, 1], weights=None, input_shape=(32, 32, 3), classes=10)
-    randomize(all_layers(model), rng)
+    randomize(model, rng)
+    scale_head(model.get_layer("predictions"))
     x = rng.uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
     model.save_weights(str(OUT / "densenet_slash.h5"))
     save_io("densenet_slash", x, model.predict(x, verbose=0))
 
     model = keras.applications.MobileNetV3Small(alpha=0.25, input_shape=(32, 32, 3), weights=None, include_top=False)
-    randomize(all_layers(model), rng)
+    randomize(model, rng)
     x = rng.uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)
     model.save_weights(str(OUT / "mobilenetv3small_slash.h5"))
     save_io("mobilenetv3small_slash", x, model.predict(x, verbose=0))
@@ -116,7 +94,7 @@ def keras2():
         inception_v3.conv2d_bn = original
     names = [layer.name for layer in model.layers if layer.weights]
     assert names[0] != "conv2d", "the busy session should have offset InceptionV3's automatic names"
-    randomize(all_layers(model), rng)
+    randomize(model, rng)
     x = rng.uniform(-1, 1, (2, 75, 75, 3)).astype(np.float32)
     model.save_weights(str(OUT / "inception_v3_offset.h5"))
     save_io("inception_v3_offset", x, model.predict(x, verbose=0))
@@ -126,7 +104,8 @@ def keras2():
                                       input_shape=(32, 32, 3), classes=10)
     names = [layer.name for layer in model.layers if layer.weights]
     assert "normalization" not in names, "the busy session should have offset EfficientNet's normalization"
-    randomize(all_layers(model), rng)
+    randomize(model, rng)
+    scale_head(model.get_layer("predictions"))
     x = rng.uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)
     model.save_weights(str(OUT / "efficientnet_offset.h5"))
     save_io("efficientnet_offset", x, model.predict(x, verbose=0))
@@ -141,7 +120,7 @@ def keras3():
     preprocessed = x / 127.5 - 1.0
 
     base = keras.applications.MobileNetV2(alpha=0.35, include_top=False, weights=None, input_shape=(48, 48, 3))
-    randomize(all_layers(base), rng)
+    randomize(base, rng)
     base.trainable = False
     inputs = keras.Input((48, 48, 3))
     h = base(inputs, training=False)
@@ -149,17 +128,17 @@ def keras3():
     h = keras.layers.Dropout(0.2)(h)
     outputs = keras.layers.Dense(5, activation="softmax")(h)
     model = keras.Model(inputs, outputs)
-    randomize([model.layers[-1]], rng)
+    scale_head(model.layers[-1])
     model.save(OUT / "finetuned_k3.h5")
     model.save(OUT / "finetuned_k3.keras")
     features = base.predict(preprocessed, verbose=0).mean(axis=(1, 2))
     save_io("finetuned_k3", preprocessed, model.predict(preprocessed, verbose=0), features)
 
     base = keras.applications.MobileNetV2(alpha=0.35, include_top=False, weights=None, input_shape=(48, 48, 3))
-    randomize(all_layers(base), rng)
+    randomize(base, rng)
     model = keras.Sequential([keras.Input((48, 48, 3)), base, keras.layers.GlobalAveragePooling2D(),
                               keras.layers.Dense(4, activation="softmax", name="head")])
-    randomize([model.layers[-1]], rng)
+    scale_head(model.layers[-1])
     model.save(OUT / "finetuned_seq_k3.keras")
     features = base.predict(preprocessed, verbose=0).mean(axis=(1, 2))
     save_io("finetuned_seq_k3", preprocessed, model.predict(preprocessed, verbose=0), features)
