@@ -47,7 +47,7 @@ images=(Tests/Fixtures/imaging/images/rgb.jpg Tests/Fixtures/imaging/images/prog
 
 step "features (avg-pooled, one row per image) → $out/features.csv"
 "$tlhub" features --model "$out/mobilenet_v2.safetensors" --size 96 "${images[@]}" -o "$out/features.csv"
-echo "$(wc -l < "$out/features.csv") rows × $(head -n 1 "$out/features.csv" | tr ',' '\n' | wc -l) features; images listed in $out/features.files.txt"
+echo "$(wc -l < "$out/features.csv") rows × $(head -n 1 "$out/features.csv" | tr ',' '\n' | wc -l) features; images listed in $out/features.csv.files.txt"
 
 step "predict (top 3)"
 "$tlhub" predict --model "$out/mobilenet_v2.safetensors" --size 96 --class-index "$class_index" --top 3 "${images[@]}"
