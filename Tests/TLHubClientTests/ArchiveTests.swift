@@ -1,6 +1,7 @@
 import Foundation
 import TLTensor
 import Testing
+@testable import TLFormats
 @testable import TLHubClient
 
 let hubFixtures = packageRoot.appendingPathComponent("Tests/Fixtures/hub")

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TLEngine
+import TLFormats
 import TLHubClient
 import TLTensor
 

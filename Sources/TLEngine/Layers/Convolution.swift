@@ -286,12 +286,3 @@ func spatialGeometry(height: Int, width: Int, kernelSize: (Int, Int), strides: (
     let columns = padding.window(input: paddedWidth, kernel: kernelSize.1, stride: strides.1, dilation: dilation.1)
     return ((rows.output, rows.before + extraPadding.0.0), (columns.output, columns.before + extraPadding.1.0))
 }
-
-/// Applies an activation over `rows × lastAxis` values, rows split across cores (softmax and the
-/// other row-wise activations stay within a row).
-func applyActivation(_ activation: Activation, to data: UnsafeMutablePointer<Float>, rows: Int, lastAxis: Int) {
-    if activation.isLinear { return }
-    parallelChunks(rows, work: rows * lastAxis) { range in
-        activation.apply(data + range.lowerBound * lastAxis, count: range.count * lastAxis, lastAxis: lastAxis)
-    }
-}

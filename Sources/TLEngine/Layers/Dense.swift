@@ -114,28 +114,3 @@ public final class Dense: Layer {
         }
     }
 }
-
-/// Keras `Activation`, `ReLU`, `LeakyReLU`, `ELU`, `Softmax`: an activation as its own layer.
-public final class ActivationLayer: Layer {
-    public let name: String
-    /// The function applied.
-    public let activation: Activation
-
-    /// Creates an activation layer.
-    public init(name: String, activation: Activation) {
-        self.name = name
-        self.activation = activation
-    }
-
-    public func outputShape(inputShapes: [[Int]]) throws -> [Int] { inputShapes[0] }
-
-    public func forward(_ inputs: [ActivationView], into output: MutableActivationView, scratch: UnsafeMutablePointer<Float>) {
-        let count = output.count, lastAxis = output.shape.last ?? 1
-        if inputs[0].data != UnsafePointer(output.data) { output.data.update(from: inputs[0].data, count: count) }
-        if activation == .softmax {
-            activation.apply(output.data, count: count, lastAxis: lastAxis)
-            return
-        }
-        applyActivation(activation, to: output.data, rows: count / lastAxis, lastAxis: lastAxis)
-    }
-}

@@ -31,3 +31,60 @@ public enum Padding: String, Sendable {
         }
     }
 }
+
+// MARK: - ZeroPadding2D and Cropping2D
+
+/// Keras `ZeroPadding2D` (positive `(top, bottom), (left, right)`) and `Cropping2D` (the same
+/// amounts removed).
+public final class SpatialPadding: Layer {
+    public let name: String
+    /// `((top, bottom), (left, right))` cells added (padding) or removed (cropping).
+    public let amounts: ((Int, Int), (Int, Int))
+    /// True for `Cropping2D`.
+    public let crops: Bool
+
+    /// Creates a zero-padding (`crops == false`) or cropping layer.
+    public init(name: String, amounts: ((Int, Int), (Int, Int)), crops: Bool = false) {
+        self.name = name
+        self.amounts = amounts
+        self.crops = crops
+    }
+
+    public func outputShape(inputShapes: [[Int]]) throws -> [Int] {
+        let input = inputShapes[0]
+        guard input.count == 3 else {
+            throw EngineError.incompatibleShapes(layer: name, detail: "needs a rank-4 NHWC input, got per-sample shape \(input)")
+        }
+        let sign = crops ? -1 : 1
+        let rows = input[0] < 0 ? -1 : input[0] + sign * (amounts.0.0 + amounts.0.1)
+        let columns = input[1] < 0 ? -1 : input[1] + sign * (amounts.1.0 + amounts.1.1)
+        if (input[0] >= 0 && rows <= 0) || (input[1] >= 0 && columns <= 0) {
+            throw EngineError.incompatibleShapes(layer: name, detail: "cropping \(input) leaves nothing")
+        }
+        return [rows, columns, input[2]]
+    }
+
+    public func forward(_ inputs: [ActivationView], into output: MutableActivationView, scratch: UnsafeMutablePointer<Float>) {
+        let input = inputs[0]
+        let (batch, height, width, channels) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
+        let (outputHeight, outputWidth) = (output.shape[1], output.shape[2])
+        if crops {
+            let (top, left) = (amounts.0.0, amounts.1.0)
+            for image in 0..<batch {
+                for y in 0..<outputHeight {
+                    let source = input.data + ((image * height + y + top) * width + left) * channels
+                    (output.data + (image * outputHeight + y) * outputWidth * channels).update(from: source, count: outputWidth * channels)
+                }
+            }
+        } else {
+            output.data.update(repeating: 0, count: output.count)
+            let (top, left) = (amounts.0.0, amounts.1.0)
+            for image in 0..<batch {
+                for y in 0..<height {
+                    let destination = output.data + ((image * outputHeight + y + top) * outputWidth + left) * channels
+                    destination.update(from: input.data + (image * height + y) * width * channels, count: width * channels)
+                }
+            }
+        }
+    }
+}

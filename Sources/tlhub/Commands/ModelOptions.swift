@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TLEngine
+import TLFormats
 import TLHubClient
 import TLImaging
 import TLTensor
