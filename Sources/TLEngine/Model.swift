@@ -40,7 +40,7 @@ public final class Model {
     /// - Throws: `EngineError` for an unknown architecture or any weight mismatch.
     public init(weights: WeightSource, architecture: Architecture? = nil) throws {
         if architecture == nil, let config = weights.modelConfig {
-            graph = try KerasModelConfig.graph(fromJSON: config)
+            graph = try KerasGraphReader.graph(fromJSON: config)
             try graph.loadWeights(from: weights)
             self.architecture = nil
             options = nil

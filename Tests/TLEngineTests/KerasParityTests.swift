@@ -9,7 +9,7 @@ struct KerasParityTests {
     func referenceMatchesKeras(_ fixture: EngineFixtures.Case) throws {
         let weights = try EngineFixtures.weights(fixture.name)
         let config = try #require(weights.modelConfig)
-        let graph = try KerasModelConfig.graph(fromJSON: config)
+        let graph = try KerasGraphReader.graph(fromJSON: config)
         try graph.loadWeights(from: weights)
         let input = try EngineFixtures.input(fixture.name)
         let expected = try EngineFixtures.output(fixture.name)
@@ -21,7 +21,7 @@ struct KerasParityTests {
     @Test("fused graph matches the unfused reference and Keras", arguments: EngineFixtures.cases)
     func fusedMatchesReference(_ fixture: EngineFixtures.Case) throws {
         let weights = try EngineFixtures.weights(fixture.name)
-        let graph = try KerasModelConfig.graph(fromJSON: try #require(weights.modelConfig))
+        let graph = try KerasGraphReader.graph(fromJSON: try #require(weights.modelConfig))
         try graph.loadWeights(from: weights)
         let fused = try graph.fused()
         let input = try EngineFixtures.input(fixture.name)

@@ -150,7 +150,7 @@ struct ZooAArchitectureTests {
         let builder = GraphBuilder()
         let x = builder.input(shape: [1, 2, 3], name: "map")
         let w = builder.input(shape: [1, 1, 3], name: "weights")
-        let product = try builder.apply(ChannelMultiply(name: "mul"), to: [x, w])
+        let product = try builder.apply(ElementwiseMerge(name: "mul", operation: .multiply), to: [x, w])
         let scaled = try builder.apply(LayerScale(name: "scale", gamma: Tensor(shape: [3], scalars: [2, 3, 4])), to: [product])
         let graph = try builder.build(outputs: [scaled], name: "broadcast")
         let output = try GraphExecutor(graph: graph, inputShapes: [map.shape, weights.shape]).run([map, weights])[0]

@@ -69,7 +69,7 @@ struct ZooAParityTests {
     @Test("EfficientNet's Keras config (broadcasting se_excite Multiply, adapted Normalization) loads generically")
     func efficientNetConfig() throws {
         let weights = try ZooAFixtures.weights("efficientnet_w0125_d11_32")
-        let graph = try KerasModelConfig.graph(fromJSON: try #require(weights.modelConfig))
+        let graph = try KerasGraphReader.graph(fromJSON: try #require(weights.modelConfig))
         try expectParity(graph, fixture: "efficientnet_w0125_d11_32")
     }
 

@@ -240,7 +240,7 @@ struct ScaledResidualTests {
            "inbound_nodes": [[["in", 0, 0, {}], ["up", 0, 0, {}]]]}],
           "input_layers": [["in", 0, 0]], "output_layers": [["custom_scale_layer", 0, 0]]}}
         """
-        let graph = try KerasModelConfig.graph(fromJSON: json)
+        let graph = try KerasGraphReader.graph(fromJSON: json)
         let node = try #require(graph.node(named: "custom_scale_layer"))
         #expect((graph.nodes[node].layer as? ScaledResidual)?.scale == 0.5)
         #expect(graph.nodes[node].inputs.count == 2)

@@ -163,12 +163,12 @@ struct ModelTests {
     @Test("unused weights are rejected")
     func unusedWeights() throws {
         var entries = WeightDictionary(graph: try {
-            let g = try KerasModelConfig.graph(fromJSON: try #require(try EngineFixtures.weights("batchnorm").modelConfig))
+            let g = try KerasGraphReader.graph(fromJSON: try #require(try EngineFixtures.weights("batchnorm").modelConfig))
             try g.loadWeights(from: try EngineFixtures.weights("batchnorm"))
             return g
         }()).entries
         entries.append((layer: "stray", weights: [(name: "kernel", tensor: Tensor(shape: [1]))]))
-        let graph = try KerasModelConfig.graph(fromJSON: try #require(try EngineFixtures.weights("batchnorm").modelConfig))
+        let graph = try KerasGraphReader.graph(fromJSON: try #require(try EngineFixtures.weights("batchnorm").modelConfig))
         #expect(throws: EngineError.unusedWeights(names: ["stray/kernel"])) {
             try graph.loadWeights(from: WeightDictionary(entries: entries))
         }
@@ -190,7 +190,7 @@ struct ModelTests {
           {"class_name": "Conv3D", "config": {"name": "volume", "filters": 2}}]}}
         """
         #expect(throws: EngineError.unsupportedLayer(className: "Conv3D", layer: "volume")) {
-            try KerasModelConfig.graph(fromJSON: config)
+            try KerasGraphReader.graph(fromJSON: config)
         }
     }
 

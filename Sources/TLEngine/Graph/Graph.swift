@@ -13,7 +13,7 @@ public struct GraphNode {
 
 /// A directed acyclic network of layer calls in topological order.
 ///
-/// Built by `GraphBuilder` (native architectures) or `KerasModelConfig` (any Keras
+/// Built by `GraphBuilder` (native architectures) or `KerasGraphReader` (any Keras
 /// Sequential/Functional config); run by `GraphExecutor`.
 public final class Graph {
     /// The Keras model name.

@@ -69,7 +69,7 @@ struct KerasLayerFactory {
         case "Add": return ElementwiseMerge(name: name, operation: .add)
         case "CustomScaleLayer": return ScaledResidual(name: name, scale: float("scale", default: 1))
         case "Subtract": return ElementwiseMerge(name: name, operation: .subtract)
-        case "Multiply": return BroadcastingMultiply(name: name)
+        case "Multiply": return ElementwiseMerge(name: name, operation: .multiply)
         case "LayerScale": return LayerScale(name: name, projectionDimension: try int("projection_dim"))
         case "StochasticDepth": return IdentityLayer(name: name, kind: .passThrough)
         case "Average": return ElementwiseMerge(name: name, operation: .average)

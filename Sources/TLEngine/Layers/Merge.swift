@@ -2,8 +2,9 @@ import Foundation
 import TLTensor
 
 /// Keras `Add`, `Subtract`, `Multiply`, `Average`, `Maximum`, `Minimum`: element-wise over inputs of
-/// equal shape, or with an input of shape `[1, …, 1, C]` broadcast over the others (the
-/// squeeze-and-excitation `Multiply` of MobileNetV3 and EfficientNet).
+/// equal shape, or with a per-image channel vector (`[1, …, 1, C]` or `[C]`) broadcast over the
+/// others in either position (the squeeze-and-excitation `Multiply` of MobileNetV3 and
+/// EfficientNet, `[N, H, W, C] × [N, 1, 1, C]`).
 public final class ElementwiseMerge: Layer {
     /// The element-wise operation.
     public enum Operation: Sendable {
@@ -45,9 +46,10 @@ public final class ElementwiseMerge: Layer {
         guard inputShapes.count >= 2 else {
             throw EngineError.incompatibleShapes(layer: name, detail: "a merge needs at least two inputs")
         }
-        let first = inputShapes.first { !Self.isChannelVector($0) } ?? inputShapes[0]
+        let first = inputShapes.max { $0.count < $1.count || ($0.count == $1.count && Self.isChannelVector($0)) } ?? inputShapes[0]
         for shape in inputShapes where shape != first {
-            let broadcasts = Self.isChannelVector(shape) && shape.count == first.count && shape.last == first.last
+            // `[1, 1, C]` or `[C]` (per image) broadcasts over every pixel, in either input position.
+            let broadcasts = Self.isChannelVector(shape) && shape.count <= first.count && shape.last == first.last
             guard broadcasts else {
                 throw EngineError.incompatibleShapes(layer: name, detail: "inputs of shapes \(inputShapes) cannot be merged element-wise")
             }
@@ -98,8 +100,10 @@ extension ElementwiseMerge {
         let channels = output.shape.last ?? 1
         let batch = output.shape[0]
         let pixels = output.count / max(batch * channels, 1)
-        for image in 0..<batch {
-            for pixel in 0..<pixels {
+        let operation = self.operation
+        parallelChunks(batch * pixels, work: output.count * inputs.count) { rows in
+            for row in rows {
+                let image = row / pixels, pixel = row % pixels
                 let o = output.data + (image * pixels + pixel) * channels
                 for (position, input) in inputs.enumerated() {
                     let p = input.count == output.count ? input.data + (image * pixels + pixel) * channels

@@ -83,7 +83,7 @@ public enum EfficientNet {
         x = try builder.apply(Normalization(name: "normalization", mean: nil, variance: nil), to: [x])
         if imagenetScaling {
             let factors = imagenetStandardDeviation.map { 1 / $0.squareRoot() }
-            x = try builder.apply(ChannelRescaling(name: "rescaling_1", scale: factors), to: [x])
+            x = try builder.apply(Rescaling(name: "rescaling_1", scales: factors, offsets: [0]), to: [x])
         }
         x = try builder.zeroPadding2D(x, correctPad(builder.shape(of: x), kernelSize: 3), name: "stem_conv_pad")
         x = try builder.conv2D(x, filters: roundFilters(32, width: width), kernelSize: 3, strides: 2, useBias: false,
@@ -145,7 +145,7 @@ func squeezeExcite(_ builder: GraphBuilder, _ x: GraphTensor, reducedFilters: In
     se = try builder.reshape(se, to: [1, 1, filters], name: "\(name)se_reshape")
     se = try builder.conv2D(se, filters: reducedFilters, kernelSize: 1, padding: .same, activation: .swish, name: "\(name)se_reduce")
     se = try builder.conv2D(se, filters: filters, kernelSize: 1, padding: .same, activation: .sigmoid, name: "\(name)se_expand")
-    return try builder.apply(ChannelMultiply(name: "\(name)se_excite"), to: [x, se])
+    return try builder.apply(ElementwiseMerge(name: "\(name)se_excite", operation: .multiply), to: [x, se])
 }
 
 /// The ending of EfficientNet and EfficientNetV2: `avg_pool`, `top_dropout`, `predictions`, or

@@ -186,7 +186,7 @@ public enum MobileNetV3 {
                                     name: name("squeeze_excite/Conv_1", "squeeze_excite_conv_1"))
             // Keras: ReLU(6)(x + 3) * (1 / 6).
             se = try builder.activation(se, .hardSigmoid, name: name("squeeze_excite/hard_sigmoid", "squeeze_excite_hard_sigmoid"))
-            x = try builder.apply(ChannelMultiply(name: name("squeeze_excite/Mul", "squeeze_excite_mul")), to: [x, se])
+            x = try builder.apply(ElementwiseMerge(name: name("squeeze_excite/Mul", "squeeze_excite_mul"), operation: .multiply), to: [x, se])
         }
         x = try builder.conv2D(x, filters: filters, kernelSize: 1, padding: .same, useBias: false,
                                name: name("project", "project"))

@@ -8,7 +8,7 @@ import TLTensor
 /// own names), layers called several times (shared weights), and both inbound-node formats:
 /// tf.keras 2's `[[["name", node, tensor, {}]]]` and Keras 3's
 /// `{"args": [{"class_name": "__keras_tensor__", "config": {"keras_history": [name, node, tensor]}}]}`.
-public enum KerasModelConfig {
+public enum KerasGraphReader {
     /// Parses `json` into a graph whose layers still need weights (`Graph.loadWeights(from:)`).
     /// - Throws: `EngineError.invalidModelConfig`, `.unsupportedLayer` or `.unsupportedOption`.
     public static func graph(fromJSON json: String) throws -> Graph {
@@ -76,7 +76,7 @@ public enum KerasModelConfig {
             for entry in entries {
                 let className = entry["class_name"] as? String ?? ""
                 if className == "InputLayer" { continue }
-                if KerasModelConfig.modelClasses.contains(className) {
+                if KerasGraphReader.modelClasses.contains(className) {
                     x = try readModel(entry, inputs: [x]).first ?? x
                 } else {
                     x = try builder.apply(try makeLayer(entry), to: [x])
@@ -139,7 +139,7 @@ public enum KerasModelConfig {
                     let name = Reader.layerName(item.entry)
                     let className = item.entry["class_name"] as? String ?? ""
                     let outputs: [GraphTensor]
-                    if KerasModelConfig.modelClasses.contains(className) {
+                    if KerasGraphReader.modelClasses.contains(className) {
                         outputs = try readModel(item.entry, inputs: resolved)
                     } else {
                         let layer = try layers[name] ?? makeLayer(item.entry)
