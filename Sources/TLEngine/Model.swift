@@ -48,12 +48,7 @@ public final class Model {
         }
         // Automatic names from a busy session (`conv2d_94`) or Keras 2.0 (`conv2d_1`): renumbered as Keras pairs them, by order.
         let source = AutomaticNames.adapting(weights)
-        var chosen = try architecture ?? Architecture.detect(from: source)
-        if case .mobileNetV2(let alpha) = chosen, alpha == 0 {
-            let filters = source.shape(layer: "block_16_project", weight: "kernel")?.last ?? 0
-            chosen = .mobileNetV2(alpha: try Architecture.mobileNetV2Alpha(projectFilters: filters))
-        }
-        chosen = try chosen.resolved(using: source)
+        let chosen = try (architecture ?? Architecture.detect(from: source)).resolved(using: source)
         let options = Architecture.options(for: source, architecture: chosen)
         graph = try chosen.build(options: options)
         try graph.loadWeights(from: source)
@@ -180,28 +175,19 @@ public final class Model {
         extractor = nil
     }
 
-    /// Global average or max pooling of `[N, H, W, C]` to `[N, C]`.
+    /// Global average or max pooling of `[N, H, W, C]` to `[N, C]` (the `GlobalPooling2D` layer).
     static func pool(_ map: Tensor, _ pooling: FeaturePooling) -> Tensor {
         guard pooling != .none, map.rank == 4 else { return map }
-        let (batch, pixels, channels) = (map.shape[0], map.shape[1] * map.shape[2], map.shape[3])
-        var result = [Float](repeating: pooling == .max ? -.infinity : 0, count: batch * channels)
-        for image in 0..<batch {
-            for pixel in 0..<pixels {
-                let base = (image * pixels + pixel) * channels
-                for c in 0..<channels {
-                    let value = map.scalars[base + c]
-                    if pooling == .max {
-                        result[image * channels + c] = max(result[image * channels + c], value)
-                    } else {
-                        result[image * channels + c] += value
-                    }
-                }
-            }
-            if pooling == .avg {
-                for c in 0..<channels { result[image * channels + c] /= Float(pixels) }
+        let layer = GlobalPooling2D(name: "pool", kind: pooling == .max ? .max : .average)
+        var result = [Float](repeating: 0, count: map.shape[0] * map.shape[3])
+        map.scalars.withUnsafeBufferPointer { input in
+            result.withUnsafeMutableBufferPointer { output in
+                layer.forward([ActivationView(data: input.baseAddress!, shape: map.shape)],
+                              into: MutableActivationView(data: output.baseAddress!, shape: [map.shape[0], map.shape[3]]),
+                              scratch: output.baseAddress!)
             }
         }
-        return Tensor(shape: [batch, channels], scalars: result)
+        return Tensor(shape: [map.shape[0], map.shape[3]], scalars: result)
     }
 }
 

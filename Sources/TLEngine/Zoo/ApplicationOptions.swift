@@ -1,4 +1,5 @@
 import Foundation
+import TLTensor
 
 /// How a convolutional base turns its last feature map into one vector per image.
 public enum FeaturePooling: String, Sendable, CaseIterable {

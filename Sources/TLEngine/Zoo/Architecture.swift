@@ -1,208 +1,172 @@
 import Foundation
 import TLTensor
 
-/// A `keras.applications` architecture tlhub can build natively (no model config needed).
+/// One `keras.applications` architecture family tlhub builds natively: the names it answers to,
+/// how it is recognised in a weights-only file, and how a variant is built.
 ///
-/// Adding one: write `Zoo/<Name>.swift` with an enum whose `build(…, options:)` creates the graph
-/// with `GraphBuilder`, using exactly the Keras layer names and epsilons of
-/// `keras/src/applications/<name>.py` (end with `applicationHead` for the usual GAP + `predictions`
-/// top). Then add a case here and extend `init(name:)`, `description`, `build(options:)`,
-/// `detect(from:)` (a layer name unique to the family, plus a kernel shape for its width) and, if
-/// the graph depends on the image size, `paddingDependsOnInputSize`. Strict loading then rejects
-/// any file the builder does not match exactly.
-public enum Architecture: Sendable, Equatable, CustomStringConvertible {
-    /// MobileNetV2 with width multiplier `alpha`.
-    case mobileNetV2(alpha: Double)
-    /// VGG16.
-    case vgg16
-    /// VGG19.
-    case vgg19
-    /// ResNet v1 with 50, 101 or 152 layers.
-    case resNet(depth: Int)
-    /// ResNet v2 (pre-activation) with 50, 101 or 152 layers.
-    case resNetV2(depth: Int)
-    /// InceptionV3.
-    case inceptionV3
-    /// Xception.
-    case xception
-    /// InceptionResNetV2.
-    case inceptionResNetV2
-    /// DenseNet with 121, 169 or 201 layers.
-    case denseNet(depth: Int)
-    /// NASNetMobile (NASNet-A 4 @ 1056).
-    case nasNetMobile
-    /// NASNetLarge (NASNet-A 6 @ 4032).
-    case nasNetLarge
+/// Adding a family: write `Zoo/<Name>.swift` with the builder (using `GraphBuilder`, exactly the
+/// Keras layer names and epsilons of `keras/src/applications/<name>.py`, ending with
+/// `applicationHead`) and a value type conforming to this protocol that holds a variant's
+/// parameters; then add one line to ``Architecture/builtInFamilies``. Strict loading rejects any
+/// file the builder does not match exactly.
+public protocol ArchitectureFamily: Sendable, Hashable, CustomStringConvertible {
+    /// The names `Architecture(name:)` accepts for this family, for help texts (`vgg16`,
+    /// `mobilenetv2[_ALPHA]`).
+    static var nameForms: [String] { get }
+    /// The variant a name denotes, or nil when the name is not this family's.
+    /// - Parameters:
+    ///   - compactName: the name lower-cased, without `-` and `_` (`mobilenetv20.35`).
+    ///   - original: the name as given, for error messages.
+    /// - Throws: `EngineError.unknownArchitecture` for a name of this family with a bad variant.
+    static func parse(compactName: String, original: String) throws -> Self?
+    /// The variant a weights-only file holds, or nil when it is not this family's.
+    /// - Parameters:
+    ///   - weights: the file, automatic names already renumbered (`AutomaticNames`).
+    ///   - layers: its layer names.
+    /// - Throws: `EngineError.unknownArchitecture` for a file of this family that fits no variant.
+    static func detect(in weights: WeightSource, layers: Set<String>) throws -> Self?
+    /// Fills in what only the weights can tell (an omitted width, a layer-name flavour).
+    func resolved(using weights: WeightSource) throws -> Self
+    /// Builds the variant's graph (weights still to be loaded).
+    func build(options: ApplicationOptions) throws -> Graph
+    /// The input shape a weights-only file with its classifier fixes (VGG's `fc1`), or nil.
+    func inputShape(fixedBy weights: WeightSource) -> [Int]?
+    /// The smallest image side `keras.applications` accepts (`obtain_input_shape`'s `min_size`).
+    var minimumInputSize: Int { get }
+    /// Whether the graph depends on the image size, so a new size needs a rebuilt graph.
+    var paddingDependsOnInputSize: Bool { get }
+}
 
-    /// MobileNet v1 with width `alpha` (0: read from the weights) and depthwise `depthMultiplier`.
-    case mobileNet(alpha: Double, depthMultiplier: Int)
-    /// MobileNetV3 Small or Large.
-    case mobileNetV3(MobileNetV3.Configuration)
-    /// EfficientNet B0…B7; `imagenetScaling` adds Keras' fix-up for the published ImageNet weights.
-    case efficientNet(EfficientNet.Variant, imagenetScaling: Bool)
-    /// EfficientNetV2 B0…B3, S, M, L.
-    case efficientNetV2(EfficientNetV2.Variant, includePreprocessing: Bool)
-    /// ConvNeXt Tiny…XLarge.
-    case convNeXt(ConvNeXt.Variant, includePreprocessing: Bool)
+extension ArchitectureFamily {
+    public func resolved(using weights: WeightSource) throws -> Self { self }
+
+    /// `parse`, `detect` and `resolved` wrapped as an ``Architecture`` (opening the existential).
+    static func parsedArchitecture(_ compactName: String, original: String) throws -> Architecture? {
+        try parse(compactName: compactName, original: original).map { Architecture($0) }
+    }
+    static func detectedArchitecture(in weights: WeightSource, layers: Set<String>) throws -> Architecture? {
+        try detect(in: weights, layers: layers).map { Architecture($0) }
+    }
+    func resolvedArchitecture(using weights: WeightSource) throws -> Architecture { Architecture(try resolved(using: weights)) }
+    public func inputShape(fixedBy weights: WeightSource) -> [Int]? { nil }
+    public var minimumInputSize: Int { 32 }
+    public var paddingDependsOnInputSize: Bool { false }
+}
+
+/// A `keras.applications` architecture tlhub can build natively (no model config needed): one
+/// variant of a registered ``ArchitectureFamily``.
+///
+/// ```swift
+/// let architecture = try Architecture(name: "resnet50")           // or .resNet(depth: 50)
+/// let graph = try architecture.build(options: ApplicationOptions(includeTop: false))
+/// let detected = try Architecture.detect(from: weightFile)          // for weights-only files
+/// ```
+public struct Architecture: Sendable, Hashable, CustomStringConvertible {
+    /// The family and its variant parameters.
+    public let family: any ArchitectureFamily
+
+    /// Wraps a family's variant.
+    public init(_ family: some ArchitectureFamily) { self.family = family }
+
+    // MARK: - The registry
+
+    /// The families tlhub ships, in detection order (more specific rules first).
+    public static let builtInFamilies: [any ArchitectureFamily.Type] = [
+        MobileNetV2.Family.self,
+        VGG.Family.self,
+        InceptionResNetV2.Family.self,
+        InceptionV3.Family.self,
+        Xception.Family.self,
+        DenseNet.Family.self,
+        NASNet.Family.self,
+        ResNet.Family.self,
+        MobileNet.Family.self,
+        MobileNetV3.Family.self,
+        EfficientNet.Family.self,
+        EfficientNetV2.Family.self,
+        ConvNeXt.Family.self,
+    ]
+
+    private static let registry = Registry()
+
+    /// Every registered family: the built-in ones, then those added with ``register(_:)``.
+    public static var families: [any ArchitectureFamily.Type] { builtInFamilies + registry.added }
+
+    /// Adds a family (a library user's own architecture) after the built-in ones, so names and
+    /// weights-only files resolve to it too.
+    public static func register(_ family: any ArchitectureFamily.Type) { registry.add(family) }
+
+    private final class Registry: @unchecked Sendable {
+        private let lock = NSLock()
+        private var families: [any ArchitectureFamily.Type] = []
+        var added: [any ArchitectureFamily.Type] { lock.lock(); defer { lock.unlock() }; return families }
+        func add(_ family: any ArchitectureFamily.Type) {
+            lock.lock(); defer { lock.unlock() }
+            if !families.contains(where: { $0 == family }) { families.append(family) }
+        }
+    }
 
     /// Every name `init(name:)` accepts, for help texts.
-    public static let names = ["mobilenetv2[_ALPHA]", "vgg16", "vgg19", "resnet50", "resnet101", "resnet152",
-                               "resnet50v2", "resnet101v2", "resnet152v2",
-                               "inceptionv3", "xception", "inceptionresnetv2", "densenet121", "densenet169", "densenet201",
-                               "nasnetmobile", "nasnetlarge"] + mobileEfficientConvNeXtNames
+    public static var names: [String] { families.flatMap { $0.nameForms } }
 
-    /// Parses `mobilenetv2`, `mobilenet_v2_0.35`, `vgg16`, `resnet50`, `resnet50v2`, … (case-insensitive).
-    /// A MobileNetV2 without alpha gets `alpha = 0`, meaning "read it from the weights".
+    // MARK: - Names
+
+    /// Parses `mobilenetv2`, `mobilenet_v2_0.35`, `vgg16`, `resnet50`, `resnet50v2`, …
+    /// (case-insensitive, `-` and `_` ignored). A width left out (`mobilenetv2`) is read from
+    /// the weights later (``resolved(using:)``).
     /// - Throws: `EngineError.unknownArchitecture`.
     public init(name: String) throws {
-        let lowered = name.lowercased().replacingOccurrences(of: "-", with: "_")
-        let compact = lowered.replacingOccurrences(of: "_", with: "")
-        if compact.hasPrefix("mobilenetv2") {
-            let rest = compact.dropFirst("mobilenetv2".count)
-            if rest.isEmpty { self = .mobileNetV2(alpha: 0); return }
-            guard let alpha = Double(rest), alpha > 0 else {
-                throw EngineError.unknownArchitecture("unknown MobileNetV2 width '\(rest)' in architecture '\(name)'")
+        let compact = name.lowercased().replacingOccurrences(of: "-", with: "").replacingOccurrences(of: "_", with: "")
+        for family in Self.families {
+            if let architecture = try family.parsedArchitecture(compact, original: name) {
+                self = architecture
+                return
             }
-            self = .mobileNetV2(alpha: alpha)
-            return
         }
-        if let architecture = try Architecture.parseMobileEfficientConvNeXt(compact: compact, original: name) {
-            self = architecture
-            return
-        }
-        switch compact {
-        case "vgg16": self = .vgg16
-        case "vgg19": self = .vgg19
-        case "resnet50": self = .resNet(depth: 50)
-        case "resnet101": self = .resNet(depth: 101)
-        case "resnet152": self = .resNet(depth: 152)
-        case "resnet50v2": self = .resNetV2(depth: 50)
-        case "resnet101v2": self = .resNetV2(depth: 101)
-        case "resnet152v2": self = .resNetV2(depth: 152)
-        case "inceptionv3": self = .inceptionV3
-        case "xception": self = .xception
-        case "inceptionresnetv2": self = .inceptionResNetV2
-        case "densenet121": self = .denseNet(depth: 121)
-        case "densenet169": self = .denseNet(depth: 169)
-        case "densenet201": self = .denseNet(depth: 201)
-        case "nasnetmobile": self = .nasNetMobile
-        case "nasnetlarge": self = .nasNetLarge
-        default:
-            throw EngineError.unknownArchitecture("unknown architecture '\(name)'; known: \(Architecture.names.joined(separator: ", "))")
-        }
+        throw EngineError.unknownArchitecture("unknown architecture '\(name)'; known: \(Self.names.joined(separator: ", "))")
     }
 
-    public var description: String {
-        switch self {
-        case .mobileNetV2(let alpha): return "mobilenetv2_\(String(format: "%.2f", alpha))"
-        case .vgg16: return "vgg16"
-        case .vgg19: return "vgg19"
-        case .resNet(let depth): return "resnet\(depth)"
-        case .resNetV2(let depth): return "resnet\(depth)v2"
-        case .inceptionV3: return "inception_v3"
-        case .xception: return "xception"
-        case .inceptionResNetV2: return "inception_resnet_v2"
-        case .denseNet(let depth): return "densenet\(depth)"
-        case .nasNetMobile: return "nasnet_mobile"
-        case .nasNetLarge: return "nasnet_large"
-        default: return mobileEfficientConvNeXtDescription ?? "unknown"
-        }
-    }
+    public var description: String { family.description }
 
-    /// The smallest image side `keras.applications` accepts for this architecture
-    /// (`obtain_input_shape`'s `min_size`): 75 for InceptionV3 and InceptionResNetV2, 71 for
-    /// Xception, 32 for every other family.
-    public var minimumInputSize: Int {
-        switch self {
-        case .inceptionV3, .inceptionResNetV2: return 75
-        case .xception: return 71
-        default: return 32
-        }
-    }
+    public static func == (lhs: Architecture, rhs: Architecture) -> Bool { AnyHashable(lhs.family) == AnyHashable(rhs.family) }
+    public func hash(into hasher: inout Hasher) { hasher.combine(AnyHashable(family)) }
+
+    // MARK: - What the family says
+
+    /// Builds the architecture's graph (weights still to be loaded).
+    public func build(options: ApplicationOptions) throws -> Graph { try family.build(options: options) }
+
+    /// Fills in what only the weights can tell: an omitted width, a depth multiplier, a
+    /// layer-name flavour, EfficientNet's ImageNet rescaling.
+    /// - Throws: `EngineError.unknownArchitecture` when the weights fit no variant.
+    public func resolved(using weights: WeightSource) throws -> Architecture { try family.resolvedArchitecture(using: weights) }
+
+    /// The smallest image side `keras.applications` accepts for this architecture (32; 75 for
+    /// InceptionV3 and InceptionResNetV2, 71 for Xception).
+    public var minimumInputSize: Int { family.minimumInputSize }
 
     /// Whether the graph depends on the image size (MobileNetV2's `correct_pad` before each
     /// stride-2 depthwise convolution), so a new size needs a rebuilt graph.
-    public var paddingDependsOnInputSize: Bool {
-        if case .mobileNetV2 = self { return true }
-        return false
-    }
-
-    /// Builds the architecture's graph (weights still to be loaded).
-    public func build(options: ApplicationOptions) throws -> Graph {
-        switch self {
-        case .mobileNetV2(let alpha):
-            return try MobileNetV2.build(alpha: alpha, options: options)
-        case .vgg16:
-            return try VGG.build(convolutionsPerBlock: VGG.vgg16Blocks, options: options, name: "vgg16")
-        case .vgg19:
-            return try VGG.build(convolutionsPerBlock: VGG.vgg19Blocks, options: options, name: "vgg19")
-        case .resNet(let depth):
-            return try ResNet.build(stages: ResNet.stagesV1(depth: depth), options: options, name: "resnet\(depth)")
-        case .resNetV2(let depth):
-            return try ResNet.build(stages: ResNet.stagesV2(depth: depth), preActivation: true, options: options,
-                                    name: "resnet\(depth)v2")
-        case .inceptionV3:
-            return try InceptionV3.build(options: options)
-        case .xception:
-            return try Xception.build(options: options)
-        case .inceptionResNetV2:
-            return try InceptionResNetV2.build(options: options)
-        case .denseNet(let depth):
-            return try DenseNet.build(blocks: try DenseNet.blocks(depth: depth), options: options)
-        case .nasNetMobile:
-            return try NASNet.build(configuration: .mobile, options: options)
-        case .nasNetLarge:
-            return try NASNet.build(configuration: .large, options: options)
-        default:
-            guard let graph = try buildMobileEfficientConvNeXt(options: options) else {
-                throw EngineError.unknownArchitecture("no builder for architecture \(self)")
-            }
-            return graph
-        }
-    }
+    public var paddingDependsOnInputSize: Bool { family.paddingDependsOnInputSize }
 
     // MARK: - Detection
 
-    /// Recognises the architecture of a weights-only file from its layer names and kernel shapes.
-    ///
-    /// MobileNetV2's alpha comes from `block_16_project`'s output channels (unique per alpha);
-    /// VGG19 has `block5_conv4`; ResNet depth from the number of blocks in stages 3 and 4;
-    /// Inception, Xception, DenseNet and NASNet rules are in `detectZooB(layers:weights:)`.
+    /// Recognises the architecture of a weights-only file from its layer names and kernel shapes,
+    /// asking each family in registry order, and resolves what the weights tell.
     /// - Throws: `EngineError.unknownArchitecture` when nothing matches.
     public static func detect(from weights: WeightSource) throws -> Architecture {
         let layers = Set(weights.layerNames)
-        if layers.contains("Conv1") && layers.contains("block_16_project") {
-            guard let shape = weights.shape(layer: "block_16_project", weight: "kernel"), shape.count == 4 else {
-                throw EngineError.unknownArchitecture("MobileNetV2-like file without block_16_project/kernel")
+        for family in families {
+            if let architecture = try family.detectedArchitecture(in: weights, layers: layers) {
+                return try architecture.resolved(using: weights)
             }
-            return .mobileNetV2(alpha: try mobileNetV2Alpha(projectFilters: shape[3]))
         }
-        if layers.contains("block5_conv3") && layers.contains("block1_conv1") {
-            return layers.contains("block5_conv4") ? .vgg19 : .vgg16
-        }
-        if let architecture = try detectZooB(layers: layers, weights: weights) { return architecture }
-        if layers.contains("conv1_conv") {
-            let depth: Int
-            if layers.contains("conv3_block8_1_conv") { depth = 152 }
-            else if layers.contains("conv4_block23_1_conv") { depth = 101 }
-            else { depth = 50 }
-            return layers.contains("post_bn") ? .resNetV2(depth: depth) : .resNet(depth: depth)
-        }
-        if let architecture = try detectMobileEfficientConvNeXt(from: weights) { return architecture }
         throw EngineError.unknownArchitecture(
             "cannot recognise the architecture from the layer names (\(weights.layerNames.prefix(3).joined(separator: ", ")), …); pass --arch (\(names.joined(separator: ", ")))")
     }
 
-    /// The published alpha whose `block_16_project` has `projectFilters` outputs.
-    static func mobileNetV2Alpha(projectFilters: Int) throws -> Double {
-        for alpha in MobileNetV2.alphas where MobileNetV2.makeDivisible(Double(Int(320 * alpha))) == projectFilters {
-            return alpha
-        }
-        throw EngineError.unknownArchitecture("MobileNetV2 with \(projectFilters) filters in block_16_project matches no published alpha")
-    }
-
-    /// The constructor options a weights-only file implies: top or no top (presence of
-    /// `predictions`), class count, and for VGG with a top the input size `fc1` was built for.
+    /// The constructor options a weights-only file implies: top or no top (a classifier kernel),
+    /// class count, and the input size a classifier fixes (VGG's `fc1`).
     public static func options(for weights: WeightSource, architecture: Architecture) -> ApplicationOptions {
         var options = ApplicationOptions()
         guard let predictions = classifierKernelShape(in: weights), let classes = predictions.last else {
@@ -210,16 +174,31 @@ public enum Architecture: Sendable, Equatable, CustomStringConvertible {
             return options
         }
         options.classes = classes
-        if case .vgg16 = architecture, let fc1 = weights.shape(layer: "fc1", weight: "kernel") {
-            options.inputShape = vggInputShape(fc1Inputs: fc1[0])
-        } else if case .vgg19 = architecture, let fc1 = weights.shape(layer: "fc1", weight: "kernel") {
-            options.inputShape = vggInputShape(fc1Inputs: fc1[0])
-        }
+        options.inputShape = architecture.family.inputShape(fixedBy: weights)
         return options
     }
 
-    private static func vggInputShape(fc1Inputs: Int) -> [Int]? {
-        let side = Int((Double(fc1Inputs / 512)).squareRoot().rounded())
-        return side * side * 512 == fc1Inputs ? [side * 32, side * 32, 3] : nil
+    /// The kernel shape of the classifier a weights-only file carries, whichever family named it
+    /// (`predictions`, MobileNet's `conv_preds`, MobileNetV3's `Logits`/`logits`, ConvNeXt's
+    /// `…_head_dense`); nil for a file without the top.
+    static func classifierKernelShape(in weights: WeightSource) -> [Int]? {
+        for layer in ["predictions", "conv_preds", "Logits", "logits"] {
+            if let shape = weights.shape(layer: layer, weight: "kernel") { return shape }
+        }
+        if let prefix = ConvNeXt.prefix(of: weights) {
+            return weights.shape(layer: "\(prefix)_head_dense", weight: "kernel")
+        }
+        return nil
+    }
+
+    /// The width a name gives after its family stem (`0.35` in `mobilenetv20.35`), 0 when
+    /// omitted (read from the weights later).
+    /// - Throws: `EngineError.unknownArchitecture` for text that is no positive number.
+    static func width(_ text: Substring, family: String, original: String) throws -> Double {
+        if text.isEmpty { return 0 }
+        guard let value = Double(text), value > 0 else {
+            throw EngineError.unknownArchitecture("unknown \(family) width '\(text)' in architecture '\(original)'")
+        }
+        return value
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import TLTensor
 
 /// `keras.applications.ConvNeXtTiny` … `ConvNeXtXLarge` (Liu et al. 2022), with Keras' layer
 /// names, all prefixed by the model name (`convnext_tiny_stem_conv`,
@@ -102,5 +103,58 @@ public enum ConvNeXt {
         x = try builder.apply(LayerScale(name: "\(name)_layer_scale", projectionDimension: projectionDimension), to: [x])
         x = try builder.activation(x, .linear, name: "\(name)_identity")
         return try builder.add([inputs, x], name: "\(name)_add")
+    }
+}
+
+// MARK: - The family
+
+extension ConvNeXt {
+    /// ConvNeXt Tiny…XLarge.
+    public struct Family: ArchitectureFamily {
+        public var variant: Variant
+        public var includePreprocessing: Bool
+
+        public static let nameForms = ["convnexttiny", "convnextsmall", "convnextbase", "convnextlarge", "convnextxlarge"]
+
+        public static func parse(compactName: String, original: String) throws -> Family? {
+            guard compactName.hasPrefix("convnext"),
+                  let variant = Variant(rawValue: String(compactName.dropFirst("convnext".count))) else { return nil }
+            return Family(variant: variant, includePreprocessing: true)
+        }
+
+        /// The variant from the layer-name prefix (`convnext_tiny_stem_conv`).
+        public static func detect(in weights: WeightSource, layers: Set<String>) throws -> Family? {
+            guard let prefix = ConvNeXt.prefix(of: weights) else { return nil }
+            guard let variant = Variant.allCases.first(where: { $0.modelName == prefix }) else {
+                throw EngineError.unknownArchitecture("ConvNeXt-like file with layer prefix '\(prefix)' is no published variant (convnext_tiny … convnext_xlarge)")
+            }
+            return Family(variant: variant, includePreprocessing: true)
+        }
+
+        public func build(options: ApplicationOptions) throws -> Graph {
+            try ConvNeXt.build(variant, includePreprocessing: includePreprocessing, options: options)
+        }
+
+        public var description: String { variant.modelName }
+    }
+
+    /// The model-name prefix of a ConvNeXt file (`convnext_tiny`), from its stem convolution
+    /// stored flat (`convnext_tiny_stem_conv`) or inside the nested stem (`convnext_tiny_stem`).
+    static func prefix(of weights: WeightSource) -> String? {
+        for layer in weights.layerNames {
+            let leaf = layer.split(separator: "/").last.map(String.init) ?? layer
+            if leaf.hasSuffix("_stem_conv") { return String(leaf.dropLast("_stem_conv".count)) }
+            if layer.hasSuffix("_stem"), weights.weightNames(layer: layer).contains(where: { $0.hasPrefix("\(layer)_conv/") }) {
+                return String(layer.dropLast("_stem".count))
+            }
+        }
+        return nil
+    }
+}
+
+extension Architecture {
+    /// ConvNeXt Tiny…XLarge.
+    public static func convNeXt(_ variant: ConvNeXt.Variant, includePreprocessing: Bool) -> Architecture {
+        Architecture(ConvNeXt.Family(variant: variant, includePreprocessing: includePreprocessing))
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import TLTensor
 
 /// `keras.applications.DenseNet121/169/201` (Huang et al. 2017), with Keras' layer names
 /// (`conv1/conv`, `conv1/bn`, `pool1`, `conv2_block1_0_bn`, …, `pool2_conv`, `pool2_pool`, `bn`,
@@ -77,4 +78,52 @@ public enum DenseNet {
         x = try builder.conv2D(x, filters: builder.channels(of: x) / 2, kernelSize: 1, useBias: false, name: "\(name)_conv")
         return try builder.averagePooling2D(x, poolSize: 2, strides: 2, name: "\(name)_pool")
     }
+}
+
+// MARK: - The family
+
+extension DenseNet {
+    /// DenseNet with 121, 169 or 201 layers.
+    public struct Family: ArchitectureFamily {
+        /// 121, 169 or 201.
+        public var depth: Int
+
+        public static let nameForms = ["densenet121", "densenet169", "densenet201"]
+
+        public static func parse(compactName: String, original: String) throws -> Family? {
+            [121, 169, 201].first { compactName == "densenet\($0)" }.map { Family(depth: $0) }
+        }
+
+        /// The depth from the number of dense blocks per stage (`convN_blockM_1_conv`).
+        public static func detect(in weights: WeightSource, layers: Set<String>) throws -> Family? {
+            guard layers.contains("conv1/conv") else { return nil }
+            let blocks = (2...5).map { stage in (1...).prefix { layers.contains("conv\(stage)_block\($0)_1_conv") }.count }
+            guard let depth = [121, 169, 201].first(where: { (try? DenseNet.blocks(depth: $0)) == blocks }) else {
+                throw EngineError.unknownArchitecture("DenseNet with dense blocks \(blocks) matches no published depth (121, 169, 201)")
+            }
+            return Family(depth: depth)
+        }
+
+        public func build(options: ApplicationOptions) throws -> Graph {
+            try DenseNet.build(blocks: try DenseNet.blocks(depth: depth), options: options)
+        }
+
+        public var description: String { "densenet\(depth)" }
+    }
+
+    /// The dense blocks of DenseNet-121, -169 or -201.
+    /// - Throws: `EngineError.unknownArchitecture` for another depth.
+    public static func blocks(depth: Int) throws -> [Int] {
+        switch depth {
+        case 121: return blocks121
+        case 169: return blocks169
+        case 201: return blocks201
+        default: throw EngineError.unknownArchitecture("DenseNet has 121, 169 or 201 layers, not \(depth)")
+        }
+    }
+}
+
+extension Architecture {
+    /// DenseNet with 121, 169 or 201 layers.
+    public static func denseNet(depth: Int) -> Architecture { Architecture(DenseNet.Family(depth: depth)) }
 }

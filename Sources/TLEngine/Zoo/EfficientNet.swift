@@ -1,4 +1,5 @@
 import Foundation
+import TLTensor
 
 /// `keras.applications.EfficientNetB0` … `B7` (Tan & Le 2019), with Keras' layer names
 /// (`stem_conv`, `block1a_dwconv`, `block2b_se_reduce`, …, `top_conv`, `predictions`).
@@ -160,5 +161,58 @@ func efficientNetHead(_ builder: GraphBuilder, _ x: GraphTensor, options: Applic
     case .avg: return try builder.globalAveragePooling2D(x, name: "avg_pool")
     case .max: return try builder.globalMaxPooling2D(x, name: "max_pool")
     case .none: return x
+    }
+}
+
+// MARK: - The family
+
+extension EfficientNet {
+    /// EfficientNet B0…B7; `imagenetScaling` adds Keras' fix-up for the published ImageNet weights.
+    public struct Family: ArchitectureFamily {
+        public var variant: Variant
+        public var imagenetScaling: Bool
+
+        public static let nameForms = ["efficientnetb0…b7"]
+
+        public static func parse(compactName: String, original: String) throws -> Family? {
+            guard compactName.hasPrefix("efficientnetb"), let number = Int(compactName.dropFirst("efficientnetb".count)),
+                  let variant = Variant(rawValue: number) else { return nil }
+            return Family(variant: variant, imagenetScaling: false)
+        }
+
+        /// B0…B7 from the top width and the number of blocks.
+        public static func detect(in weights: WeightSource, layers: Set<String>) throws -> Family? {
+            guard layers.contains("stem_conv") && layers.contains("top_conv") && layers.contains("block1a_dwconv") else { return nil }
+            let top = weights.shape(layer: "top_conv", weight: "kernel")?.last ?? 0
+            let blocks = weights.layerNames.filter { $0.hasPrefix("block") && $0.hasSuffix("_project_conv") }.count
+            for variant in Variant.allCases {
+                let c = variant.coefficients
+                let expectedBlocks = EfficientNet.stages.reduce(0) { $0 + EfficientNet.roundRepeats($1.repeats, depth: c.depth) }
+                if EfficientNet.roundFilters(1280, width: c.width) == top && expectedBlocks == blocks {
+                    return Family(variant: variant, imagenetScaling: false)
+                }
+            }
+            throw EngineError.unknownArchitecture("EfficientNet with \(top) top_conv filters and \(blocks) blocks matches no B0…B7")
+        }
+
+        /// ImageNet rescaling when the `normalization` variance is ImageNet's.
+        public func resolved(using weights: WeightSource) throws -> Family {
+            let variance = (try? weights.tensor(layer: "normalization", weight: "variance"))?.scalars ?? []
+            let imagenet = variance.count == 3 && zip(variance, EfficientNet.imagenetStandardDeviation).allSatisfy { abs($0 - $1) < 1e-6 }
+            return Family(variant: variant, imagenetScaling: imagenet)
+        }
+
+        public func build(options: ApplicationOptions) throws -> Graph {
+            try EfficientNet.build(variant, imagenetScaling: imagenetScaling, options: options)
+        }
+
+        public var description: String { "efficientnet\(variant.name)" }
+    }
+}
+
+extension Architecture {
+    /// EfficientNet B0…B7; `imagenetScaling` adds Keras' fix-up for the published ImageNet weights.
+    public static func efficientNet(_ variant: EfficientNet.Variant, imagenetScaling: Bool) -> Architecture {
+        Architecture(EfficientNet.Family(variant: variant, imagenetScaling: imagenetScaling))
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import TLTensor
 
 /// `keras.applications.EfficientNetV2B0` … `B3`, `S`, `M`, `L` (Tan & Le 2021), with Keras'
 /// layer names (`stem_conv`, `block1a_project_conv`, `block4a_se_reduce`, …, `top_conv`,
@@ -177,5 +178,54 @@ public enum EfficientNetV2 {
         guard stride == 1 && filtersIn == filtersOut else { return x }
         let dropped = try builder.dropout(x, name: "\(name)drop")
         return try builder.add([dropped, inputs], name: "\(name)add")
+    }
+}
+
+// MARK: - The family
+
+extension EfficientNetV2 {
+    /// EfficientNetV2 B0…B3, S, M, L.
+    public struct Family: ArchitectureFamily {
+        public var variant: Variant
+        public var includePreprocessing: Bool
+
+        public static let nameForms = ["efficientnetv2b0…b3", "efficientnetv2s/m/l"]
+
+        public static func parse(compactName: String, original: String) throws -> Family? {
+            guard compactName.hasPrefix("efficientnetv2"),
+                  let variant = Variant(rawValue: String(compactName.dropFirst("efficientnetv2".count))) else { return nil }
+            return Family(variant: variant, includePreprocessing: true)
+        }
+
+        /// The variant whose stem width, top width and block count match the file.
+        public static func detect(in weights: WeightSource, layers: Set<String>) throws -> Family? {
+            guard layers.contains("stem_conv") && layers.contains("top_conv") && !layers.contains("block1a_dwconv") else { return nil }
+            let stem = weights.shape(layer: "stem_conv", weight: "kernel")?.last ?? 0
+            let top = weights.shape(layer: "top_conv", weight: "kernel")?.last ?? 0
+            let blocks = weights.layerNames.filter { $0.hasPrefix("block") && $0.hasSuffix("_project_conv") }.count
+            for variant in Variant.allCases {
+                let c = variant.coefficients
+                let stages = variant.stages
+                let expectedBlocks = stages.reduce(0) { $0 + EfficientNet.roundRepeats($1.repeats, depth: c.depth) }
+                if EfficientNetV2.roundFilters(stages[0].filtersIn, width: c.width) == stem,
+                   EfficientNetV2.roundFilters(1280, width: c.width) == top, expectedBlocks == blocks {
+                    return Family(variant: variant, includePreprocessing: true)
+                }
+            }
+            throw EngineError.unknownArchitecture("EfficientNetV2 with stem \(stem), top \(top) and \(blocks) blocks matches no B0…B3/S/M/L")
+        }
+
+        public func build(options: ApplicationOptions) throws -> Graph {
+            try EfficientNetV2.build(variant, includePreprocessing: includePreprocessing, options: options)
+        }
+
+        public var description: String { "efficientnetv2-\(variant.rawValue)" }
+    }
+}
+
+extension Architecture {
+    /// EfficientNetV2 B0…B3, S, M, L.
+    public static func efficientNetV2(_ variant: EfficientNetV2.Variant, includePreprocessing: Bool) -> Architecture {
+        Architecture(EfficientNetV2.Family(variant: variant, includePreprocessing: includePreprocessing))
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import TLTensor
 
 /// `keras.applications.InceptionResNetV2` (Szegedy et al. 2017).
 ///
@@ -143,4 +144,31 @@ public enum InceptionResNetV2 {
         x = try builder.automaticallyNamedHead(x, options: options, topPoolName: "avg_pool", names: names)
         return try builder.build(outputs: [x], name: "inception_resnet_v2")
     }
+}
+
+// MARK: - The family
+
+extension InceptionResNetV2 {
+    /// InceptionResNetV2.
+    public struct Family: ArchitectureFamily {
+        public init() {}
+        public static let nameForms = ["inceptionresnetv2"]
+
+        public static func parse(compactName: String, original: String) throws -> Family? {
+            compactName == "inceptionresnetv2" ? Family() : nil
+        }
+
+        public static func detect(in weights: WeightSource, layers: Set<String>) throws -> Family? {
+            layers.contains("block35_1_conv") && layers.contains("conv_7b") ? Family() : nil
+        }
+
+        public func build(options: ApplicationOptions) throws -> Graph { try InceptionResNetV2.build(options: options) }
+        public var minimumInputSize: Int { 75 }
+        public var description: String { "inception_resnet_v2" }
+    }
+}
+
+extension Architecture {
+    /// InceptionResNetV2.
+    public static let inceptionResNetV2 = Architecture(InceptionResNetV2.Family())
 }

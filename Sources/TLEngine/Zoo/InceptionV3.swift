@@ -1,4 +1,5 @@
 import Foundation
+import TLTensor
 
 /// `keras.applications.InceptionV3` (Szegedy et al. 2016).
 ///
@@ -110,4 +111,35 @@ public enum InceptionV3 {
         x = try builder.automaticallyNamedHead(x, options: options, topPoolName: "avg_pool", names: names)
         return try builder.build(outputs: [x], name: "inception_v3")
     }
+}
+
+// MARK: - The family
+
+extension InceptionV3 {
+    /// InceptionV3 (`conv2d_bn` blocks with automatic names `conv2d`…`conv2d_93`).
+    public struct Family: ArchitectureFamily {
+        public init() {}
+        public static let nameForms = ["inceptionv3"]
+
+        public static func parse(compactName: String, original: String) throws -> Family? {
+            compactName == "inceptionv3" ? Family() : nil
+        }
+
+        /// 94 unnamed convolutions and BatchNorms (numbered from 0 once `AutomaticNames` has
+        /// renumbered a busy session's), a 32-filter RGB stem.
+        public static func detect(in weights: WeightSource, layers: Set<String>) throws -> Family? {
+            guard layers.contains("conv2d_93") && !layers.contains("conv2d_94") && layers.contains("batch_normalization_93"),
+                  weights.shape(layer: "conv2d", weight: "kernel") == [3, 3, 3, 32] else { return nil }
+            return Family()
+        }
+
+        public func build(options: ApplicationOptions) throws -> Graph { try InceptionV3.build(options: options) }
+        public var minimumInputSize: Int { 75 }
+        public var description: String { "inception_v3" }
+    }
+}
+
+extension Architecture {
+    /// InceptionV3.
+    public static let inceptionV3 = Architecture(InceptionV3.Family())
 }

@@ -1,4 +1,5 @@
 import Foundation
+import TLTensor
 
 /// Keras' automatic layer names, as a fresh session hands them out: the first unnamed `Conv2D`
 /// is `conv2d`, the next `conv2d_1`, and so on, one counter per layer class

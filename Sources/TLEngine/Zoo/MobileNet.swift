@@ -1,4 +1,5 @@
 import Foundation
+import TLTensor
 
 /// `keras.applications.MobileNet` (v1, Howard et al. 2017), with Keras' layer names:
 /// `conv1`, `conv1_bn`, `conv1_relu`, `conv_pad_2`, `conv_dw_1`, `conv_dw_1_bn`, `conv_pw_1`, …,
@@ -58,5 +59,58 @@ public enum MobileNet {
         }
         let rows = shape[0] > 0 ? shape[0] : 224
         return try builder.build(outputs: [x], name: "mobilenet_\(String(format: "%.2f", alpha))_\(rows)")
+    }
+}
+
+// MARK: - The family
+
+extension MobileNet {
+    /// MobileNet v1 with width `alpha` (0: read from the weights) and depthwise `depthMultiplier`.
+    public struct Family: ArchitectureFamily {
+        public var alpha: Double
+        public var depthMultiplier: Int
+
+        public static let nameForms = ["mobilenet[_ALPHA]"]
+
+        public static func parse(compactName: String, original: String) throws -> Family? {
+            for stem in ["mobilenetv1", "mobilenet"] where compactName.hasPrefix(stem) {
+                let rest = compactName.dropFirst(stem.count)
+                if rest.hasPrefix("v") { return nil }
+                return Family(alpha: try Architecture.width(rest, family: "MobileNet", original: original), depthMultiplier: 1)
+            }
+            return nil
+        }
+
+        public static func detect(in weights: WeightSource, layers: Set<String>) throws -> Family? {
+            layers.contains("conv1") && layers.contains("conv_pw_13") ? Family(alpha: 0, depthMultiplier: 1) : nil
+        }
+
+        /// The depth multiplier from `conv_dw_1`, an omitted alpha from `conv1`'s filters.
+        public func resolved(using weights: WeightSource) throws -> Family {
+            guard let conv1 = weights.shape(layer: "conv1", weight: "kernel"), conv1.count == 4 else { return self }
+            let depthwise = weights.shape(layer: "conv_dw_1", weight: "depthwise_kernel") ?? weights.shape(layer: "conv_dw_1", weight: "kernel")
+            let multiplier = depthwise?.last ?? 1
+            if alpha > 0 { return Family(alpha: alpha, depthMultiplier: multiplier) }
+            let candidates = MobileNet.alphas + [Double(conv1[3]) / 32]
+            guard let found = candidates.first(where: { Int(32 * $0) == conv1[3] }) else {
+                throw EngineError.unknownArchitecture("MobileNet with \(conv1[3]) filters in conv1 matches no alpha")
+            }
+            return Family(alpha: found, depthMultiplier: multiplier)
+        }
+
+        public func build(options: ApplicationOptions) throws -> Graph {
+            try MobileNet.build(alpha: alpha == 0 ? 1 : alpha, depthMultiplier: depthMultiplier, options: options)
+        }
+
+        public var description: String {
+            "mobilenet_\(String(format: "%.2f", alpha))" + (depthMultiplier == 1 ? "" : "_dm\(depthMultiplier)")
+        }
+    }
+}
+
+extension Architecture {
+    /// MobileNet v1 with width `alpha` (0: read from the weights) and depthwise `depthMultiplier`.
+    public static func mobileNet(alpha: Double, depthMultiplier: Int) -> Architecture {
+        Architecture(MobileNet.Family(alpha: alpha, depthMultiplier: depthMultiplier))
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import TLTensor
 
 /// `keras.applications.MobileNetV2` (Sandler et al. 2018), with Keras' layer names:
 /// `Conv1`, `bn_Conv1`, `Conv1_relu`, `expanded_conv_depthwise`, …, `block_16_project_BN`,
@@ -85,4 +86,56 @@ func correctPad(_ shape: [Int], kernelSize: Int) -> ((Int, Int), (Int, Int)) {
     let adjustColumns = shape[1] < 0 ? 1 : 1 - shape[1] % 2
     let correct = kernelSize / 2
     return ((correct - adjustRows, correct), (correct - adjustColumns, correct))
+}
+
+// MARK: - The family
+
+extension MobileNetV2 {
+    /// MobileNetV2 with width multiplier `alpha` (0: read from the weights).
+    public struct Family: ArchitectureFamily {
+        /// The width multiplier; 0 until resolved from the weights.
+        public var alpha: Double
+
+        public static let nameForms = ["mobilenetv2[_ALPHA]"]
+
+        public static func parse(compactName: String, original: String) throws -> Family? {
+            guard compactName.hasPrefix("mobilenetv2") else { return nil }
+            return Family(alpha: try Architecture.width(compactName.dropFirst("mobilenetv2".count), family: "MobileNetV2", original: original))
+        }
+
+        public static func detect(in weights: WeightSource, layers: Set<String>) throws -> Family? {
+            guard layers.contains("Conv1") && layers.contains("block_16_project") else { return nil }
+            return Family(alpha: 0)
+        }
+
+        /// The published alpha whose `block_16_project` has the file's output channels.
+        public func resolved(using weights: WeightSource) throws -> Family {
+            guard alpha == 0 else { return self }
+            guard let shape = weights.shape(layer: "block_16_project", weight: "kernel"), shape.count == 4 else {
+                throw EngineError.unknownArchitecture("MobileNetV2-like file without block_16_project/kernel")
+            }
+            return Family(alpha: try Self.alpha(projectFilters: shape[3]))
+        }
+
+        /// The published alpha whose `block_16_project` has `projectFilters` outputs.
+        static func alpha(projectFilters: Int) throws -> Double {
+            guard let found = MobileNetV2.alphas.first(where: { MobileNetV2.makeDivisible(Double(Int(320 * $0))) == projectFilters }) else {
+                throw EngineError.unknownArchitecture("MobileNetV2 with \(projectFilters) filters in block_16_project matches no published alpha")
+            }
+            return found
+        }
+
+        public func build(options: ApplicationOptions) throws -> Graph {
+            try MobileNetV2.build(alpha: alpha == 0 ? 1 : alpha, options: options)
+        }
+
+        /// `correct_pad` before each stride-2 depthwise convolution depends on the image size.
+        public var paddingDependsOnInputSize: Bool { true }
+        public var description: String { "mobilenetv2_\(String(format: "%.2f", alpha))" }
+    }
+}
+
+extension Architecture {
+    /// MobileNetV2 with width multiplier `alpha` (0: read from the weights).
+    public static func mobileNetV2(alpha: Double) -> Architecture { Architecture(MobileNetV2.Family(alpha: alpha)) }
 }

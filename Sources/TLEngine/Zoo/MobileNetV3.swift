@@ -1,4 +1,5 @@
 import Foundation
+import TLTensor
 
 /// `keras.applications.MobileNetV3Small` / `MobileNetV3Large` (Howard et al. 2019).
 ///
@@ -23,7 +24,7 @@ public enum MobileNetV3 {
     }
 
     /// Everything `keras.applications.MobileNetV3*` lets a caller choose besides the head options.
-    public struct Configuration: Sendable, Equatable, CustomStringConvertible {
+    public struct Configuration: Sendable, Hashable, CustomStringConvertible {
         /// Small or Large.
         public var size: Size
         /// Width multiplier (published: 0.75 and 1.0; 1.0 only for minimalistic).
@@ -195,5 +196,76 @@ public enum MobileNetV3 {
             x = try builder.add([inputs, x], name: name("Add", "add"))
         }
         return x
+    }
+}
+
+// MARK: - The family
+
+extension MobileNetV3 {
+    /// MobileNetV3 Small or Large, minimalistic or not, with its width and layer-name flavour.
+    public struct Family: ArchitectureFamily {
+        public var configuration: Configuration
+
+        public static let nameForms = ["mobilenetv3small[_minimalistic][_ALPHA]", "mobilenetv3large[_minimalistic][_ALPHA]"]
+
+        public static func parse(compactName: String, original: String) throws -> Family? {
+            for size in Size.allCases {
+                let stem = "mobilenetv3\(size.rawValue)"
+                guard compactName.hasPrefix(stem) else { continue }
+                var rest = compactName.dropFirst(stem.count)
+                let minimalistic = rest.hasPrefix("minimalistic")
+                if minimalistic { rest = rest.dropFirst("minimalistic".count) }
+                let alpha = try Architecture.width(rest, family: "MobileNetV3", original: original)
+                return Family(configuration: Configuration(size: size, alpha: alpha, minimalistic: minimalistic))
+            }
+            return nil
+        }
+
+        /// tf.keras names (`expanded_conv/depthwise`) or Keras 3's (`expanded_conv_depthwise`).
+        public static func detect(in weights: WeightSource, layers: Set<String>) throws -> Family? {
+            guard layers.contains("expanded_conv/depthwise") || layers.contains("expanded_conv_depthwise") else { return nil }
+            let large = layers.contains("expanded_conv_14/project") || layers.contains("expanded_conv_14_project")
+            let minimalistic = !layers.contains { $0.contains("squeeze_excite") }
+            return Family(configuration: Configuration(size: large ? .large : .small, alpha: 0, minimalistic: minimalistic))
+        }
+
+        /// The layer-name flavour, and an omitted alpha from the block projections.
+        public func resolved(using weights: WeightSource) throws -> Family {
+            var configuration = self.configuration
+            configuration.layerNames = Set(weights.layerNames).contains("conv_bn") ? .keras3 : .keras2
+            if configuration.alpha == 0 { configuration.alpha = try Self.alpha(configuration, weights) }
+            return Family(configuration: configuration)
+        }
+
+        /// The alpha whose block projections all have the file's output channels.
+        private static func alpha(_ configuration: Configuration, _ weights: WeightSource) throws -> Double {
+            let separator = configuration.layerNames == .keras2 ? "/" : "_"
+            let blocks = MobileNetV3.blocks(configuration.size)
+            let actual = blocks.indices.map { id in
+                weights.shape(layer: (id == 0 ? "expanded_conv" : "expanded_conv_\(id)") + "\(separator)project", weight: "kernel")?.last
+            }
+            let candidates: [Double] = [0.75, 1.0, 0.5, 0.25, 0.35, 1.25, 1.4, 1.5, 2.0]
+            guard let alpha = candidates.first(where: { alpha in
+                zip(blocks, actual).allSatisfy { MobileNetV3.depth(Double($0.filters) * alpha) == $1 }
+            }) else {
+                throw EngineError.unknownArchitecture("MobileNetV3 \(configuration.size.rawValue) projections \(actual.map { $0 ?? 0 }) match no alpha")
+            }
+            return alpha
+        }
+
+        public func build(options: ApplicationOptions) throws -> Graph {
+            var configuration = self.configuration
+            if configuration.alpha == 0 { configuration.alpha = 1 }
+            return try MobileNetV3.build(configuration, options: options)
+        }
+
+        public var description: String { configuration.description }
+    }
+}
+
+extension Architecture {
+    /// MobileNetV3 Small or Large.
+    public static func mobileNetV3(_ configuration: MobileNetV3.Configuration) -> Architecture {
+        Architecture(MobileNetV3.Family(configuration: configuration))
     }
 }

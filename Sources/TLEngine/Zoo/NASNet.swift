@@ -1,4 +1,5 @@
 import Foundation
+import TLTensor
 
 /// `keras.applications.NASNetMobile` / `NASNetLarge` (Zoph et al. 2018, NASNet-A), and Keras'
 /// general `NASNet(penultimate_filters:num_blocks:…)` constructor they call.
@@ -221,4 +222,48 @@ public enum NASNet {
             return (x, ip)
         }
     }
+}
+
+// MARK: - The family
+
+extension NASNet {
+    /// NASNetMobile (NASNet-A 4 @ 1056) or NASNetLarge (NASNet-A 6 @ 4032).
+    public struct Family: ArchitectureFamily {
+        /// NASNetLarge rather than NASNetMobile.
+        public var large: Bool
+
+        public static let nameForms = ["nasnetmobile", "nasnetlarge"]
+
+        public static func parse(compactName: String, original: String) throws -> Family? {
+            switch compactName {
+            case "nasnetmobile": Family(large: false)
+            case "nasnetlarge": Family(large: true)
+            default: nil
+            }
+        }
+
+        /// Mobile or large from the stem's filters.
+        public static func detect(in weights: WeightSource, layers: Set<String>) throws -> Family? {
+            guard layers.contains("stem_conv1") && layers.contains("stem_bn1") else { return nil }
+            switch weights.shape(layer: "stem_conv1", weight: "kernel")?.last {
+            case Configuration.mobile.stemFilters: return Family(large: false)
+            case Configuration.large.stemFilters: return Family(large: true)
+            case let filters:
+                throw EngineError.unknownArchitecture("NASNet with \(filters.map(String.init) ?? "unknown") stem filters is neither NASNetMobile (32) nor NASNetLarge (96)")
+            }
+        }
+
+        public func build(options: ApplicationOptions) throws -> Graph {
+            try NASNet.build(configuration: large ? .large : .mobile, options: options)
+        }
+
+        public var description: String { large ? "nasnet_large" : "nasnet_mobile" }
+    }
+}
+
+extension Architecture {
+    /// NASNetMobile (NASNet-A 4 @ 1056).
+    public static let nasNetMobile = Architecture(NASNet.Family(large: false))
+    /// NASNetLarge (NASNet-A 6 @ 4032).
+    public static let nasNetLarge = Architecture(NASNet.Family(large: true))
 }

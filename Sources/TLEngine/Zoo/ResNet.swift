@@ -1,4 +1,5 @@
 import Foundation
+import TLTensor
 
 /// `keras.applications.ResNet50/101/152` (v1, He et al. 2015) and `ResNet50V2/101V2/152V2`
 /// (pre-activation), with Keras' layer names (`conv1_conv`, `conv2_block1_0_conv`, …,
@@ -111,4 +112,49 @@ public enum ResNet {
         x = try builder.conv2D(x, filters: 4 * filters, kernelSize: 1, name: "\(name)_3_conv")
         return try builder.add([shortcut, x], name: "\(name)_out")
     }
+}
+
+// MARK: - The family
+
+extension ResNet {
+    /// ResNet v1, or v2 (pre-activation), with 50, 101 or 152 layers.
+    public struct Family: ArchitectureFamily {
+        /// 50, 101 or 152.
+        public var depth: Int
+        /// ResNet v2 (pre-activation, `post_bn`).
+        public var preActivation: Bool
+
+        public static let nameForms = ["resnet50", "resnet101", "resnet152", "resnet50v2", "resnet101v2", "resnet152v2"]
+
+        public static func parse(compactName: String, original: String) throws -> Family? {
+            for depth in [50, 101, 152] {
+                if compactName == "resnet\(depth)" { return Family(depth: depth, preActivation: false) }
+                if compactName == "resnet\(depth)v2" { return Family(depth: depth, preActivation: true) }
+            }
+            return nil
+        }
+
+        /// The depth from the number of blocks in stages 3 and 4.
+        public static func detect(in weights: WeightSource, layers: Set<String>) throws -> Family? {
+            guard layers.contains("conv1_conv") else { return nil }
+            let depth = layers.contains("conv3_block8_1_conv") ? 152 : layers.contains("conv4_block23_1_conv") ? 101 : 50
+            return Family(depth: depth, preActivation: layers.contains("post_bn"))
+        }
+
+        public func build(options: ApplicationOptions) throws -> Graph {
+            if preActivation {
+                return try ResNet.build(stages: ResNet.stagesV2(depth: depth), preActivation: true, options: options, name: description)
+            }
+            return try ResNet.build(stages: ResNet.stagesV1(depth: depth), options: options, name: description)
+        }
+
+        public var description: String { "resnet\(depth)" + (preActivation ? "v2" : "") }
+    }
+}
+
+extension Architecture {
+    /// ResNet v1 with 50, 101 or 152 layers.
+    public static func resNet(depth: Int) -> Architecture { Architecture(ResNet.Family(depth: depth, preActivation: false)) }
+    /// ResNet v2 (pre-activation) with 50, 101 or 152 layers.
+    public static func resNetV2(depth: Int) -> Architecture { Architecture(ResNet.Family(depth: depth, preActivation: true)) }
 }

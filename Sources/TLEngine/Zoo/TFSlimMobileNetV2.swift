@@ -102,7 +102,7 @@ public struct TFSlimMobileNetV2: WeightSource {
         if !unused.isEmpty { throw EngineError.unusedWeights(names: unused) }
 
         let project = root + "expanded_conv_\(MobileNetV2.blocks.count - 1)/project"
-        alpha = try Architecture.mobileNetV2Alpha(projectFilters: source.shape(layer: project, weight: "weights")?.last ?? 0)
+        alpha = try MobileNetV2.Family.alpha(projectFilters: source.shape(layer: project, weight: "weights")?.last ?? 0)
         classCount = hasHead ? source.shape(layer: classifier, weight: "weights")?.last : nil
         layerNames = table.map(\.keras)
         self.layers = layers

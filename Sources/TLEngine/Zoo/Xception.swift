@@ -1,4 +1,5 @@
 import Foundation
+import TLTensor
 
 /// `keras.applications.Xception` (Chollet 2017), with Keras' layer names (`block1_conv1`,
 /// `block2_sepconv1_bn`, …, `block14_sepconv2_act`, `avg_pool`, `predictions`).
@@ -75,4 +76,31 @@ public enum Xception {
         x = try builder.automaticallyNamedHead(x, options: options, topPoolName: "avg_pool", names: names)
         return try builder.build(outputs: [x], name: "xception")
     }
+}
+
+// MARK: - The family
+
+extension Xception {
+    /// Xception.
+    public struct Family: ArchitectureFamily {
+        public init() {}
+        public static let nameForms = ["xception"]
+
+        public static func parse(compactName: String, original: String) throws -> Family? {
+            compactName == "xception" ? Family() : nil
+        }
+
+        public static func detect(in weights: WeightSource, layers: Set<String>) throws -> Family? {
+            layers.contains("block1_conv1") && layers.contains("block14_sepconv2") ? Family() : nil
+        }
+
+        public func build(options: ApplicationOptions) throws -> Graph { try Xception.build(options: options) }
+        public var minimumInputSize: Int { 71 }
+        public var description: String { "xception" }
+    }
+}
+
+extension Architecture {
+    /// Xception.
+    public static let xception = Architecture(Xception.Family())
 }
