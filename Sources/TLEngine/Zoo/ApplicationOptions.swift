@@ -36,17 +36,39 @@ public struct ApplicationOptions: Sendable, Equatable {
     }
 }
 
+/// What the top of a `keras.applications` model puts between the feature map and `predictions`.
+public enum ClassifierTop: Sendable {
+    /// Global average pooling (named `poolName`, else the head's average name), then an optional
+    /// dropout (EfficientNet's `top_dropout`).
+    case pooled(poolName: String? = nil, dropoutName: String? = nil)
+    /// VGG's `flatten`, `fc1` and `fc2` of `denseUnits` each, with ReLU.
+    case flattened(denseUnits: Int)
+}
+
 extension GraphBuilder {
-    /// The shared ending of `keras.applications` models: global average pooling and `predictions`
-    /// with the top, else the requested pooling (`avg_pool`/`max_pool` style names are given).
-    func applicationHead(_ x: GraphTensor, options: ApplicationOptions, averageName: String, maxName: String) throws -> GraphTensor {
+    /// The one ending of `keras.applications` models. With the top: `top`'s layers, then
+    /// `predictions`; without: the requested global pooling (`options.pooling`), named
+    /// `averageName`/`maxName`, or by Keras' automatic names from `names` when those are nil
+    /// (Inception, Xception, NASNet).
+    func applicationHead(_ x: GraphTensor, options: ApplicationOptions, top: ClassifierTop = .pooled(),
+                         averageName: String? = nil, maxName: String? = nil,
+                         names: KerasLayerNames = KerasLayerNames()) throws -> GraphTensor {
         if options.includeTop {
-            let pooled = try globalAveragePooling2D(x, name: averageName)
-            return try dense(pooled, units: options.classes, activation: options.classifierActivation, name: "predictions")
+            var x = x
+            switch top {
+            case let .pooled(poolName, dropoutName):
+                x = try globalAveragePooling2D(x, name: poolName ?? averageName ?? names.next("global_average_pooling2d"))
+                if let dropoutName { x = try dropout(x, name: dropoutName) }
+            case .flattened(let denseUnits):
+                x = try flatten(x, name: "flatten")
+                x = try dense(x, units: denseUnits, activation: .relu, name: "fc1")
+                x = try dense(x, units: denseUnits, activation: .relu, name: "fc2")
+            }
+            return try dense(x, units: options.classes, activation: options.classifierActivation, name: "predictions")
         }
         switch options.pooling {
-        case .avg: return try globalAveragePooling2D(x, name: averageName)
-        case .max: return try globalMaxPooling2D(x, name: maxName)
+        case .avg: return try globalAveragePooling2D(x, name: averageName ?? names.next("global_average_pooling2d"))
+        case .max: return try globalMaxPooling2D(x, name: maxName ?? names.next("global_max_pooling2d"))
         case .none: return x
         }
     }

@@ -50,12 +50,7 @@ public enum EfficientNet {
     ]
 
     /// Keras' `round_filters`: width-scaled, rounded to a multiple of 8, never 10% below.
-    static func roundFilters(_ filters: Int, width: Double) -> Int {
-        let scaled = Double(filters) * width
-        var result = max(8, Int(scaled + 4) / 8 * 8)
-        if Double(result) < 0.9 * scaled { result += 8 }
-        return result
-    }
+    static func roundFilters(_ filters: Int, width: Double) -> Int { makeDivisible(Double(filters) * width) }
 
     /// Keras' `round_repeats`: `ceil(depth * repeats)`.
     static func roundRepeats(_ repeats: Int, depth: Double) -> Int { Int((depth * Double(repeats)).rounded(.up)) }
@@ -106,7 +101,8 @@ public enum EfficientNet {
                                useBias: false, name: "top_conv")
         x = try builder.batchNormalization(x, epsilon: 1e-3, name: "top_bn")
         x = try builder.activation(x, .swish, name: "top_activation")
-        x = try efficientNetHead(builder, x, options: options)
+        x = try builder.applicationHead(x, options: options, top: .pooled(dropoutName: "top_dropout"),
+                                        averageName: "avg_pool", maxName: "max_pool")
         return try builder.build(outputs: [x], name: name)
     }
 
@@ -147,21 +143,6 @@ func squeezeExcite(_ builder: GraphBuilder, _ x: GraphTensor, reducedFilters: In
     se = try builder.conv2D(se, filters: reducedFilters, kernelSize: 1, padding: .same, activation: .swish, name: "\(name)se_reduce")
     se = try builder.conv2D(se, filters: filters, kernelSize: 1, padding: .same, activation: .sigmoid, name: "\(name)se_expand")
     return try builder.apply(ElementwiseMerge(name: "\(name)se_excite", operation: .multiply), to: [x, se])
-}
-
-/// The ending of EfficientNet and EfficientNetV2: `avg_pool`, `top_dropout`, `predictions`, or
-/// `avg_pool`/`max_pool` without the top.
-func efficientNetHead(_ builder: GraphBuilder, _ x: GraphTensor, options: ApplicationOptions) throws -> GraphTensor {
-    if options.includeTop {
-        var x = try builder.globalAveragePooling2D(x, name: "avg_pool")
-        x = try builder.dropout(x, name: "top_dropout")
-        return try builder.dense(x, units: options.classes, activation: options.classifierActivation, name: "predictions")
-    }
-    switch options.pooling {
-    case .avg: return try builder.globalAveragePooling2D(x, name: "avg_pool")
-    case .max: return try builder.globalMaxPooling2D(x, name: "max_pool")
-    case .none: return x
-    }
 }
 
 // MARK: - The family

@@ -66,7 +66,7 @@ public enum EfficientNetV2 {
 
     /// Keras' `round_filters` for V2 (minimum depth 8, divisor 8, no 10% correction).
     static func roundFilters(_ filters: Int, width: Double) -> Int {
-        max(8, Int(Double(filters) * width + 4) / 8 * 8)
+        makeDivisible(Double(filters) * width, correctingDown: false)
     }
 
     /// Builds a named variant.
@@ -125,7 +125,8 @@ public enum EfficientNetV2 {
                                useBias: false, name: "top_conv")
         x = try builder.batchNormalization(x, epsilon: 1e-3, name: "top_bn")
         x = try builder.activation(x, .swish, name: "top_activation")
-        x = try efficientNetHead(builder, x, options: options)
+        x = try builder.applicationHead(x, options: options, top: .pooled(dropoutName: "top_dropout"),
+                                        averageName: "avg_pool", maxName: "max_pool")
         return try builder.build(outputs: [x], name: "efficientnetv2-\(variant.rawValue)")
     }
 

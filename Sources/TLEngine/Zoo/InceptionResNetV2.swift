@@ -33,17 +33,8 @@ public enum InceptionResNetV2 {
         func convolution(_ x: GraphTensor, _ filters: Int, _ kernelSize: (Int, Int), strides: Int = 1,
                          padding: Padding = .same, activation: Bool = true, useBias: Bool = false,
                          name: String? = nil) throws -> GraphTensor {
-            var y = try builder.conv2D(x, filters: max(1, filters / filterDivisor), kernelSize: kernelSize,
-                                       strides: strides, padding: padding, useBias: useBias,
-                                       name: name ?? names.next("conv2d"))
-            if !useBias {
-                y = try builder.batchNormalization(y, epsilon: 1e-3, scale: false,
-                                                   name: name.map { "\($0)_bn" } ?? names.next("batch_normalization"))
-            }
-            if activation {
-                y = try builder.activation(y, .relu, name: name.map { "\($0)_ac" } ?? names.next("activation"))
-            }
-            return y
+            try builder.conv2dBN(x, filters: max(1, filters / filterDivisor), kernelSize: kernelSize, strides: strides,
+                                 padding: padding, activation: activation, useBias: useBias, name: name, names: names)
         }
         func convolution(_ x: GraphTensor, _ filters: Int, _ kernelSize: Int, strides: Int = 1,
                          padding: Padding = .same) throws -> GraphTensor {
@@ -141,7 +132,7 @@ public enum InceptionResNetV2 {
         x = try residualBlock(x, scale: 1, type: .block8, index: 10, activation: false)
         x = try convolution(x, 1536, (1, 1), name: "conv_7b")
 
-        x = try builder.automaticallyNamedHead(x, options: options, topPoolName: "avg_pool", names: names)
+        x = try builder.applicationHead(x, options: options, top: .pooled(poolName: "avg_pool"), names: names)
         return try builder.build(outputs: [x], name: "inception_resnet_v2")
     }
 }

@@ -22,10 +22,8 @@ public enum InceptionV3 {
 
         func convolution(_ x: GraphTensor, _ filters: Int, _ rows: Int, _ columns: Int, strides: Int = 1,
                          padding: Padding = .same) throws -> GraphTensor {
-            var y = try builder.conv2D(x, filters: max(1, filters / filterDivisor), kernelSize: (rows, columns),
-                                       strides: strides, padding: padding, useBias: false, name: names.next("conv2d"))
-            y = try builder.batchNormalization(y, epsilon: 1e-3, scale: false, name: names.next("batch_normalization"))
-            return try builder.activation(y, .relu, name: names.next("activation"))
+            try builder.conv2dBN(x, filters: max(1, filters / filterDivisor), kernelSize: (rows, columns),
+                                 strides: strides, padding: padding, names: names)
         }
         func averagePool(_ x: GraphTensor) throws -> GraphTensor {
             try builder.averagePooling2D(x, poolSize: 3, strides: 1, padding: .same, name: names.next("average_pooling2d"))
@@ -108,7 +106,7 @@ public enum InceptionV3 {
             x = try builder.concatenate([branch1x1, branch3x3, branch3x3Double, branchPool], name: "mixed\(9 + index)")
         }
 
-        x = try builder.automaticallyNamedHead(x, options: options, topPoolName: "avg_pool", names: names)
+        x = try builder.applicationHead(x, options: options, top: .pooled(poolName: "avg_pool"), names: names)
         return try builder.build(outputs: [x], name: "inception_v3")
     }
 }

@@ -15,11 +15,9 @@ public enum MobileNetV2 {
         (160, 2, 6), (160, 1, 6), (160, 1, 6), (320, 1, 6),
     ]
 
-    /// Keras' `_make_divisible`: nearest multiple of `divisor`, never more than 10% below `value`.
+    /// Keras' `_make_divisible` (see the shared `makeDivisible`).
     static func makeDivisible(_ value: Double, _ divisor: Int = 8) -> Int {
-        var result = max(divisor, Int(value + Double(divisor) / 2) / divisor * divisor)
-        if Double(result) < 0.9 * value { result += divisor }
-        return result
+        TLEngine.makeDivisible(value, divisor: divisor)
     }
 
     /// Builds the network.

@@ -82,7 +82,7 @@ public enum NASNet {
             }
         }
         x = try builder.activation(x, .relu, name: cells.names.next("activation"))
-        x = try builder.automaticallyNamedHead(x, options: options, topPoolName: nil, names: cells.names)
+        x = try builder.applicationHead(x, options: options, names: cells.names)
         return try builder.build(outputs: [x], name: "NASNet")
     }
 

@@ -29,18 +29,8 @@ public enum VGG {
             }
             x = try builder.maxPooling2D(x, poolSize: 2, strides: 2, name: "block\(block + 1)_pool")
         }
-        if options.includeTop {
-            x = try builder.flatten(x, name: "flatten")
-            x = try builder.dense(x, units: denseUnits, activation: .relu, name: "fc1")
-            x = try builder.dense(x, units: denseUnits, activation: .relu, name: "fc2")
-            x = try builder.dense(x, units: options.classes, activation: options.classifierActivation, name: "predictions")
-        } else {
-            switch options.pooling {
-            case .avg: x = try builder.globalAveragePooling2D(x, name: "global_average_pooling2d")
-            case .max: x = try builder.globalMaxPooling2D(x, name: "global_max_pooling2d")
-            case .none: break
-            }
-        }
+        x = try builder.applicationHead(x, options: options, top: .flattened(denseUnits: denseUnits),
+                                        averageName: "global_average_pooling2d", maxName: "global_max_pooling2d")
         return try builder.build(outputs: [x], name: name)
     }
 }

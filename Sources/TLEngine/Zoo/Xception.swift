@@ -73,7 +73,7 @@ public enum Xception {
         x = try separable(x, 2048, name: "block14_sepconv2")
         x = try builder.activation(x, .relu, name: "block14_sepconv2_act")
 
-        x = try builder.automaticallyNamedHead(x, options: options, topPoolName: "avg_pool", names: names)
+        x = try builder.applicationHead(x, options: options, top: .pooled(poolName: "avg_pool"), names: names)
         return try builder.build(outputs: [x], name: "xception")
     }
 }
