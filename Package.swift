@@ -39,15 +39,12 @@ let package = Package(
             ]
         ),
         // The engine's hot loops (packed GEMM, depthwise rows, the thread pool): C with AVX2/FMA
-        // intrinsics picked at run time; optimized in debug builds too, so tests run fast.
-        .target(
-            name: "CKernels",
-            cSettings: [.unsafeFlags(["-O3"])]
-        ),
+        // intrinsics picked at run time. No unsafeFlags anywhere, so the libraries can be a
+        // versioned dependency; release builds compile this at SwiftPM's -O2.
+        .target(name: "CKernels"),
         .target(
             name: "TLEngine",
-            dependencies: ["TLTensor", "TLFormats", "CKernels"],
-            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+            dependencies: ["TLTensor", "TLFormats", "CKernels"]
         ),
         // JPEG/PNG decoders in C: libjpeg's and libpng's error callbacks must longjmp, which Swift cannot host.
         .target(
