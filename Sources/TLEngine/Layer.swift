@@ -52,9 +52,13 @@ public protocol Layer: AnyObject {
     func scratchCount(inputs: [[Int]], output: [Int]) -> Int
     /// Whether the output is the first input's data unchanged (reshape, dropout): no copy is made.
     var isIdentity: Bool { get }
-    /// Readies state derived from the weights (packed GEMM panels) before the first `forward`.
-    /// `GraphExecutor` calls it for every node when it plans a graph; layers that wrap others
-    /// forward the call. Weights set later invalidate that state until the next `prepare()`.
+    /// When the weights last changed (0 for a layer without weights or before they are set):
+    /// derived state made from an older version is rebuilt (see `ParameterVersion`).
+    var parameterVersion: Int { get }
+    /// Readies state derived from the weights (packed GEMM panels) ahead of the first `forward`,
+    /// so the first pass is not slower. `GraphExecutor` calls it for every node when it plans a
+    /// graph; layers that wrap others forward the call. Optional: `forward` rebuilds whatever a
+    /// weight change made stale.
     func prepare()
     /// Computes the output. `inputs`/`output` shapes include the batch dimension.
     func forward(_ inputs: [ActivationView], into output: MutableActivationView, scratch: UnsafeMutablePointer<Float>)
@@ -66,5 +70,6 @@ extension Layer {
     public var weights: [String: Tensor] { [:] }
     public func scratchCount(inputs: [[Int]], output: [Int]) -> Int { 0 }
     public var isIdentity: Bool { false }
+    public var parameterVersion: Int { 0 }
     public func prepare() {}
 }

@@ -25,6 +25,8 @@ public final class Model {
     public private(set) var graph: Graph
     private var predictor: GraphExecutor?
     private var extractor: GraphExecutor?
+    /// The graph's `parameterVersion` the executors' fused copies were made from.
+    private var executorsVersion = -1
 
     /// Loads a model file: a Keras model config inside it is used when present, otherwise the
     /// architecture is `architecture` or detected from the layer names.
@@ -160,6 +162,14 @@ public final class Model {
     /// on the size), reusing the loaded weights. When the architecture cannot take that size
     /// (VGG's `Flatten` top), the graph stays and running it reports the shape mismatch.
     private func prepare(for input: Tensor) throws {
+        // Fused copies (folded BatchNorm, merged activations) hold their own weights: after any
+        // weight change in `graph` they are made again.
+        let version = graph.parameterVersion
+        if version != executorsVersion {
+            predictor = nil
+            extractor = nil
+            executorsVersion = version
+        }
         guard input.rank == 4, input.shape[0] > 0 else {
             throw EngineError.inputShapeMismatch(expected: "[N, " + inputShape.map { $0 < 0 ? "any" : String($0) }.joined(separator: ", ") + "]", actual: input.shape)
         }

@@ -42,6 +42,10 @@ public final class Graph {
         self.shapes = shapes
     }
 
+    /// When any layer's weights last changed: a fused copy or planned executor made at an older
+    /// version is stale.
+    public var parameterVersion: Int { nodes.reduce(0) { max($0, $1.layer.parameterVersion) } }
+
     /// The index of the last node whose layer is called `name`.
     public func node(named name: String) -> Int? { nodes.lastIndex { $0.layer.name == name } }
 

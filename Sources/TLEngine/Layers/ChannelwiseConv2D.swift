@@ -14,6 +14,7 @@ public final class ChannelwiseConv2D: Layer {
     /// Channels in and out.
     public let channels: Int
     private let depthwise: DepthwiseConv2D
+    public var parameterVersion: Int { depthwise.parameterVersion }
 
     /// Creates the convolution with weights to be loaded later.
     public init(name: String, channels: Int, kernelSize: (Int, Int), strides: (Int, Int) = (1, 1),

@@ -32,11 +32,13 @@ public final class Conv2D: Layer {
     /// Applied after the bias; `linear` unless fused or configured.
     public let activation: Activation
     /// HWIO kernel.
-    public var kernel: Tensor { didSet { packedKernel.invalidate() } }
+    public var kernel: Tensor { didSet { packedKernel.invalidate(); version.bump() } }
     /// The kernel as `CKernels` GEMM panels, one packed matrix per group.
     private let packedKernel = PackedKernel()
     /// `[filters]` bias, or nil.
-    public var bias: Tensor? { didSet { biasBuffer = bias.map { FloatBuffer($0.scalars) } } }
+    public var bias: Tensor? { didSet { biasBuffer = bias.map { FloatBuffer($0.scalars) }; version.bump() } }
+    private let version = ParameterVersion()
+    public var parameterVersion: Int { version.value }
     /// The bias at a stable address for the kernels.
     private var biasBuffer: FloatBuffer?
     /// `((top, bottom), (left, right))` zeros of a preceding `ZeroPadding2D` merged in by
@@ -118,7 +120,12 @@ public final class Conv2D: Layer {
     }
 
     /// Packed kernel panels (see `tl_gemm_pack`), valid while the layer lives.
-    var packedKernelPointer: UnsafePointer<Float> { packedKernel.pointer(layer: name) }
+    var packedKernelPointer: UnsafePointer<Float> {
+        guard let pointer = packedKernel.pointer(packingWith: packKernel) else {
+            preconditionFailure("\(name): kernel \(kernel.shape) does not fit \(filters) filters (weights not loaded?)")
+        }
+        return pointer
+    }
     /// The bias, or nil; valid while the layer lives.
     var biasPointer: UnsafePointer<Float>? { biasBuffer.map { UnsafePointer($0.pointer) } }
 
@@ -130,8 +137,11 @@ public final class Conv2D: Layer {
     /// Rows (`kh·kw·in/groups`) of each group's GEMM right-hand side.
     private var patchLength: Int { kernel.shape.count == 4 ? kernel.shape[0] * kernel.shape[1] * kernel.shape[2] : 0 }
 
-    public func prepare() {
-        packedKernel.prepare {
+    public func prepare() { packedKernel.prepare(packKernel) }
+
+    /// The kernel as GEMM panels, one packed matrix per group.
+    private func packKernel() -> FloatBuffer? {
+        do {
             let patch = patchLength, groupFilters = filters / groups
             guard patch > 0, kernel.shape.last == filters else { return nil }
             let groupCount = tl_gemm_packed_count(Int32(patch), Int32(groupFilters))

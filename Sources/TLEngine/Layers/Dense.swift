@@ -18,11 +18,13 @@ public final class Dense: Layer {
     /// Applied after the bias (softmax over the units).
     public let activation: Activation
     /// `[in, units]` kernel.
-    public var kernel = Tensor(shape: [0]) { didSet { packedKernel.invalidate() } }
+    public var kernel = Tensor(shape: [0]) { didSet { packedKernel.invalidate(); version.bump() } }
     /// The kernel as GEMM panels of 16 units.
     private let packedKernel = PackedKernel()
     /// `[units]` bias, or nil.
-    public var bias: Tensor?
+    public var bias: Tensor? { didSet { version.bump() } }
+    private let version = ParameterVersion()
+    public var parameterVersion: Int { version.value }
 
     /// Creates a dense layer with weights to be loaded later.
     public init(name: String, units: Int, useBias: Bool = true, activation: Activation = .linear) {
@@ -69,12 +71,13 @@ public final class Dense: Layer {
         return result
     }
 
-    public func prepare() {
-        packedKernel.prepare {
-            guard kernel.rank == 2, kernel.shape[1] == units else { return nil }
-            return kernel.scalars.withUnsafeBufferPointer { source in
-                packedForGEMM(source.baseAddress!, rows: kernel.shape[0], columns: units, leadingDimension: units)
-            }
+    public func prepare() { packedKernel.prepare(packKernel) }
+
+    /// The kernel as GEMM panels of 16 units.
+    private func packKernel() -> FloatBuffer? {
+        guard kernel.rank == 2, kernel.shape[1] == units else { return nil }
+        return kernel.scalars.withUnsafeBufferPointer { source in
+            packedForGEMM(source.baseAddress!, rows: kernel.shape[0], columns: units, leadingDimension: units)
         }
     }
 
@@ -85,7 +88,9 @@ public final class Dense: Layer {
         let input = inputs[0].data, result = output.data
         let panelWidth = Int(TL_GEMM_PANEL), panels = (units + panelWidth - 1) / panelWidth
         let threads = rows * units * features >= 200_000 ? engineThreads : 1
-        let packed = packedKernel.pointer(layer: name)
+        guard let packed = packedKernel.pointer(packingWith: packKernel) else {
+            preconditionFailure("\(name): kernel \(kernel.shape) does not fit \(units) units (weights not loaded?)")
+        }
         (bias?.scalars ?? []).withUnsafeBufferPointer { biasBuffer in
             let biasPointer = biasBuffer.isEmpty ? nil : biasBuffer.baseAddress
             if rows >= 12 * threads {

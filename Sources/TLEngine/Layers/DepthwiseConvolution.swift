@@ -27,9 +27,11 @@ public final class DepthwiseConv2D: Layer {
     /// Applied after the bias.
     public let activation: Activation
     /// `[kh, kw, in, multiplier]` kernel.
-    public var kernel: Tensor
+    public var kernel: Tensor { didSet { version.bump() } }
     /// `[in * multiplier]` bias, or nil.
-    public var bias: Tensor?
+    public var bias: Tensor? { didSet { version.bump() } }
+    private let version = ParameterVersion()
+    public var parameterVersion: Int { version.value }
     /// Zeros of a preceding `ZeroPadding2D` merged in by `Graph.fused()` (only with `valid`).
     var extraPadding: ((Int, Int), (Int, Int)) = ((0, 0), (0, 0))
 

@@ -49,10 +49,12 @@ final class PackedKernel {
         lock.withLock { if buffer == nil { buffer = pack() } }
     }
 
-    /// The packed panels, valid while the owner lives.
-    /// - Precondition: `prepare` ran since the kernel was last set.
-    func pointer(layer: String) -> UnsafePointer<Float> {
-        guard let buffer else { preconditionFailure("\(layer): run before prepare() packed its weights") }
-        return UnsafePointer(buffer.pointer)
+    /// The packed panels, packing them now with `pack` when the kernel changed since the last
+    /// packing; valid until the kernel changes again.
+    func pointer(packingWith pack: () -> FloatBuffer?) -> UnsafePointer<Float>? {
+        lock.withLock {
+            if buffer == nil { buffer = pack() }
+            return buffer.map { UnsafePointer($0.pointer) }
+        }
     }
 }

@@ -52,6 +52,10 @@ public final class InvertedResidual: Layer {
         return (expanded, try depthwise.outputShape(inputShapes: [expanded]))
     }
 
+    public var parameterVersion: Int {
+        max(expand?.parameterVersion ?? 0, depthwise.parameterVersion, project.parameterVersion)
+    }
+
     public func prepare() {
         expand?.prepare()
         depthwise.prepare()

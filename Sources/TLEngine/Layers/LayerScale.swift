@@ -9,7 +9,9 @@ public final class LayerScale: Layer {
     /// Length of the scaled (last) axis.
     public let projectionDimension: Int
     /// The per-feature factors.
-    public var gamma: Tensor
+    public var gamma: Tensor { didSet { version.bump() } }
+    private let version = ParameterVersion()
+    public var parameterVersion: Int { version.value }
 
     /// Creates a layer scale with `gamma` to be loaded later.
     public init(name: String, projectionDimension: Int) {

@@ -16,10 +16,38 @@ public final class BatchNormalization: Layer {
     public let center: Bool
     /// Whether `gamma` exists.
     public let scale: Bool
-    /// The per-channel statistics and affine parameters.
-    public var gamma: Tensor?, beta: Tensor?, movingMean = Tensor(shape: [0]), movingVariance = Tensor(shape: [0])
-    /// `inv` and `beta - mean * inv`, computed when weights are set.
-    private(set) var multiplier: [Float] = [], offset: [Float] = []
+    /// `[channels]` scale, when `scale`.
+    public var gamma: Tensor? { didSet { version.bump() } }
+    /// `[channels]` shift, when `center`.
+    public var beta: Tensor? { didSet { version.bump() } }
+    /// `[channels]` running mean.
+    public var movingMean = Tensor(shape: [0]) { didSet { version.bump() } }
+    /// `[channels]` running variance.
+    public var movingVariance = Tensor(shape: [0]) { didSet { version.bump() } }
+    private let version = ParameterVersion()
+    public var parameterVersion: Int { version.value }
+    /// `inv` and `beta - mean * inv` with the version they were computed from.
+    private var folded: (version: Int, multiplier: [Float], offset: [Float]) = (-1, [], [])
+    private let foldLock = NSLock()
+
+    /// `inv = gamma / sqrt(variance + epsilon)` per channel, from the current weights.
+    var multiplier: [Float] { affine().multiplier }
+    /// `beta - mean * inv` per channel, from the current weights.
+    var offset: [Float] { affine().offset }
+
+    private func affine() -> (multiplier: [Float], offset: [Float]) {
+        foldLock.withLock {
+            if folded.version != version.value {
+                let count = movingMean.count
+                let multiplier = (0..<count).map { c in
+                    (1 / (movingVariance.scalars[c] + epsilon).squareRoot()) * (gamma?.scalars[c] ?? 1)
+                }
+                let offset = (0..<count).map { c in (beta?.scalars[c] ?? 0) - movingMean.scalars[c] * multiplier[c] }
+                folded = (version.value, multiplier, offset)
+            }
+            return (folded.multiplier, folded.offset)
+        }
+    }
 
     /// Creates a batch normalization with statistics to be loaded later.
     public init(name: String, epsilon: Float = 1e-3, center: Bool = true, scale: Bool = true) {
@@ -46,11 +74,6 @@ public final class BatchNormalization: Layer {
         beta = center ? weights["beta"] : nil
         movingMean = weights["moving_mean"] ?? movingMean
         movingVariance = weights["moving_variance"] ?? movingVariance
-        let count = movingMean.count
-        multiplier = (0..<count).map { c in
-            (1 / (movingVariance.scalars[c] + epsilon).squareRoot()) * (gamma?.scalars[c] ?? 1)
-        }
-        offset = (0..<count).map { c in (beta?.scalars[c] ?? 0) - movingMean.scalars[c] * multiplier[c] }
     }
 
     public var weights: [String: Tensor] {
@@ -61,6 +84,7 @@ public final class BatchNormalization: Layer {
     }
 
     public func forward(_ inputs: [ActivationView], into output: MutableActivationView, scratch: UnsafeMutablePointer<Float>) {
+        let (multiplier, offset) = affine()
         applyChannelAffine(inputs[0].data, output.data, count: output.count, multiplier: multiplier, offset: offset)
     }
 }
@@ -94,7 +118,11 @@ public final class LayerNormalization: Layer {
     /// Whether `gamma` exists.
     public let scale: Bool
     /// Affine parameters.
-    public var gamma: Tensor?, beta: Tensor?
+    /// `[features]` scale and shift, when `scale`/`center`.
+    public var gamma: Tensor? { didSet { version.bump() } }
+    public var beta: Tensor? { didSet { version.bump() } }
+    private let version = ParameterVersion()
+    public var parameterVersion: Int { version.value }
 
     /// Creates a layer normalization with weights to be loaded later.
     public init(name: String, epsilon: Float = 1e-3, center: Bool = true, scale: Bool = true) {
@@ -158,7 +186,10 @@ public final class Normalization: Layer {
     /// Values from the config, when the layer was built with them.
     let configuredMean: [Float]?, configuredVariance: [Float]?
     private var multiplier: [Float] = [], offset: [Float] = []
-    private var stored: [String: Tensor] = [:]
+    /// The adapted statistics; only `setWeights` changes them (and recomputes the factors).
+    private var stored: [String: Tensor] = [:] { didSet { version.bump() } }
+    private let version = ParameterVersion()
+    public var parameterVersion: Int { version.value }
 
     /// Creates a normalization; pass `mean`/`variance` for a layer configured with them, nil when
     /// they are loaded as weights.

@@ -52,6 +52,7 @@ public final class SeparableConv2D: Layer {
     }
 
     public func prepare() { pointwise.prepare() }
+    public var parameterVersion: Int { max(depthwise.parameterVersion, pointwise.parameterVersion) }
 
     public func forward(_ inputs: [ActivationView], into output: MutableActivationView, scratch: UnsafeMutablePointer<Float>) {
         let middleShape = Array(output.shape.dropLast()) + [inputs[0].shape[3] * depthwise.depthMultiplier]
