@@ -50,7 +50,7 @@ extension GraphBuilder {
     /// `predictions`; without: the requested global pooling (`options.pooling`), named
     /// `averageName`/`maxName`, or by Keras' automatic names from `names` when those are nil
     /// (Inception, Xception, NASNet).
-    func applicationHead(_ x: GraphTensor, options: ApplicationOptions, top: ClassifierTop = .pooled(),
+    public func applicationHead(_ x: GraphTensor, options: ApplicationOptions, top: ClassifierTop = .pooled(),
                          averageName: String? = nil, maxName: String? = nil,
                          names: KerasLayerNames = KerasLayerNames()) throws -> GraphTensor {
         if options.includeTop {

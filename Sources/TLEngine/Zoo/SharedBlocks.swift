@@ -8,12 +8,14 @@ import TLTensor
 /// InceptionV3, InceptionResNetV2, Xception and NASNet leave many layers unnamed, and weight
 /// files saved from a fresh model store them under these names, so a builder must create its
 /// unnamed layers in exactly Keras' order.
-final class KerasLayerNames {
+public final class KerasLayerNames {
+    /// A fresh session's counters.
+    public init() {}
     private var counts: [String: Int] = [:]
 
     /// The next name for a layer whose class is `prefix` in snake case (`conv2d`,
     /// `batch_normalization`, `activation`, `average_pooling2d`, `concatenate`, `add`, …).
-    func next(_ prefix: String) -> String {
+    public func next(_ prefix: String) -> String {
         let count = counts[prefix, default: 0]
         counts[prefix] = count + 1
         return count == 0 ? prefix : "\(prefix)_\(count)"
