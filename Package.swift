@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "TLEngine", targets: ["TLEngine"]),
         .library(name: "TLImaging", targets: ["TLImaging"]),
         .library(name: "TLHubClient", targets: ["TLHubClient"]),
+        .library(name: "TLPipeline", targets: ["TLPipeline"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -64,11 +65,18 @@ let package = Package(
             ]
         ),
 
+        // What the CLI does, as a library: resolve a model reference, collect inputs, run in
+        // batches, decode predictions, write outputs.
+        .target(
+            name: "TLPipeline",
+            dependencies: ["TLTensor", "TLFormats", "TLEngine", "TLImaging", "TLHubClient"]
+        ),
+
         // MARK: - Command-line tool
         .executableTarget(
             name: "tlhub",
             dependencies: [
-                "TLTensor", "TLFormats", "TLEngine", "TLImaging", "TLHubClient",
+                "TLTensor", "TLFormats", "TLEngine", "TLImaging", "TLHubClient", "TLPipeline",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -80,6 +88,7 @@ let package = Package(
         .testTarget(name: "TLEngineTests", dependencies: ["TLEngine", "TLFormats", "TLTensor", "CKernels", "COpenBLAS"]),
         .testTarget(name: "TLImagingTests", dependencies: ["TLImaging", "TLTensor"]),
         .testTarget(name: "CLITests", dependencies: ["TLTensor"]),
+        .testTarget(name: "TLPipelineTests", dependencies: ["TLPipeline", "TLEngine", "TLHubClient", "TLImaging", "TLTensor"]),
         .testTarget(name: "TLHubClientTests", dependencies: ["TLHubClient", "TLEngine", "TLFormats", "TLTensor"]),
     ]
 )

@@ -35,7 +35,7 @@ public struct ImageDecoder: Sendable {
         do {
             data = try Data(contentsOf: url, options: .mappedIfSafe)
         } catch {
-            throw ImagingError(path: url.path, reason: "cannot read: \(error.localizedDescription)")
+            throw ImagingError(path: url.path, problem: "cannot read: \(error.localizedDescription)")
         }
         return try decode(data, path: url.path)
     }
@@ -43,12 +43,12 @@ public struct ImageDecoder: Sendable {
     /// Decodes the bytes of an image file; `path` names it in errors.
     /// - Throws: ``ImagingError`` when the bytes are not a decodable JPEG or PNG.
     public func decode(_ data: Data, path: String = "<memory>") throws -> Image {
-        guard !data.isEmpty else { throw ImagingError(path: path, reason: "empty file, not an image") }
+        guard !data.isEmpty else { throw ImagingError(path: path, problem: "empty file, not an image") }
         guard let format = ImageFormat(signature: data.prefix(12)) else {
-            throw ImagingError(path: path, reason: "not a JPEG or PNG image (unrecognised file signature)")
+            throw ImagingError(path: path, problem: "not a JPEG or PNG image (unrecognised file signature)")
         }
         guard format.isDecodable else {
-            throw ImagingError(path: path, reason: "\(format.rawValue.uppercased()) images are not supported; convert to JPEG or PNG")
+            throw ImagingError(path: path, problem: "\(format.rawValue.uppercased()) images are not supported; convert to JPEG or PNG")
         }
 
         var raster = tl_raster()
@@ -64,7 +64,7 @@ public struct ImageDecoder: Sendable {
         guard status == Int32(TL_DECODE_OK) else {
             let message = withUnsafeBytes(of: raster.message) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
             let kind = format == .jpeg ? "JPEG" : "PNG"
-            throw ImagingError(path: path, reason: "corrupt or unsupported \(kind): \(message)")
+            throw ImagingError(path: path, problem: "corrupt or unsupported \(kind): \(message)")
         }
 
         let image = try Self.rgbImage(from: raster, path: path)
@@ -82,7 +82,7 @@ public struct ImageDecoder: Sendable {
         let bytesPerSample = Int(raster.bit_depth) / 8
         guard width > 0, height > 0, (1...4).contains(components), bytesPerSample == 1 || bytesPerSample == 2,
               let source = raster.pixels else {
-            throw ImagingError(path: path, reason: "decoder returned an empty or unexpected raster")
+            throw ImagingError(path: path, problem: "decoder returned an empty or unexpected raster")
         }
         let pixelCount = width * height
         let input = UnsafeBufferPointer(start: source, count: pixelCount * components * bytesPerSample)

@@ -32,7 +32,7 @@ public struct ImageDirectory: Sendable {
         let manager = FileManager.default
         var isDirectory: ObjCBool = false
         guard manager.fileExists(atPath: root.path, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw ImagingError(path: root.path, reason: "not a directory")
+            throw ImagingError(path: root.path, problem: "not a directory")
         }
         let classes: [String]
         if let classNames {
@@ -45,7 +45,7 @@ public struct ImageDirectory: Sendable {
             }.sorted(by: Self.pythonOrder)
         }
         guard !classes.isEmpty else {
-            throw ImagingError(path: root.path, reason: "no class subfolders found (expected one folder of images per class)")
+            throw ImagingError(path: root.path, problem: "no class subfolders found (expected one folder of images per class)")
         }
 
         var files = [URL]()
@@ -98,7 +98,7 @@ public struct ImageDirectory: Sendable {
         do {
             return try FileManager.default.contentsOfDirectory(atPath: directory.path)
         } catch {
-            throw ImagingError(path: directory.path, reason: "cannot list directory: \(error.localizedDescription)")
+            throw ImagingError(path: directory.path, problem: "cannot list directory: \(error.localizedDescription)")
         }
     }
 

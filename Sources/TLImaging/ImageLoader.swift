@@ -51,7 +51,7 @@ public struct ImageLoader: Sendable {
         }
         for (index, image) in images.enumerated() where image.size != first.size {
             throw ImagingError(path: files[index].path,
-                               reason: "is \(image.size) but \(files[0].lastPathComponent) is \(first.size); give a target size to batch images of different sizes")
+                               problem: "is \(image.size) but \(files[0].lastPathComponent) is \(first.size); give a target size to batch images of different sizes")
         }
         return Self.tensor(of: images, preprocessing: preprocessing)
     }
@@ -87,7 +87,7 @@ public struct ImageLoader: Sendable {
             }
         }
         return results.enumerated().map { index, result in
-            result ?? .failure(ImagingError(path: files[index].path, reason: "was not loaded"))
+            result ?? .failure(ImagingError(path: files[index].path, problem: "was not loaded"))
         }
     }
 

@@ -20,7 +20,7 @@ public enum Interpolation: String, Sendable, CaseIterable {
     public init(name: String) throws {
         guard let value = Interpolation(rawValue: name.lowercased()) else {
             let names = Interpolation.allCases.map(\.rawValue).joined(separator: ", ")
-            throw ImagingError(path: "interpolation", reason: "unknown interpolation \"\(name)\" (expected one of \(names))")
+            throw ImagingError(path: "interpolation", problem: "unknown interpolation \"\(name)\" (expected one of \(names))")
         }
         self = value
     }

@@ -27,7 +27,7 @@ public enum Preprocessing: String, Sendable, CaseIterable {
         default:
             guard let mode = Preprocessing(rawValue: name.lowercased()) else {
                 let names = Preprocessing.allCases.map(\.rawValue).joined(separator: ", ")
-                throw ImagingError(path: "preprocessing", reason: "unknown preprocessing \"\(name)\" (expected one of \(names))")
+                throw ImagingError(path: "preprocessing", problem: "unknown preprocessing \"\(name)\" (expected one of \(names))")
             }
             self = mode
         }

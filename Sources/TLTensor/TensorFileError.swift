@@ -1,7 +1,7 @@
 import Foundation
 
 /// Why an `.npy` or `.safetensors` file could not be read or written.
-public struct TensorFileError: Error, LocalizedError, CustomStringConvertible, Equatable {
+public struct TensorFileError: FileProblem, LocalizedError, CustomStringConvertible, Equatable {
     /// The file concerned.
     public var path: String
     /// What is wrong with it, as one sentence fragment.

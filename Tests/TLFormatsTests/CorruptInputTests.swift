@@ -47,7 +47,7 @@ struct CorruptInputTests {
         let url = Fixtures.url("absurd_dataset.h5")
         let error = try #require(Self.openAndReadAll(url) as? HDF5Error)
         #expect(error.objectPath == "/dense/dense/kernel:0")
-        #expect(error.message.contains("68719476736 bytes"))
+        #expect(error.problem.contains("68719476736 bytes"))
     }
 
     @Test("a safetensors header that lies about offsets")
@@ -73,7 +73,7 @@ struct CorruptInputTests {
         try Data(contentsOf: Fixtures.url("mobile_tiny_weights_tf.h5")).prefix(20_000).write(to: url)
         let error = try #require(Self.openAndReadAll(url) as? HDF5Error)
         Self.expectOneLine(error, naming: url.path)
-        #expect(error.message.contains("truncated"))
+        #expect(error.problem.contains("truncated"))
     }
 
     /// Flips bytes at many offsets and truncates at many lengths; every variant must either

@@ -7,10 +7,10 @@ import TLTensor
 struct ErrorTests {
     @Test("HDF5Error names file and object")
     func hdf5Error() {
-        let error = HDF5Error(path: "/m/a.h5", objectPath: "/conv1/conv1/kernel:0", message: "cannot read data")
+        let error = HDF5Error(path: "/m/a.h5", objectPath: "/conv1/conv1/kernel:0", problem: "cannot read data")
         #expect(error.description == "/m/a.h5: /conv1/conv1/kernel:0: cannot read data")
         #expect(error.errorDescription == error.description)
-        #expect(HDF5Error(path: "/m/a.h5", objectPath: "/", message: "not an HDF5 file").description == "/m/a.h5: not an HDF5 file")
+        #expect(HDF5Error(path: "/m/a.h5", objectPath: "/", problem: "not an HDF5 file").description == "/m/a.h5: not an HDF5 file")
         #expect((error as Error).localizedDescription == error.description)
     }
 
@@ -28,7 +28,7 @@ struct ErrorTests {
         try Data(contentsOf: Fixtures.url("vgg_tiny_full.h5")).prefix(3000).write(to: url)
         let error = #expect(throws: HDF5Error.self) { try HDF5File.open(url) }
         #expect(error?.path == url.path)
-        #expect(error?.message.contains("truncated file") == true)
+        #expect(error?.problem.contains("truncated file") == true)
     }
 
     @Test("missing layers and weights are named")

@@ -19,28 +19,28 @@ struct ErrorTests {
     func notAnImage() throws {
         let error = try #require(failure(decoding: "not_an_image.jpg"))
         #expect(error.path.hasSuffix("not_an_image.jpg"))
-        #expect(error.reason.contains("not a JPEG or PNG"))
+        #expect(error.problem.contains("not a JPEG or PNG"))
     }
 
     @Test("a truncated JPEG is an error, not a gray-padded image (Pillow raises too)")
     func truncatedJPEG() throws {
         let error = try #require(failure(decoding: "truncated.jpg"))
         #expect(error.description.contains("truncated.jpg"))
-        #expect(error.reason.contains("truncated"))
+        #expect(error.problem.contains("truncated"))
     }
 
     @Test("a truncated PNG")
     func truncatedPNG() throws {
         let error = try #require(failure(decoding: "truncated.png"))
         #expect(error.description.contains("truncated.png"))
-        #expect(error.reason.contains("truncated"))
+        #expect(error.problem.contains("truncated"))
     }
 
     @Test("a missing file and an empty file")
     func missingAndEmpty() throws {
         let missing = try #require(failure(decoding: "does_not_exist.png"))
-        #expect(missing.reason.contains("cannot read"))
-        #expect(throws: ImagingError(path: "empty.png", reason: "empty file, not an image")) {
+        #expect(missing.problem.contains("cannot read"))
+        #expect(throws: ImagingError(path: "empty.png", problem: "empty file, not an image")) {
             try ImageDecoder().decode(Data(), path: "empty.png")
         }
     }

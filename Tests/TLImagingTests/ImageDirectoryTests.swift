@@ -53,7 +53,7 @@ struct ImageDirectoryTests {
     @Test("a missing root or one without class folders is an error naming it")
     func badRoots() throws {
         let missing = URL(fileURLWithPath: "/nonexistent/tlhub-dataset")
-        #expect(throws: ImagingError(path: missing.path, reason: "not a directory")) { try ImageDirectory(root: missing) }
+        #expect(throws: ImagingError(path: missing.path, problem: "not a directory")) { try ImageDirectory(root: missing) }
         let empty = FileManager.default.temporaryDirectory.appendingPathComponent("tlhub-empty-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: empty) }

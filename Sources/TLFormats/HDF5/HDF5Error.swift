@@ -1,24 +1,25 @@
 import CHDF5
 import Foundation
+import TLTensor
 
 /// Why an HDF5 operation failed: the file, the object inside it, and HDF5's own explanation
 /// (taken from its error stack) or tlhub's check that rejected the object.
-public struct HDF5Error: Error, LocalizedError, CustomStringConvertible, Equatable {
+public struct HDF5Error: FileProblem, LocalizedError, CustomStringConvertible, Equatable {
     /// The file concerned (`<memory>` for an in-memory image, with the archive path when known).
     public var path: String
     /// The object inside the file (`/model_weights/conv1`), or `/` for the file itself.
     public var objectPath: String
     /// What went wrong, as one sentence fragment.
-    public var message: String
+    public var problem: String
 
-    public init(path: String, objectPath: String, message: String) {
+    public init(path: String, objectPath: String, problem: String) {
         self.path = path
         self.objectPath = objectPath
-        self.message = message
+        self.problem = problem
     }
 
     public var description: String {
-        objectPath == "/" || objectPath.isEmpty ? "\(path): \(message)" : "\(path): \(objectPath): \(message)"
+        objectPath == "/" || objectPath.isEmpty ? "\(path): \(problem)" : "\(path): \(objectPath): \(problem)"
     }
 
     public var errorDescription: String? { description }
@@ -58,7 +59,7 @@ enum HDF5Library {
     @discardableResult
     static func check<T: BinaryInteger>(_ status: T, path: String, object: String, _ action: @autoclosure () -> String) throws -> T {
         guard status >= 0 else {
-            throw HDF5Error(path: path, objectPath: object, message: takeErrorMessage(fallback: action()))
+            throw HDF5Error(path: path, objectPath: object, problem: takeErrorMessage(fallback: action()))
         }
         return status
     }
@@ -80,8 +81,8 @@ extension HDF5Library {
         }
         switch result {
         case 0, -2: return
-        case -1: throw HDF5Error(path: displayPath, objectPath: "/", message: "damaged HDF5 file: reading its structure did not finish in \(probeTimeout) s")
-        default: throw HDF5Error(path: displayPath, objectPath: "/", message: "damaged HDF5 file: its structure makes libhdf5 crash (signal \(result)); refusing to read it")
+        case -1: throw HDF5Error(path: displayPath, objectPath: "/", problem: "damaged HDF5 file: reading its structure did not finish in \(probeTimeout) s")
+        default: throw HDF5Error(path: displayPath, objectPath: "/", problem: "damaged HDF5 file: its structure makes libhdf5 crash (signal \(result)); refusing to read it")
         }
     }
 }

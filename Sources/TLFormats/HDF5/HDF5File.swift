@@ -173,7 +173,7 @@ public final class HDF5File: HDF5Group {
         // stat(2), not attributesOfItem (lstat): a symbolic link's own size is not the file's.
         var status = stat()
         guard stat(path, &status) == 0 else {
-            throw HDF5Error(path: path, objectPath: "/", message: "no such file")
+            throw HDF5Error(path: path, objectPath: "/", problem: "no such file")
         }
         let size = Int(status.st_size)
         try checkSignature(path: path, prefix: (try? FileHandle(forReadingFrom: url).read(upToCount: 8)) ?? Data())
@@ -226,7 +226,7 @@ public final class HDF5File: HDF5Group {
 
     private static func checkSignature(path: String, prefix: Data) throws {
         guard Array(prefix.prefix(8)) == signature else {
-            throw HDF5Error(path: path, objectPath: "/", message: "not an HDF5 file (no HDF5 signature at byte 0)")
+            throw HDF5Error(path: path, objectPath: "/", problem: "not an HDF5 file (no HDF5 signature at byte 0)")
         }
     }
 }

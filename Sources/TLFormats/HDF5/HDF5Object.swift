@@ -9,7 +9,7 @@ struct HDF5Context: Sendable {
     var fileSize: Int
 
     func error(_ object: String, _ message: String) -> HDF5Error {
-        HDF5Error(path: path, objectPath: object, message: message)
+        HDF5Error(path: path, objectPath: object, problem: message)
     }
 }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TLEngine
+import TLPipeline
 import TLTensor
 
 struct Bench: AsyncParsableCommand {
@@ -40,7 +41,7 @@ struct Bench: AsyncParsableCommand {
 
     func validate() throws {
         guard batch > 0, warmup >= 0 else { throw ValidationError("--batch must be positive and --warmup not negative") }
-        if let size { _ = try ImageInputOptions.parseSize(size) }
+        if let size { _ = try LoadedModel.parseSize(size) }
         if let iterations, iterations <= 0 { throw ValidationError("--iterations must be positive") }
     }
 
@@ -49,7 +50,7 @@ struct Bench: AsyncParsableCommand {
         let model = loaded.model
         var shape = model.inputShape
         if shape.count == 3 {
-            let (image, _) = try ImageInputOptions.imageSize(requested: size, for: loaded)
+            let (image, _) = try loaded.imageSize(requested: size)
             shape[0] = image.height
             shape[1] = image.width
         }

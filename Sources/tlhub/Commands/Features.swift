@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TLEngine
+import TLPipeline
 import TLTensor
 
 extension FeaturePooling: ExpressibleByArgument {}
@@ -44,9 +45,9 @@ struct Features: AsyncParsableCommand {
     func run() async throws {
         Interruption.removeTemporariesOnSignal()
         let loaded = try await modelOptions.load()
-        let runner = BatchRun(command: "features", inputs: imageOptions, batchSize: batch)
+        let runner = BatchRun(command: "features", inference: try imageOptions.inference(batchSize: batch))
         let result = try runner.run(loaded) { try loaded.model.features(input: $0, pooling: pooling) }
-        try writeOutputs(result.output, files: result.files, to: output)
+        try OutputFiles.write(result.output, files: result.files, to: output)
         FileHandle.standardError.write(Data((runner.summary(result, output: output) + "\n").utf8))
     }
 }

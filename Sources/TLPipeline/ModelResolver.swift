@@ -1,0 +1,63 @@
+import Foundation
+import TLEngine
+import TLFormats
+import TLHubClient
+import TLTensor
+
+/// Turns a model reference — a weight file of any layout, a TF SavedModel directory, or a hub
+/// name pulled into the cache on demand — into a strictly loaded ``LoadedModel``.
+public struct ModelResolver {
+    /// Where hub names are resolved and pulled.
+    public let hub: Hub
+
+    public init(hub: Hub) { self.hub = hub }
+
+    /// Loads `reference`.
+    /// - Parameters:
+    ///   - reference: a path (`.h5`, `.weights.h5`, `.keras`, `.safetensors`, a SavedModel
+    ///     directory) or a hub name (`mobilenet_v2_100_224:top`, `tfhub:…`, `demo:tiny_cnn`).
+    ///   - architecture: the architecture of a weights-only file (`resnet50`); detected when nil.
+    ///   - progress: download progress of a pulled file.
+    /// - Throws: ``PipelineError`` for a missing file or an unusable hub entry; the format, engine
+    ///   or hub error otherwise (each names the file or name).
+    public func load(_ reference: String, architecture: String? = nil,
+                     progress: (@Sendable (PullProgress) -> Void)? = nil) async throws -> LoadedModel {
+        let architecture = try architecture.map { try Architecture(name: $0) }
+        let path = URL(fileURLWithPath: reference)
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path.path, isDirectory: &isDirectory) {
+            let model = isDirectory.boolValue ? try Self.loadSavedModel(path)
+                                              : try Model.load(from: path, architecture: architecture)
+            return LoadedModel(model: model, file: path, artifact: nil, reference: reference)
+        }
+        let looksLikePath = reference.contains("/") && !reference.contains("://")
+            || [".h5", ".keras", ".safetensors", ".hdf5"].contains { reference.lowercased().hasSuffix($0) }
+        if looksLikePath { throw PipelineError(reference, "no such file") }
+        let resolved = try hub.resolve(reference)
+        switch resolved.artifact.format {
+        case "keras-h5":
+            let file = try await hub.pull(resolved, progress: progress)
+            return LoadedModel(model: try Model.load(from: file, architecture: architecture), file: file,
+                               artifact: resolved.artifact, reference: reference)
+        case "tfhub-saved-model-tar-gz":
+            let directory = try await hub.pullUnpacked(reference, progress: progress)
+            return LoadedModel(model: try Self.loadSavedModel(directory), file: directory,
+                               artifact: resolved.artifact, reference: reference)
+        default:
+            throw PipelineError(resolved.artifact.qualifiedName, "a \(resolved.artifact.format) artifact, not a model tlhub can run")
+        }
+    }
+
+    /// Loads a TF Hub MobileNetV2 SavedModel directory (TF-Slim variable names) onto the native
+    /// MobileNetV2. TF Hub image models take inputs in [0, 1] (`unit` preprocessing, which the
+    /// hub entry sets) and their classifier has 1001 classes, class 0 being "background".
+    /// - Throws: ``PipelineError`` for a directory that is no SavedModel.
+    public static func loadSavedModel(_ directory: URL) throws -> Model {
+        let prefix = directory.appendingPathComponent("variables/variables")
+        guard FileManager.default.fileExists(atPath: prefix.path + ".index") else {
+            throw PipelineError(directory.path, "a directory, but not a TF SavedModel (no variables/variables.index)")
+        }
+        let slim = try TFSlimMobileNetV2(try TensorBundle(prefix: prefix))
+        return try Model(weights: slim, architecture: slim.architecture)
+    }
+}
