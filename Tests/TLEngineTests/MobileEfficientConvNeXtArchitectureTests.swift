@@ -4,7 +4,7 @@ import TLEngine
 import TLTensor
 
 @Suite("MobileNet/EfficientNet/ConvNeXt names, detection, full-size structure and layers")
-struct ZooAArchitectureTests {
+struct MobileEfficientConvNeXtArchitectureTests {
     /// Every weight the graph expects, counted as Keras' `count_params()` counts them.
     func parameterCount(_ graph: Graph) -> Int {
         graph.uniqueLayers.reduce(0) { total, item in
@@ -16,7 +16,7 @@ struct ZooAArchitectureTests {
 
     @Test("full-size variants have exactly Keras' parameter counts")
     func parameterCounts() throws {
-        let url = ZooAFixtures.directory.appendingPathComponent("parameter_counts.json")
+        let url = MobileEfficientConvNeXtFixtures.directory.appendingPathComponent("parameter_counts.json")
         let counts = try JSONDecoder().decode([String: Int].self, from: Data(contentsOf: url))
         #expect(counts.count >= 20)
         for (name, expected) in counts.sorted(by: { $0.key < $1.key }) {
@@ -69,37 +69,37 @@ struct ZooAArchitectureTests {
 
     @Test("weights-only MobileNet files are detected with alpha and depth multiplier and match Keras")
     func detectMobileNet() throws {
-        let weights = WeightsOnly(base: try ZooAFixtures.weights("mobilenet_025_32"))
+        let weights = WeightsOnly(base: try MobileEfficientConvNeXtFixtures.weights("mobilenet_025_32"))
         #expect(try Architecture.detect(from: weights) == .mobileNet(alpha: 0.25, depthMultiplier: 1))
         let model = try Model(weights: weights)
         #expect(model.options?.classes == 10 && model.options?.includeTop == true)
-        let input = try ZooAFixtures.input("mobilenet_025_32")
-        let expected = try ZooAFixtures.output("mobilenet_025_32")
+        let input = try MobileEfficientConvNeXtFixtures.input("mobilenet_025_32")
+        let expected = try MobileEfficientConvNeXtFixtures.output("mobilenet_025_32")
         #expect(try model.predict(input: input).maxAbsoluteDifference(expected) <= EngineFixtures.tolerance(expected))
         #expect(try model.features(input: input, pooling: .avg).shape == [2, 256])
 
-        let multiplied = WeightsOnly(base: try ZooAFixtures.weights("mobilenet_0125_dm2_35_notop_max"))
+        let multiplied = WeightsOnly(base: try MobileEfficientConvNeXtFixtures.weights("mobilenet_0125_dm2_35_notop_max"))
         #expect(try Architecture.detect(from: multiplied) == .mobileNet(alpha: 0.125, depthMultiplier: 2))
     }
 
     @Test("weights-only MobileNetV3 files are detected with size, alpha, variant and name flavour")
     func detectMobileNetV3() throws {
-        let small = WeightsOnly(base: try ZooAFixtures.weights("mobilenetv3small_025_32"))
+        let small = WeightsOnly(base: try MobileEfficientConvNeXtFixtures.weights("mobilenetv3small_025_32"))
         #expect(try Architecture.detect(from: small) == .mobileNetV3(.init(size: .small, alpha: 0.25)))
         let model = try Model(weights: small)
-        let input = try ZooAFixtures.input("mobilenetv3small_025_32")
-        let expected = try ZooAFixtures.output("mobilenetv3small_025_32")
+        let input = try MobileEfficientConvNeXtFixtures.input("mobilenetv3small_025_32")
+        let expected = try MobileEfficientConvNeXtFixtures.output("mobilenetv3small_025_32")
         #expect(try model.predict(input: input).maxAbsoluteDifference(expected) <= EngineFixtures.tolerance(expected))
 
-        let minimalistic = WeightsOnly(base: try ZooAFixtures.weights("mobilenetv3small_minimalistic_025_32_notop"))
+        let minimalistic = WeightsOnly(base: try MobileEfficientConvNeXtFixtures.weights("mobilenetv3small_minimalistic_025_32_notop"))
         #expect(try Architecture.detect(from: minimalistic) == .mobileNetV3(.init(size: .small, alpha: 0.25, minimalistic: true)))
 
         // Keras 3 names; the width is given, the flavour comes from the weights.
-        let keras3 = WeightsOnly(base: try ZooAFixtures.weights("mobilenetv3large_0125_32_keras3"))
+        let keras3 = WeightsOnly(base: try MobileEfficientConvNeXtFixtures.weights("mobilenetv3large_0125_32_keras3"))
         let largeModel = try Model(weights: keras3, architecture: .mobileNetV3(.init(size: .large, alpha: 0.125)))
         #expect(largeModel.architecture == .mobileNetV3(.init(size: .large, alpha: 0.125, layerNames: .keras3)))
-        let largeInput = try ZooAFixtures.input("mobilenetv3large_0125_32_keras3")
-        let largeExpected = try ZooAFixtures.output("mobilenetv3large_0125_32_keras3")
+        let largeInput = try MobileEfficientConvNeXtFixtures.input("mobilenetv3large_0125_32_keras3")
+        let largeExpected = try MobileEfficientConvNeXtFixtures.output("mobilenetv3large_0125_32_keras3")
         let features = try largeModel.features(input: largeInput, pooling: .max)
         #expect(features.maxAbsoluteDifference(largeExpected) <= EngineFixtures.tolerance(largeExpected))
     }
@@ -107,9 +107,9 @@ struct ZooAArchitectureTests {
     @Test("EfficientNet files are told apart from EfficientNetV2 and ConvNeXt by their layers")
     func detectOtherFamilies() throws {
         // Reduced-width fixtures match no published variant: detection must say so, not guess.
-        let efficientNet = WeightsOnly(base: try ZooAFixtures.weights("efficientnet_w0125_d11_32"))
+        let efficientNet = WeightsOnly(base: try MobileEfficientConvNeXtFixtures.weights("efficientnet_w0125_d11_32"))
         #expect(throws: EngineError.self) { try Architecture.detect(from: efficientNet) }
-        let convNeXt = WeightsOnly(base: try ZooAFixtures.weights("convnext_test_32"))
+        let convNeXt = WeightsOnly(base: try MobileEfficientConvNeXtFixtures.weights("convnext_test_32"))
         #expect(throws: EngineError.self) { try Architecture.detect(from: convNeXt) }
 
         // A full-size B0 graph's own (zero) weights are detected as B0, and V2-S as V2-S.

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Writes the zoo-a golden fixtures (MobileNet v1/v3, EfficientNet v1/v2, ConvNeXt) into
-Tests/Fixtures/zoo-a/. Run by hand, never by CI:
+"""Writes the golden fixtures (MobileNet v1/v3, EfficientNet v1/v2, ConvNeXt) into
+Tests/Fixtures/zoo-mobile-efficient-convnext/. Run by hand, never by CI:
 
-    ~/venv-tf/bin/python Tests/Fixtures/make_zoo_a_fixtures.py            # cases (+ counts if missing)
-    ~/venv-tf/bin/python Tests/Fixtures/make_zoo_a_fixtures.py --counts   # recount parameters
+    ~/venv-tf/bin/python Tests/Fixtures/make_zoo-mobile-efficient-convnext_fixtures.py            # cases (+ counts if missing)
+    ~/venv-tf/bin/python Tests/Fixtures/make_zoo-mobile-efficient-convnext_fixtures.py --counts   # recount parameters
 
 Same format as make_engine_fixtures.py (NAME.safetensors, NAME_input.npy, NAME_output.npy,
 cases.json), except that the weights are float16-exact and stored as F16, and the metadata holds
@@ -28,7 +28,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from make_engine_fixtures import flat_layers, randomize, short_name, write_safetensors  # noqa: E402
 
-OUT = HERE / "zoo-a"
+OUT = HERE / "zoo-mobile-efficient-convnext"
 
 
 

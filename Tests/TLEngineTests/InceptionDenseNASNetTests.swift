@@ -3,13 +3,13 @@ import Testing
 import TLEngine
 import TLTensor
 
-/// Locates and reads the Keras-generated goldens in `Tests/Fixtures/zoo-b`.
-enum ZooBFixtures {
+/// Locates and reads the Keras-generated goldens in `Tests/Fixtures/zoo-inception-densenet-nasnet`.
+enum InceptionDenseNASNetFixtures {
     static let directory = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Fixtures/zoo-b")
+        .appendingPathComponent("Fixtures/zoo-inception-densenet-nasnet")
 
-    /// One reduced network from `make_zoo_b_fixtures.py` with its Keras constructor arguments.
+    /// One reduced network from `make_zoo-inception-densenet-nasnet_fixtures.py` with its Keras constructor arguments.
     struct Case: Decodable, CustomStringConvertible, Sendable {
         var name: String
         var family: String
@@ -110,13 +110,13 @@ struct ExpectedShapes: WeightSource {
 }
 
 @Suite("InceptionV3, Xception, InceptionResNetV2, DenseNet and NASNet match keras.applications")
-struct ZooBParityTests {
-    @Test("reduced networks match Keras (unfused and fused)", arguments: ZooBFixtures.cases)
-    func parity(_ fixture: ZooBFixtures.Case) throws {
+struct InceptionDenseNASNetParityTests {
+    @Test("reduced networks match Keras (unfused and fused)", arguments: InceptionDenseNASNetFixtures.cases)
+    func parity(_ fixture: InceptionDenseNASNetFixtures.Case) throws {
         let graph = try fixture.build()
-        try graph.loadWeights(from: try SafeTensorsFile(contentsOf: ZooBFixtures.directory.appendingPathComponent("\(fixture.name).safetensors")))
-        let input = try ZooBFixtures.tensor("\(fixture.name)_input.npy")
-        let expected = try ZooBFixtures.tensor("\(fixture.name)_output.npy")
+        try graph.loadWeights(from: try SafeTensorsFile(contentsOf: InceptionDenseNASNetFixtures.directory.appendingPathComponent("\(fixture.name).safetensors")))
+        let input = try InceptionDenseNASNetFixtures.tensor("\(fixture.name)_input.npy")
+        let expected = try InceptionDenseNASNetFixtures.tensor("\(fixture.name)_output.npy")
         for candidate in [graph, try graph.fused()] {
             let actual = try GraphExecutor(graph: candidate, inputShapes: [input.shape]).run([input])[0]
             #expect(actual.shape == expected.shape)
@@ -127,12 +127,12 @@ struct ZooBParityTests {
 
     @Test("fixtures are present")
     func fixturesPresent() {
-        #expect(ZooBFixtures.cases.count >= 7)
+        #expect(InceptionDenseNASNetFixtures.cases.count >= 7)
     }
 }
 
 @Suite("Full-size layer names, shapes and detection")
-struct ZooBNamesTests {
+struct InceptionDenseNASNetNamesTests {
     static let architectures: [(key: String, architecture: Architecture)] = [
         ("inceptionv3", .inceptionV3), ("xception", .xception), ("inceptionresnetv2", .inceptionResNetV2),
         ("densenet121", .denseNet(depth: 121)), ("densenet169", .denseNet(depth: 169)),
@@ -141,7 +141,7 @@ struct ZooBNamesTests {
 
     @Test("every Keras layer exists under its name with Keras' output shape", arguments: architectures.map(\.key))
     func names(_ key: String) throws {
-        let keras = try #require(try ZooBFixtures.names()[key])
+        let keras = try #require(try InceptionDenseNASNetFixtures.names()[key])
         let architecture = try Architecture(name: key)
         let graph = try architecture.build(options: ApplicationOptions())
         let swiftNames = graph.nodes.map(\.layer.name)

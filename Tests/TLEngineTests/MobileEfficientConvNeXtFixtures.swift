@@ -3,11 +3,11 @@ import TLEngine
 import TLTensor
 
 /// Locates and reads the Keras-generated goldens of the MobileNet/EfficientNet/ConvNeXt
-/// families in `Tests/Fixtures/zoo-a` (written by `make_zoo_a_fixtures.py`).
-enum ZooAFixtures {
+/// families in `Tests/Fixtures/zoo-mobile-efficient-convnext` (written by `make_zoo-mobile-efficient-convnext_fixtures.py`).
+enum MobileEfficientConvNeXtFixtures {
     static let directory = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Fixtures/zoo-a")
+        .appendingPathComponent("Fixtures/zoo-mobile-efficient-convnext")
 
     static func weights(_ name: String) throws -> SafeTensorsFile {
         try SafeTensorsFile(contentsOf: directory.appendingPathComponent("\(name).safetensors"))

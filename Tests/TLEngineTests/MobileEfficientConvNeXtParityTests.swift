@@ -4,13 +4,13 @@ import TLEngine
 import TLTensor
 
 @Suite("MobileNet, MobileNetV3, EfficientNet, EfficientNetV2 and ConvNeXt match keras.applications")
-struct ZooAParityTests {
+struct MobileEfficientConvNeXtParityTests {
     /// Loads the fixture's weights strictly into `graph` and compares the unfused and the fused
     /// graph with Keras' output (tolerance 1e-4 × max(1, max|Keras|)).
     func expectParity(_ graph: Graph, fixture: String) throws {
-        try graph.loadWeights(from: try ZooAFixtures.weights(fixture))
-        let input = try ZooAFixtures.input(fixture)
-        let expected = try ZooAFixtures.output(fixture)
+        try graph.loadWeights(from: try MobileEfficientConvNeXtFixtures.weights(fixture))
+        let input = try MobileEfficientConvNeXtFixtures.input(fixture)
+        let expected = try MobileEfficientConvNeXtFixtures.output(fixture)
         for candidate in [graph, try graph.fused(), try graph.fused(rowStreamingBytes: 0)] {
             let actual = try GraphExecutor(graph: candidate, inputShapes: [input.shape]).run([input])[0]
             #expect(actual.shape == expected.shape, "\(fixture)")
@@ -68,7 +68,7 @@ struct ZooAParityTests {
 
     @Test("EfficientNet's Keras config (broadcasting se_excite Multiply, adapted Normalization) loads generically")
     func efficientNetConfig() throws {
-        let weights = try ZooAFixtures.weights("efficientnet_w0125_d11_32")
+        let weights = try MobileEfficientConvNeXtFixtures.weights("efficientnet_w0125_d11_32")
         let graph = try KerasGraphReader.graph(fromJSON: try #require(weights.modelConfig))
         try expectParity(graph, fixture: "efficientnet_w0125_d11_32")
     }

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Writes the golden fixtures of the InceptionV3 / Xception / InceptionResNetV2 / DenseNet / NASNet
-builders into Tests/Fixtures/zoo-b/. Run by hand, never by CI:
+builders into Tests/Fixtures/zoo-inception-densenet-nasnet/. Run by hand, never by CI:
 
-    ~/venv-tf/bin/python Tests/Fixtures/make_zoo_b_fixtures.py
+    ~/venv-tf/bin/python Tests/Fixtures/make_zoo-inception-densenet-nasnet_fixtures.py
 
 The full networks are far too large to commit, so parity is tested on reduced copies built by
 keras.applications' own code (tf.keras 2, a fresh session per model so automatic layer names
@@ -35,7 +35,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 HERE = pathlib.Path(__file__).resolve().parent
-OUT = HERE / "zoo-b"
+OUT = HERE / "zoo-inception-densenet-nasnet"
 sys.path.insert(0, str(HERE))
 from make_engine_fixtures import flat_layers, randomize, short_name, write_safetensors  # noqa: E402
 
