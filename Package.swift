@@ -60,7 +60,7 @@ let package = Package(
         .target(
             name: "TLHubClient",
             dependencies: [
-                "CCurl", "CZlibInflate", "TLTensor", "TLFormats",
+                "CCurl", "CZlibInflate", "TLTensor",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
@@ -88,7 +88,7 @@ let package = Package(
         .testTarget(name: "TLEngineTests", dependencies: ["TLEngine", "TLFormats", "TLTensor", "CKernels", "COpenBLAS"]),
         .testTarget(name: "TLImagingTests", dependencies: ["TLImaging", "TLTensor"]),
         .testTarget(name: "CLITests", dependencies: ["TLTensor"]),
-        .testTarget(name: "TLPipelineTests", dependencies: ["TLPipeline", "TLEngine", "TLHubClient", "TLImaging", "TLTensor"]),
+        .testTarget(name: "TLPipelineTests", dependencies: ["TLPipeline", "TLHubClient", "TLImaging", "TLTensor"]),
         .testTarget(name: "TLHubClientTests", dependencies: ["TLHubClient", "TLEngine", "TLFormats", "TLTensor"]),
     ]
 )
