@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "TLImaging", targets: ["TLImaging"]),
         .library(name: "TLHubClient", targets: ["TLHubClient"]),
         .library(name: "TLPipeline", targets: ["TLPipeline"]),
+        .library(name: "TLTraining", targets: ["TLTraining"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -65,6 +66,12 @@ let package = Package(
             ]
         ),
 
+        // Backward passes, losses, optimizers, heads and the training loop (Keras' exact rules).
+        .target(
+            name: "TLTraining",
+            dependencies: ["TLTensor", "TLEngine"]
+        ),
+
         // What the CLI does, as a library: resolve a model reference, collect inputs, run in
         // batches, decode predictions, write outputs.
         .target(
@@ -88,6 +95,7 @@ let package = Package(
         .testTarget(name: "TLEngineTests", dependencies: ["TLEngine", "TLFormats", "TLTensor", "CKernels", "COpenBLAS"]),
         .testTarget(name: "TLImagingTests", dependencies: ["TLImaging", "TLTensor"]),
         .testTarget(name: "CLITests", dependencies: ["TLTensor"]),
+        .testTarget(name: "TLTrainingTests", dependencies: ["TLTraining", "TLEngine", "TLTensor"]),
         .testTarget(name: "TLPipelineTests", dependencies: ["TLPipeline", "TLHubClient", "TLImaging", "TLTensor"]),
         .testTarget(name: "TLHubClientTests", dependencies: ["TLHubClient", "TLEngine", "TLFormats", "TLTensor"]),
     ]

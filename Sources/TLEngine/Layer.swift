@@ -9,6 +9,8 @@ public struct ActivationView {
     public let shape: [Int]
     /// The number of elements.
     public var count: Int { shape.reduce(1, *) }
+    /// Views `shape.reduce(1, *)` floats at `data`.
+    public init(data: UnsafePointer<Float>, shape: [Int]) { self.data = data; self.shape = shape }
 }
 
 /// A writable activation: `shape` includes the batch dimension, data is contiguous NHWC.
@@ -19,6 +21,8 @@ public struct MutableActivationView {
     public let shape: [Int]
     /// The number of elements.
     public var count: Int { shape.reduce(1, *) }
+    /// Views `shape.reduce(1, *)` writable floats at `data`.
+    public init(data: UnsafeMutablePointer<Float>, shape: [Int]) { self.data = data; self.shape = shape }
 }
 
 /// One Keras weight a layer expects: its short Keras name and shape.

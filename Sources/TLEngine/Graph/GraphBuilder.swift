@@ -145,8 +145,8 @@ public final class GraphBuilder {
     }
 
     /// Keras `Dropout` (identity at inference).
-    public func dropout(_ x: GraphTensor, name: String) throws -> GraphTensor {
-        try apply(IdentityLayer(name: name, kind: .passThrough), to: [x])
+    public func dropout(_ x: GraphTensor, rate: Float = 0.2, name: String) throws -> GraphTensor {
+        try apply(Dropout(name: name, rate: rate), to: [x])
     }
 
     /// Keras `Dense`.

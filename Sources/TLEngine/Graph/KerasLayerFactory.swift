@@ -94,7 +94,9 @@ struct KerasLayerFactory {
                 throw EngineError.invalidModelConfig("Reshape '\(name)' has no target_shape")
             }
             return IdentityLayer(name: name, kind: .reshape(target))
-        case "Dropout", "SpatialDropout2D", "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization":
+        case "Dropout":
+            return Dropout(name: name, rate: Float(config["rate"] as? Double ?? 0))
+        case "SpatialDropout2D", "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization":
             return IdentityLayer(name: name, kind: .passThrough)
         default:
             throw EngineError.unsupportedLayer(className: className, layer: name)

@@ -1,0 +1,38 @@
+import CKernels
+import Foundation
+import TLTensor
+
+/// Dense matrix products on the engine's packed GEMM, for callers outside the layers (training's
+/// backward passes). Row-major float32; each output element sums over `k` in one fixed order, so
+/// results do not depend on the thread count.
+public enum MatrixMultiply {
+    /// `c[m × n] = a[m × k] · b[k × n]`, or `+=` into `accumulating` when given (`m × n`).
+    public static func multiply(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, m: Int, k: Int, n: Int,
+                                into c: UnsafeMutablePointer<Float>, accumulating: Bool = false) {
+        guard m > 0, n > 0 else { return }
+        guard k > 0 else {
+            if !accumulating { c.update(repeating: 0, count: m * n) }
+            return
+        }
+        let packed = packedForGEMM(b, rows: k, columns: n, leadingDimension: n)
+        let rowsPerChunk = max(6, (m + engineThreads - 1) / engineThreads)
+        let chunks = m * n * k >= 200_000 ? (m + rowsPerChunk - 1) / rowsPerChunk : 1
+        let residual = accumulating ? UnsafePointer(c) : nil
+        concurrentPerform(iterations: chunks) { chunk in
+            let first = chunks == 1 ? 0 : chunk * rowsPerChunk
+            let last = chunks == 1 ? m : min(m, first + rowsPerChunk)
+            guard first < last else { return }
+            tl_gemm_packed(Int32(last - first), Int32(n), Int32(k), a + first * k, Int32(k), packed.pointer, nil,
+                           residual.map { $0 + first * n }, Int32(n), -.infinity, .infinity, c + first * n, Int32(n))
+        }
+    }
+
+    /// The transpose of a row-major `rows × columns` matrix.
+    public static func transposed(_ a: UnsafePointer<Float>, rows: Int, columns: Int) -> [Float] {
+        var result = [Float](repeating: 0, count: rows * columns)
+        result.withUnsafeMutableBufferPointer { out in
+            for r in 0..<rows { for c in 0..<columns { out[c * rows + r] = a[r * columns + c] } }
+        }
+        return result
+    }
+}

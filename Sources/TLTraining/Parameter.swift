@@ -1,0 +1,48 @@
+import Foundation
+import TLEngine
+import TLTensor
+
+/// One trainable tensor: a weight of a layer (its value lives in the layer, so inference always
+/// sees the current value), the gradient accumulated for it, and whether it is trained.
+public final class Parameter {
+    /// The layer that owns the value.
+    public let layer: any Layer
+    /// The weight's Keras name (`kernel`, `bias`, `gamma`).
+    public let name: String
+    /// Whether optimizers update it (Keras `trainable`).
+    public var isTrainable: Bool
+    /// dLoss/dValue, summed over everything that read the value since the last ``zeroGradient()``.
+    public internal(set) var gradient: [Float]
+
+    init(layer: any Layer, name: String, isTrainable: Bool = true) {
+        self.layer = layer
+        self.name = name
+        self.isTrainable = isTrainable
+        gradient = [Float](repeating: 0, count: layer.weights[name]?.count ?? 0)
+    }
+
+    /// The Keras path, `dense_1/kernel`.
+    public var path: String { "\(layer.name)/\(name)" }
+
+    /// The current value; setting it installs it in the layer (bumping its parameter version, so
+    /// packed and fused copies are rebuilt).
+    public var value: Tensor {
+        get { layer.weights[name] ?? Tensor(shape: [0]) }
+        set {
+            var weights = layer.weights
+            weights[name] = newValue
+            layer.setWeights(weights)
+        }
+    }
+
+    /// Clears the accumulated gradient.
+    public func zeroGradient() {
+        for index in gradient.indices { gradient[index] = 0 }
+    }
+
+    /// Adds `values` (of the value's element count) to the gradient.
+    func accumulate(_ values: [Float]) {
+        precondition(values.count == gradient.count, "\(path): gradient of \(values.count) values for \(gradient.count)")
+        for index in gradient.indices { gradient[index] += values[index] }
+    }
+}

@@ -1,0 +1,171 @@
+import Foundation
+import TLEngine
+import TLTensor
+
+/// How `fit` trains (Keras `compile` + `fit` arguments).
+public struct TrainingOptions: Sendable {
+    public var epochs = 10
+    public var batchSize = 32
+    public var learningRate: Float = 0.001
+    /// `constant`, `step(every: epochs, factor:)` or `cosine` (per epoch, to 0 at the end).
+    public var schedule: Schedule = .constant
+    /// Shuffle the rows each epoch (from `seed`); false visits them in order, as `fit(shuffle=False)`.
+    public var shuffle = true
+    public var seed: UInt64 = 0
+    /// Per-class loss weights (Keras `class_weight`), or nil.
+    public var classWeights: [Float]?
+    /// Stop when the monitored value has not improved for `patience` epochs, restoring the best weights.
+    public var earlyStopping: EarlyStopping?
+
+    public init() {}
+
+    /// A learning-rate schedule over epochs.
+    public enum Schedule: Sendable, Equatable {
+        case constant
+        case step(every: Int, factor: Float)
+        case cosine
+
+        /// The rate for 0-based `epoch` of `epochs`.
+        public func rate(_ base: Float, epoch: Int, epochs: Int) -> Float {
+            switch self {
+            case .constant: return base
+            case let .step(every, factor): return base * pow(factor, Float(epoch / max(every, 1)))
+            case .cosine: return base * 0.5 * (1 + cos(Float.pi * Float(epoch) / Float(max(epochs, 1))))
+            }
+        }
+    }
+
+    /// Keras `EarlyStopping(monitor, patience, restore_best_weights=True)`.
+    public struct EarlyStopping: Sendable, Equatable {
+        public var monitor: Monitor
+        public var patience: Int
+        public init(monitor: Monitor, patience: Int) { self.monitor = monitor; self.patience = patience }
+        public enum Monitor: String, Sendable { case validationLoss = "val_loss", validationAccuracy = "val_accuracy" }
+    }
+}
+
+/// One epoch as Keras' history records it.
+public struct EpochRecord: Sendable, Equatable {
+    public var epoch: Int
+    public var loss: Float
+    public var accuracy: Float
+    public var validationLoss: Float?
+    public var validationAccuracy: Float?
+    public var learningRate: Float
+    public var seconds: Double
+
+    /// `Epoch 3/10 - 0.4s - loss: 0.1234 - accuracy: 0.9500 - val_loss: 0.2100 - val_accuracy: 0.9300`.
+    public func line(of epochs: Int) -> String {
+        var text = String(format: "Epoch %d/%d - %.1fs - loss: %.4f - accuracy: %.4f", epoch, epochs, seconds, loss, accuracy)
+        if let validationLoss, let validationAccuracy {
+            text += String(format: " - val_loss: %.4f - val_accuracy: %.4f", validationLoss, validationAccuracy)
+        }
+        return text
+    }
+}
+
+/// Trains a ``TrainingGraph`` on in-memory inputs (for `finetune`, the cached base features) as
+/// Keras `fit` does: batches in order or shuffled, the partial last batch used, one optimizer
+/// step per batch, epoch loss as the sample-weighted mean of batch losses.
+public final class Trainer {
+    public let model: TrainingGraph
+    public let loss: Loss
+    public let optimizer: Optimizer
+
+    public init(model: TrainingGraph, loss: Loss, optimizer: Optimizer) {
+        self.model = model
+        self.loss = loss
+        self.optimizer = optimizer
+    }
+
+    /// One optimizer step on a batch; returns its loss and correct count.
+    public func step(_ x: Tensor, _ y: Tensor, learningRate: Float, sampleWeights: [Float]?,
+                     random: inout SeededRandom) throws -> (loss: Float, correct: Int) {
+        let pass = try model.forward(x, mode: .training, random: &random)
+        let result = loss.evaluate(output: pass.output, logits: model.logits(pass), labels: y, sampleWeights: sampleWeights)
+        model.zeroGradients()
+        try model.backward(pass, outputGradient: result.gradient, isPreActivation: result.isPreActivation)
+        optimizer.step(model.trainableParameters, learningRate: learningRate)
+        return (result.loss, loss.correctCount(output: pass.output, labels: y))
+    }
+
+    /// The loss and accuracy over `x` in inference mode, in batches.
+    public func evaluate(_ x: Tensor, _ y: Tensor, batchSize: Int) throws -> (loss: Float, accuracy: Float) {
+        var random = SeededRandom(seed: 0)
+        let count = x.shape[0]
+        var totalLoss: Float = 0, correct = 0
+        for start in stride(from: 0, to: count, by: batchSize) {
+            let rows = Array(start..<min(count, start + batchSize))
+            let (bx, by) = (Self.rows(x, rows), Self.rows(y, rows))
+            let pass = try model.forward(bx, mode: .inference, random: &random)
+            let result = loss.evaluate(output: pass.output, logits: model.logits(pass), labels: by, sampleWeights: nil)
+            totalLoss += result.loss * Float(rows.count)
+            correct += loss.correctCount(output: pass.output, labels: by)
+        }
+        return (totalLoss / Float(max(count, 1)), Float(correct) / Float(max(count, 1)))
+    }
+
+    /// Trains for `options.epochs`, calling `onEpoch` after each and `onBatch(done, total)` within.
+    /// - Returns: the history; with early stopping, the best weights are restored at the end.
+    public func fit(x: Tensor, y: Tensor, validation: (x: Tensor, y: Tensor)? = nil, options: TrainingOptions,
+                    onBatch: ((Int, Int) -> Void)? = nil, onEpoch: ((EpochRecord) -> Void)? = nil) throws -> [EpochRecord] {
+        let count = x.shape[0]
+        var order = Array(0..<count)
+        var random = SeededRandom(seed: options.seed)
+        var history: [EpochRecord] = []
+        var best: (value: Float, weights: [Tensor])?
+        var sinceBest = 0
+        let labels = (0..<count).map { row -> Int in
+            let width = y.count / max(count, 1)
+            return (0..<width).max { y.scalars[row * width + $0] < y.scalars[row * width + $1] } ?? 0
+        }
+        for epoch in 0..<options.epochs {
+            let started = Date()
+            if options.shuffle { order.shuffle(using: &random) }
+            let rate = options.schedule.rate(options.learningRate, epoch: epoch, epochs: options.epochs)
+            var lossSum: Float = 0, correct = 0
+            for start in stride(from: 0, to: count, by: options.batchSize) {
+                let rows = Array(order[start..<min(count, start + options.batchSize)])
+                let weights = options.classWeights.map { classWeights in rows.map { classWeights[labels[$0]] } }
+                let result = try step(Self.rows(x, rows), Self.rows(y, rows), learningRate: rate, sampleWeights: weights,
+                                      random: &random)
+                lossSum += result.loss * Float(rows.count)
+                correct += result.correct
+                onBatch?(min(count, start + options.batchSize), count)
+            }
+            var record = EpochRecord(epoch: epoch + 1, loss: lossSum / Float(count), accuracy: Float(correct) / Float(count),
+                                     learningRate: rate, seconds: 0)
+            if let validation {
+                let (valueLoss, valueAccuracy) = try evaluate(validation.x, validation.y, batchSize: options.batchSize)
+                record.validationLoss = valueLoss
+                record.validationAccuracy = valueAccuracy
+            }
+            record.seconds = Date().timeIntervalSince(started)
+            history.append(record)
+            onEpoch?(record)
+            if let stopping = options.earlyStopping, let value = stopping.monitor == .validationLoss
+                ? record.validationLoss : record.validationAccuracy.map({ -$0 }) {
+                if best == nil || value < best!.value {
+                    best = (value, model.parameters.map(\.value))
+                    sinceBest = 0
+                } else {
+                    sinceBest += 1
+                    if sinceBest > stopping.patience { break }
+                }
+            }
+        }
+        if let best {
+            for (parameter, value) in zip(model.parameters, best.weights) { parameter.value = value }
+        }
+        return history
+    }
+
+    /// The given rows of `tensor` (batch first).
+    static func rows(_ tensor: Tensor, _ rows: [Int]) -> Tensor {
+        let width = tensor.count / max(tensor.shape[0], 1)
+        var scalars = [Float]()
+        scalars.reserveCapacity(rows.count * width)
+        for row in rows { scalars.append(contentsOf: tensor.scalars[(row * width)..<((row + 1) * width)]) }
+        return Tensor(shape: [rows.count] + tensor.shape.dropFirst(), scalars: scalars)
+    }
+}
