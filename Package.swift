@@ -76,7 +76,8 @@ let package = Package(
         // batches, decode predictions, write outputs.
         .target(
             name: "TLPipeline",
-            dependencies: ["TLTensor", "TLFormats", "TLEngine", "TLImaging", "TLHubClient"]
+            dependencies: ["TLTensor", "TLFormats", "TLEngine", "TLImaging", "TLHubClient", "TLTraining",
+                           .product(name: "Crypto", package: "swift-crypto")]
         ),
 
         // MARK: - Command-line tool

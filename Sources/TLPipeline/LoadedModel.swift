@@ -22,6 +22,8 @@ public struct LoadedModel {
     public var artifact: Artifact?
     /// The reference as given (a path or a hub name).
     public var reference: String
+    /// For a `finetune` output folder, its description (classes, input pipeline).
+    public var fineTuned: FineTunedDescription?
 
     public init(model: Model, file: URL, artifact: Artifact?, reference: String) {
         self.model = model
@@ -44,6 +46,8 @@ public struct LoadedModel {
         let fixed = shape.count == 3 && shape[0] > 0 && shape[1] > 0 ? ImageSize(height: shape[0], width: shape[1]) : nil
         if let requested {
             chosen = (try Self.parseSize(requested), "--size")
+        } else if let fineTuned, fineTuned.inputSize.count == 2 {
+            chosen = (ImageSize(height: fineTuned.inputSize[0], width: fineTuned.inputSize[1]), "the fine-tuned model")
         } else if model.architecture == nil, let fixed {
             chosen = (fixed, "the model config")
         } else if let forced = model.options?.inputShape, forced.count == 3, forced[0] > 0, forced[1] > 0 {
@@ -58,7 +62,7 @@ public struct LoadedModel {
         } else {
             chosen = (ImageSize(height: 224, width: 224), "default")
         }
-        if let architecture = model.architecture {
+        if let architecture = model.architecture ?? baseArchitecture {
             let minimum = architecture.minimumInputSize
             guard chosen.size.height >= minimum, chosen.size.width >= minimum else {
                 throw PipelineError("image size \(chosen.size.height)x\(chosen.size.width) is below \(architecture)'s minimum of \(minimum)x\(minimum)")
@@ -100,6 +104,7 @@ public struct LoadedModel {
     /// - Throws: ``PipelineError`` when the model is not a known family and nothing was requested.
     public func preprocessing(requested: String? = nil) throws -> Preprocessing {
         if let requested { return try Preprocessing(name: requested) }
+        if let fineTuned { return try Preprocessing(name: fineTuned.preprocess) }
         if case .string(let mode)? = artifact?.options["preprocess"] { return try Preprocessing(name: mode) }
         let name = model.architecture?.description ?? model.name
         guard let mode = Preprocessing(kerasApplication: name) else {
@@ -107,6 +112,9 @@ public struct LoadedModel {
         }
         return mode
     }
+
+    /// The base's architecture for a fine-tuned model.
+    var baseArchitecture: Architecture? { nil }
 
     /// The number of scores `predict` returns per image.
     public var classCount: Int { model.graph.shapes[model.graph.outputs[0]].reduce(1, *) }
@@ -117,6 +125,7 @@ public struct LoadedModel {
     /// (`note` hears why a default one could not).
     /// - Throws: ``PipelineError`` for an explicit class index that cannot be used.
     public func classNames(classIndex: String? = nil, hub: Hub, note: ((String) -> Void)? = nil) async throws -> [String]? {
+        if classIndex == nil, let fineTuned { return fineTuned.classes }
         if let classIndex {
             var file = URL(fileURLWithPath: classIndex)
             if !FileManager.default.fileExists(atPath: file.path) {

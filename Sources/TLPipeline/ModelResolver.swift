@@ -26,6 +26,9 @@ public struct ModelResolver {
         let path = URL(fileURLWithPath: reference)
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: path.path, isDirectory: &isDirectory) {
+            if isDirectory.boolValue && FineTunedDescription.isFineTuned(path) {
+                return try await loadFineTuned(path, reference: reference)
+            }
             let model = isDirectory.boolValue ? try Self.loadSavedModel(path)
                                               : try Model.load(from: path, architecture: architecture)
             return LoadedModel(model: model, file: path, artifact: nil, reference: reference)

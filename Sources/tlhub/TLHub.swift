@@ -18,6 +18,8 @@ struct TLHub: AsyncParsableCommand {
             Export.self,
             Features.self,
             Predict.self,
+            Finetune.self,
+            Evaluate.self,
             Bench.self,
             Pull.self,
             List.self,

@@ -105,4 +105,28 @@ public final class Graph {
         }
         return false
     }
+
+    /// This graph followed by `head`: the head's input is this graph's (single) output, globally
+    /// pooled first when `pooling` is `.avg`/`.max` (a head trained on pooled features). Layers
+    /// are shared, not copied, so later weight changes in either show in the result.
+    /// - Throws: `EngineError.incompatibleShapes` when the head does not take that output.
+    public func appending(_ head: Graph, pooling: FeaturePooling = .none, name: String) throws -> Graph {
+        var combined = nodes
+        var source = outputs[0]
+        if pooling != .none {
+            combined.append(GraphNode(layer: GlobalPooling2D(name: "\(name)_base_pool", kind: pooling == .max ? .max : .average),
+                                      inputs: [source], scope: []))
+            source = combined.count - 1
+        }
+        var remap: [Int: Int] = [:]
+        for (index, node) in head.nodes.enumerated() {
+            if node.layer is InputLayer {
+                remap[index] = source
+                continue
+            }
+            combined.append(GraphNode(layer: node.layer, inputs: node.inputs.compactMap { remap[$0] }, scope: node.scope))
+            remap[index] = combined.count - 1
+        }
+        return try Graph(name: name, nodes: combined, inputs: inputs, outputs: [remap[head.outputs[0]] ?? source])
+    }
 }

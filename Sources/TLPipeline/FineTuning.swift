@@ -1,0 +1,213 @@
+import Foundation
+import TLEngine
+import TLFormats
+import TLHubClient
+import TLImaging
+import TLTensor
+import TLTraining
+
+/// `tlhub finetune` as a library: a new head trained on a frozen base's cached features.
+///
+/// ```swift
+/// var job = FineTuning(base: "mobilenet_v2_100_224", data: photos, head: "dense2", output: out)
+/// job.options.epochs = 5
+/// let result = try await job.run(hub: hub) { print($0.line(of: 5)) }
+/// ```
+public struct FineTuning {
+    /// The optimizer, as Keras names and configures it.
+    public enum OptimizerChoice: Sendable, Equatable {
+        case sgd(momentum: Float, nesterov: Bool)
+        case adam
+
+        func make() -> Optimizer {
+            switch self {
+            case let .sgd(momentum, nesterov): return SGD(momentum: momentum, nesterov: nesterov)
+            case .adam: return Adam()
+            }
+        }
+    }
+
+    public var base: String
+    public var architecture: String?
+    public var data: URL
+    /// A separate validation folder (same class names), or nil.
+    public var validation: URL?
+    /// With no validation folder: the fraction of each class split off for validation (0: none).
+    public var validationSplit: Double = 0
+    public var head: String
+    public var output: URL
+    public var optimizer: OptimizerChoice = .adam
+    public var labelSmoothing: Float = 0
+    /// `balanced` class weights (`n / (classes · count)` per class), as scikit-learn computes them.
+    public var balancedClassWeights = false
+    public var options = TrainingOptions()
+    /// Images per base forward pass.
+    public var featureBatchSize = 32
+    public var size: String?
+    public var interpolation: Interpolation = .nearest
+    public var preprocess: String?
+
+    public init(base: String, data: URL, head: String, output: URL) {
+        self.base = base
+        self.data = data
+        self.head = head
+        self.output = output
+    }
+
+    /// What a run produced.
+    public struct Result {
+        public var history: [EpochRecord]
+        public var classes: [String]
+        public var trainCount: Int
+        public var validationCount: Int
+        public var featureStatistics: FeatureCache.Statistics
+        public var featureSeconds: Double
+        public var trainingSeconds: Double
+        public var output: URL
+    }
+
+    /// Progress of the feature pass: (images done, total).
+    public typealias FeatureProgress = (Int, Int) -> Void
+
+    /// Runs the job: list the data (errors before any work), load the base, compute or reuse the
+    /// features, train the head, and write `output` atomically (a failed run leaves nothing).
+    public func run(hub: Hub, note: ((String) -> Void)? = nil, featureProgress: FeatureProgress? = nil,
+                    onEpoch: ((EpochRecord) -> Void)? = nil) async throws -> Result {
+        let parsedHead = try Head(parsing: head)
+        var train = try LabeledImages.load(data)
+        var held: LabeledImages?
+        if let validation {
+            held = try LabeledImages.load(validation, classNames: train.classNames)
+        } else if validationSplit > 0 {
+            let split = train.split(validationFraction: validationSplit)
+            (train, held) = (split.train, split.validation.files.isEmpty ? nil : split.validation)
+        }
+        let classCount = train.classNames.count
+        if parsedHead.isBinary {
+            guard classCount == 2 else {
+                throw PipelineError("--head", "'\(head)' has one sigmoid output, for two classes; \(data.path) has \(classCount)")
+            }
+        } else if parsedHead.outputCount != classCount {
+            throw PipelineError("--head", "'\(head)' has \(parsedHead.outputCount) outputs but \(data.path) has \(classCount) classes (\(train.classNames.joined(separator: ", ")))")
+        }
+
+        let loaded = try await ModelResolver(hub: hub).load(base, architecture: architecture)
+        let baseSHA = try ModelResolver.sha256(of: loaded.file)
+        let (size, _) = try loaded.imageSize(requested: self.size)
+        let preprocessing = try loaded.preprocessing(requested: preprocess)
+        // A head that starts by pooling, or a dense head on a spatial map, reads pooled features:
+        // cache those (C floats per image, not H·W·C).
+        let outputIsSpatial = loaded.model.graph.shapes[loaded.model.graph.outputs[0]].count == 3
+        let startsWithReshape: Bool = {
+            if case .flatten? = parsedHead.items.first { return true }
+            if case .globalMaxPooling? = parsedHead.items.first { return true }
+            return false
+        }()
+        let pooling: FeaturePooling = outputIsSpatial && !startsWithReshape ? .avg : .none
+        var headItems = parsedHead.items
+        if pooling == .avg, case .globalAveragePooling? = headItems.first { headItems.removeFirst() }
+        let settings = "\(size.height)x\(size.width)|\(interpolation)|\(preprocessing)|\(pooling.rawValue)"
+        let cache = FeatureCache(cacheDirectory: hub.cacheDirectory, baseSHA256: baseSHA, settings: settings)
+        let loader = ImageLoader(size: size, interpolation: interpolation)
+        let model = loaded.model
+        let featureStart = Date()
+        func features(_ set: LabeledImages) throws -> (Tensor, [Int], FeatureCache.Statistics) {
+            let result = try cache.features(of: set.files, loader: loader, preprocessing: preprocessing, batchSize: featureBatchSize,
+                                            progress: featureProgress) { batch in
+                pooling == .avg ? try model.features(input: batch, pooling: .avg) : try model.predict(input: batch)
+            }
+            return (result.features, result.kept, result.statistics)
+        }
+        var (trainX, trainKept, statistics) = try features(train)
+        var validationData: (x: Tensor, y: Tensor)?
+        var validationCount = 0
+        if let held {
+            let (x, kept, heldStatistics) = try features(held)
+            statistics.hits += heldStatistics.hits
+            statistics.computed += heldStatistics.computed
+            statistics.unreadable += heldStatistics.unreadable
+            let targets = held.targets(binary: parsedHead.isBinary)
+            let width = parsedHead.isBinary ? 1 : classCount
+            validationData = (x, Tensor(shape: [kept.count, width], scalars: kept.flatMap { targets[($0 * width)..<(($0 + 1) * width)] }))
+            validationCount = kept.count
+        }
+        for unreadable in statistics.unreadable { note?("skipped \(unreadable.file.path): \(unreadable.reason)") }
+        if !statistics.unreadable.isEmpty { note?("\(statistics.unreadable.count) unreadable images skipped") }
+        let featureSeconds = Date().timeIntervalSince(featureStart)
+
+        let width = parsedHead.isBinary ? 1 : classCount
+        let allTargets = train.targets(binary: parsedHead.isBinary)
+        let trainY = Tensor(shape: [trainKept.count, width], scalars: trainKept.flatMap { allTargets[($0 * width)..<(($0 + 1) * width)] })
+        trainX = trainX.reshaped([trainKept.count] + trainX.shape.dropFirst())
+
+        var headSpec = parsedHead
+        headSpec.items = headItems
+        let headGraph = try headSpec.build(inputShape: Array(trainX.shape.dropFirst()), seed: options.seed)
+        let trainingGraph = try TrainingGraph(graph: headGraph)
+        let loss: Loss = parsedHead.isBinary ? .binaryCrossEntropy : .categoricalCrossEntropy(labelSmoothing: labelSmoothing)
+        var options = self.options
+        if balancedClassWeights {
+            let counts = trainKept.reduce(into: [Int](repeating: 0, count: classCount)) { $0[train.labels[$1]] += 1 }
+            options.classWeights = counts.map { Float(trainKept.count) / Float(classCount * max($0, 1)) }
+        }
+        let trainingStart = Date()
+        let trainer = Trainer(model: trainingGraph, loss: loss, optimizer: optimizer.make())
+        let history = try trainer.fit(x: trainX, y: trainY, validation: validationData, options: options, onEpoch: onEpoch)
+        let trainingSeconds = Date().timeIntervalSince(trainingStart)
+
+        let description = FineTunedDescription(
+            baseReference: base, baseFile: loaded.file.path, baseSHA256: baseSHA, basePooling: pooling.rawValue,
+            head: headSpec.description, headInputShape: Array(trainX.shape.dropFirst()), classes: train.classNames,
+            preprocess: preprocessing.rawValue, inputSize: [size.height, size.width], interpolation: interpolation.rawValue)
+        try FineTuneOutput.write(description: description, head: headGraph, history: history, to: output)
+        return Result(history: history, classes: train.classNames, trainCount: trainKept.count, validationCount: validationCount,
+                      featureStatistics: statistics, featureSeconds: featureSeconds, trainingSeconds: trainingSeconds, output: output)
+    }
+}
+
+/// The files of a `finetune` output folder, written into a temporary sibling and renamed into
+/// place, so a failed or interrupted run leaves no half-written model.
+enum FineTuneOutput {
+    static func write(description: FineTunedDescription, head: Graph, history: [EpochRecord], to output: URL) throws {
+        let manager = FileManager.default
+        let staging = output.deletingLastPathComponent()
+            .appendingPathComponent(".\(output.lastPathComponent).\(getpid())-\(UInt32.random(in: 0...UInt32.max)).tmp")
+        try? manager.removeItem(at: staging)
+        do {
+            try manager.createDirectory(at: staging, withIntermediateDirectories: true)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try encoder.encode(description).write(to: staging.appendingPathComponent("model.json"))
+            try encoder.encode(description.classes).write(to: staging.appendingPathComponent("classes.json"))
+            let weights = WeightDictionary(graph: head).entries.flatMap { entry in
+                entry.weights.map { (name: "\(entry.layer)/\($0.name)", tensor: $0.tensor) }
+            }
+            let order = WeightDictionary(graph: head).entries.map(\.layer)
+            let orderJSON = String(decoding: try JSONEncoder().encode(order), as: UTF8.self)
+            try SafeTensorsWriter.write(weights, metadata: ["format": "tlhub", "layer_order": orderJSON],
+                                        to: staging.appendingPathComponent("head.safetensors"))
+            var csv = "epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds\n"
+            for record in history {
+                csv += "\(record.epoch),\(record.loss),\(record.accuracy),\(record.validationLoss.map { "\($0)" } ?? ""),"
+                csv += "\(record.validationAccuracy.map { "\($0)" } ?? ""),\(record.learningRate),\(String(format: "%.3f", record.seconds))\n"
+            }
+            try Data(csv.utf8).write(to: staging.appendingPathComponent("history.csv"))
+            // Replace an earlier run's folder only once the new one is complete.
+            if manager.fileExists(atPath: output.path) {
+                guard FineTunedDescription.isFineTuned(output) else {
+                    throw PipelineError(output.path, "exists and is not a tlhub fine-tuned model folder; choose another -o")
+                }
+                let old = staging.appendingPathExtension("old")
+                try manager.moveItem(at: output, to: old)
+                try manager.moveItem(at: staging, to: output)
+                try? manager.removeItem(at: old)
+            } else {
+                try manager.moveItem(at: staging, to: output)
+            }
+        } catch {
+            try? manager.removeItem(at: staging)
+            if let problem = error as? any FileProblem { throw problem }
+            throw PipelineError(output.path, "cannot write the model folder (\(error.localizedDescription))")
+        }
+    }
+}
