@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # tlhub quick start: the main job end to end on a fresh Debian machine with Swift 6.
-#   pull a pretrained MobileNetV2 → inspect → convert to .safetensors → features → predict
+#   pull a pretrained MobileNetV2 → inspect → convert to .safetensors → features → predict →
+#   finetune a new head → predict and evaluate with the fine-tuned model
 # When the real hub (storage.googleapis.com) is unreachable it says so and uses the bundled demo
 # hub (scripts/demo_hub: a random-weight MobileNetV2 0.35/96 whose predictions mean nothing).
 # Everything it writes goes to out/quickstart/ (git-ignored); downloads go to the cache (./cache).
@@ -51,5 +52,16 @@ echo "$(wc -l < "$out/features.csv") rows × $(head -n 1 "$out/features.csv" | t
 
 step "predict (top 3)"
 "$tlhub" predict --model "$out/mobilenet_v2.safetensors" --size 96 --class-index "$class_index" --top 3 "${images[@]}"
+
+photos=Tests/Fixtures/finetune/photos
+step "finetune: a new 3-class head on the model's outputs, trained on $photos (base features cached) → $out/finetuned"
+"$tlhub" finetune --model "$model" --data "$photos/train" --val "$photos/validation" --head dense3 \
+    --epochs 10 --lr 0.05 -o "$out/finetuned"
+
+step "predict with the fine-tuned model"
+"$tlhub" predict --model "$out/finetuned" --top 1 "$photos/validation/fish"
+
+step "evaluate the fine-tuned model on the validation folder"
+"$tlhub" evaluate --model "$out/finetuned" --data "$photos/validation"
 
 step "done: outputs in $out/"

@@ -81,7 +81,18 @@ extension ModelResolver {
         let head = try TLTrainingBridge.headGraph(description: description)
         try head.loadWeights(from: try WeightFiles.open(directory.appendingPathComponent("head.safetensors")))
         let pooling = FeaturePooling(rawValue: description.basePooling) ?? .none
-        let combined = try base.model.graph.appending(head, pooling: pooling, name: "finetuned")
+        // A native base is built for its default size; rebuild it for the size it was trained at.
+        var baseGraph = base.model.graph
+        if let architecture = base.model.architecture, var options = base.model.options, description.inputSize.count == 2 {
+            let shape = [description.inputSize[0], description.inputSize[1], baseGraph.shapes[baseGraph.inputs[0]].last ?? 3]
+            if options.inputShape != shape {
+                options.inputShape = shape
+                let rebuilt = try architecture.build(options: options)
+                try rebuilt.loadWeights(from: WeightDictionary(graph: baseGraph))
+                baseGraph = rebuilt
+            }
+        }
+        let combined = try baseGraph.appending(head, pooling: pooling, name: "finetuned")
         let model = Model(graph: combined)
         var loaded = LoadedModel(model: model, file: base.file, artifact: base.artifact, reference: reference)
         loaded.fineTuned = description

@@ -1,0 +1,112 @@
+import Foundation
+import Testing
+import TLTensor
+
+/// `tlhub finetune` → `predict` / `evaluate` on the tiny photo folder of
+/// `make_finetune_fixtures.py`, with the demo hub's tiny_cnn (no top) as the frozen base.
+@Suite("tlhub finetune")
+struct FinetuneTests {
+    let cli = EndToEndTests()
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tlhub-finetune-\(UUID().uuidString)")
+    var photos: URL { cli.fixtures.appendingPathComponent("finetune/photos") }
+    var hub: [String] { ["--cache-dir", folder.appendingPathComponent("cache").path,
+                         "--manifests", EndToEndTests.root.appendingPathComponent("scripts/demo_hub").path] }
+
+    func finetune(_ extra: [String], output: String = "model") throws -> (status: Int32, stdout: String, stderr: String) {
+        try cli.run(["finetune", "--model", "demo:tiny_cnn", "--data", photos.appendingPathComponent("train").path,
+                     "--val", photos.appendingPathComponent("validation").path, "--head", "dense3",
+                     "-o", folder.appendingPathComponent(output).path] + hub + extra)
+    }
+
+    @Test("trains with Keras-style epoch lines, writes the model folder, and predict/evaluate use it")
+    func endToEnd() throws {
+        let result = try finetune(["--epochs", "15", "--lr", "0.05", "--seed", "3"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let epochLines = result.stdout.split(separator: "\n").filter { $0.hasPrefix("Epoch ") }
+        #expect(epochLines.count == 15 && epochLines.last?.contains("val_accuracy:") == true, "\(result.stdout)")
+        let model = folder.appendingPathComponent("model")
+        for name in ["model.json", "head.safetensors", "classes.json", "history.csv"] {
+            #expect(FileManager.default.fileExists(atPath: model.appendingPathComponent(name).path), "\(name)")
+        }
+        let history = try String(contentsOf: model.appendingPathComponent("history.csv"), encoding: .utf8).split(separator: "\n")
+        #expect(history.count == 16 && history[0] == "epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds")
+        #expect(try JSONDecoder().decode([String].self, from: Data(contentsOf: model.appendingPathComponent("classes.json"))) == ["cat", "dog", "fish"])
+
+        // evaluate on the validation folder reports what training's last epoch did.
+        let evaluation = try cli.run(["evaluate", "--model", model.path, "--data", photos.appendingPathComponent("validation").path, "--json"] + hub)
+        #expect(evaluation.status == 0, "\(evaluation.stderr)")
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(evaluation.stdout.utf8)) as? [String: Any])
+        let lastFields = history[15].split(separator: ",", omittingEmptySubsequences: false)
+        let validationLoss = try #require(Double(lastFields[3])), validationAccuracy = try #require(Double(lastFields[4]))
+        #expect(abs((report["loss"] as? Double ?? -1) - validationLoss) < 1e-4)
+        #expect(abs((report["accuracy"] as? Double ?? -1) - validationAccuracy) < 1e-6)
+        #expect((report["confusion_matrix"] as? [[Int]])?.flatMap { $0 }.reduce(0, +) == 12)
+
+        // predict names the folder's classes.
+        let predict = try cli.run(["predict", "--model", model.path, "--top", "1",
+                                   photos.appendingPathComponent("validation/fish").path] + hub)
+        #expect(predict.status == 0, "\(predict.stderr)")
+        #expect(predict.stdout.split(separator: "\n").count == 4)
+        #expect(["cat", "dog", "fish"].contains { predict.stdout.contains("\($0) (") }, "\(predict.stdout)")
+    }
+
+    @Test("the second run reuses every cached feature; a changed image is recomputed")
+    func featureCache() throws {
+        let first = try finetune(["--epochs", "1"])
+        #expect(first.status == 0 && first.stderr.contains("(0 cached, 36 computed)"), "\(first.stderr)")
+        let second = try finetune(["--epochs", "1", "--head", "gap,dense3"], output: "other")
+        #expect(second.status == 0 && second.stderr.contains("(36 cached, 0 computed)"), "\(second.stderr)")
+        // The same files under another path with one image changed: only that one is computed.
+        let copy = folder.appendingPathComponent("photos")
+        try FileManager.default.copyItem(at: photos, to: copy)
+        let changed = copy.appendingPathComponent("train/cat/01.jpg")
+        try FileManager.default.removeItem(at: changed)
+        try FileManager.default.copyItem(at: cli.fixtures.appendingPathComponent("imaging/images/rgb.jpg"), to: changed)
+        let third = try cli.run(["finetune", "--model", "demo:tiny_cnn", "--data", copy.appendingPathComponent("train").path,
+                                 "--head", "dense3", "--epochs", "1", "-o", folder.appendingPathComponent("third").path] + hub)
+        #expect(third.status == 0 && third.stderr.contains("(23 cached, 1 computed)"), "\(third.stderr)")
+    }
+
+    @Test("the same seed gives the same head, bit for bit")
+    func deterministic() throws {
+        #expect(try finetune(["--epochs", "3", "--seed", "9", "--optimizer", "sgd", "--momentum", "0.9"], output: "a").status == 0)
+        #expect(try finetune(["--epochs", "3", "--seed", "9", "--optimizer", "sgd", "--momentum", "0.9"], output: "b").status == 0)
+        let a = try Data(contentsOf: folder.appendingPathComponent("a/head.safetensors"))
+        let b = try Data(contentsOf: folder.appendingPathComponent("b/head.safetensors"))
+        #expect(a == b)
+    }
+
+    @Test("bad folders and heads are one error line before any work, and leave no model folder")
+    func badInputs() throws {
+        let fixtures = cli.fixtures.appendingPathComponent("finetune")
+        let cases: [([String], String)] = [
+            (["--data", fixtures.appendingPathComponent("one_class").path], "only one class folder"),
+            (["--data", folder.path + "/missing"], "missing"),
+            (["--data", photos.appendingPathComponent("train").path, "--head", "dense2"], "2 outputs but"),
+            (["--data", photos.appendingPathComponent("train").path, "--head", "dense3-relu"], "softmax or sigmoid"),
+        ]
+        for (arguments, fragment) in cases {
+            let result = try cli.run(["finetune", "--model", "demo:tiny_cnn", "--head", "dense3", "-o", folder.appendingPathComponent("bad").path]
+                                     + hub + arguments)
+            #expect(result.status != 0, "\(arguments)")
+            #expect(result.stderr.contains(fragment), "\(arguments): \(result.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("bad").path))
+        }
+        // An unreadable image is listed and skipped, not fatal.
+        let broken = try cli.run(["finetune", "--model", "demo:tiny_cnn", "--data", fixtures.appendingPathComponent("broken").path,
+                                  "--head", "dense2", "--epochs", "1", "-o", folder.appendingPathComponent("broken").path] + hub)
+        #expect(broken.status == 0, "\(broken.stderr)")
+        #expect(broken.stderr.contains("not_a_photo.jpg") && broken.stderr.contains("1 unreadable images skipped"), "\(broken.stderr)")
+    }
+
+    @Test("a native base (weights-only MobileNetV2 at its published 96 px) trains and predicts at that size")
+    func nativeBase() throws {
+        let output = folder.appendingPathComponent("native").path
+        let train = try cli.run(["finetune", "--model", cli.model, "--data", photos.appendingPathComponent("train").path,
+                                 "--head", "dense3", "--epochs", "2", "-o", output] + hub)
+        #expect(train.status == 0, "\(train.stderr)")
+        let predict = try cli.run(["predict", "--model", output, "--top", "1", photos.appendingPathComponent("validation/dog").path] + hub)
+        #expect(predict.status == 0, "\(predict.stderr)")
+        #expect(predict.stderr.contains("input 96x96 (the fine-tuned model)"), "\(predict.stderr)")
+    }
+}
