@@ -46,6 +46,8 @@ public struct FineTuning {
     public var size: String?
     public var interpolation: Interpolation = .nearest
     public var preprocess: String?
+    /// TensorBoard logs: nil for `OUTPUT/logs`.
+    public var tensorBoard: URL?
 
     public init(base: String, data: URL, head: String, output: URL) {
         self.base = base
@@ -159,7 +161,8 @@ public struct FineTuning {
             baseReference: base, baseFile: loaded.file.path, baseSHA256: baseSHA, basePooling: pooling.rawValue,
             head: headSpec.description, headInputShape: Array(trainX.shape.dropFirst()), classes: train.classNames,
             preprocess: preprocessing.rawValue, inputSize: [size.height, size.width], interpolation: interpolation.rawValue)
-        try FineTuneOutput.write(description: description, head: headGraph, history: history, to: output)
+        try FineTuneOutput.write(description: description, head: headGraph, history: history, to: output,
+                                 tensorBoard: tensorBoard)
         return Result(history: history, classes: train.classNames, trainCount: trainKept.count, validationCount: validationCount,
                       featureStatistics: statistics, featureSeconds: featureSeconds, trainingSeconds: trainingSeconds, output: output)
     }
@@ -168,7 +171,8 @@ public struct FineTuning {
 /// The files of a `finetune` output folder, written into a temporary sibling and renamed into
 /// place, so a failed or interrupted run leaves no half-written model.
 enum FineTuneOutput {
-    static func write(description: FineTunedDescription, head: Graph, history: [EpochRecord], to output: URL) throws {
+    static func write(description: FineTunedDescription, head: Graph, history: [EpochRecord], to output: URL,
+                      tensorBoard: URL?) throws {
         let manager = FileManager.default
         let staging = output.deletingLastPathComponent()
             .appendingPathComponent(".\(output.lastPathComponent).\(getpid())-\(UInt32.random(in: 0...UInt32.max)).tmp")
@@ -192,6 +196,26 @@ enum FineTuneOutput {
                 csv += "\(record.validationAccuracy.map { "\($0)" } ?? ""),\(record.learningRate),\(String(format: "%.3f", record.seconds))\n"
             }
             try Data(csv.utf8).write(to: staging.appendingPathComponent("history.csv"))
+            // TensorBoard: Keras' layout, inside the folder unless told otherwise.
+            let logs = tensorBoard ?? staging.appendingPathComponent("logs")
+            let started = Date().timeIntervalSince1970 - history.reduce(0) { $0 + $1.seconds }
+            let train = try TensorBoardLog(run: logs.appendingPathComponent("train"), wallTime: started)
+            let validation = history.contains { $0.validationLoss != nil }
+                ? try TensorBoardLog(run: logs.appendingPathComponent("validation"), wallTime: started) : nil
+            var clock = started
+            for record in history {
+                clock += record.seconds
+                let step = record.epoch - 1
+                train.scalar("epoch_loss", record.loss, step: step, wallTime: clock)
+                train.scalar("epoch_accuracy", record.accuracy, step: step, wallTime: clock)
+                train.scalar("epoch_learning_rate", record.learningRate, step: step, wallTime: clock)
+                if let validation, let loss = record.validationLoss, let accuracy = record.validationAccuracy {
+                    validation.scalar("epoch_loss", loss, step: step, wallTime: clock)
+                    validation.scalar("epoch_accuracy", accuracy, step: step, wallTime: clock)
+                }
+            }
+            try train.flush()
+            try validation?.flush()
             // Replace an earlier run's folder only once the new one is complete.
             if manager.fileExists(atPath: output.path) {
                 guard FineTunedDescription.isFineTuned(output) else {

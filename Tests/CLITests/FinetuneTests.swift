@@ -28,6 +28,10 @@ struct FinetuneTests {
         for name in ["model.json", "head.safetensors", "classes.json", "history.csv"] {
             #expect(FileManager.default.fileExists(atPath: model.appendingPathComponent(name).path), "\(name)")
         }
+        for run in ["train", "validation"] {
+            let events = try FileManager.default.contentsOfDirectory(atPath: model.appendingPathComponent("logs/\(run)").path)
+            #expect(events.count == 1 && events[0].hasPrefix("events.out.tfevents."), "\(run): \(events)")
+        }
         let history = try String(contentsOf: model.appendingPathComponent("history.csv"), encoding: .utf8).split(separator: "\n")
         #expect(history.count == 16 && history[0] == "epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds")
         #expect(try JSONDecoder().decode([String].self, from: Data(contentsOf: model.appendingPathComponent("classes.json"))) == ["cat", "dog", "fish"])

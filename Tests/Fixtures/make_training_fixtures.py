@@ -13,6 +13,7 @@ same steps and compare the weights after them. Per case NAME (see cases.json):
     NAME_history.json           Keras' per-epoch loss / accuracy
     NAME_gradients.safetensors  tf.GradientTape gradients of the first batch's loss at the initial weights
 
+tensorboard_scalar.tfrecord: TensorFlow's framing of TensorBoard's Event protos, for the encoder;
 plus data_x.npy (features [N, D]), data_x4.npy ([N, 2, 2, D] maps) and data_y.npy (one-hot labels).
 """
 import json
@@ -120,6 +121,19 @@ def main():
         moved = max(float(np.abs(weights_of(model)[k] - initial[k]).max()) for k in initial)
         print(f"{name}: loss {hist['loss']}, max weight change {moved:.3g}")
     (OUT / "cases.json").write_text(json.dumps(index, indent=1) + "\n")
+    tensorboard_records()
+
+
+def tensorboard_records():
+    """tensorboard_scalar.tfrecord: TensorFlow's own TFRecord framing of TensorBoard's own Event
+    protos (file_version, then epoch_loss 0.25 at step 3), for the Swift encoder to equal."""
+    from tensorboard.compat.proto import event_pb2, summary_pb2
+    path = OUT / "tensorboard_scalar.tfrecord"
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        writer.write(event_pb2.Event(wall_time=1234.5, file_version="brain.Event:2").SerializeToString())
+        summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag="epoch_loss", simple_value=0.25)])
+        writer.write(event_pb2.Event(wall_time=1236.75, step=3, summary=summary).SerializeToString())
+    print("tensorboard record:", path.stat().st_size, "bytes")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ struct Finetune: AsyncParsableCommand {
         flow_from_directory lists it (classes sorted by name). The base runs once per image; its
         features are cached (keyed by the base weights, the image's contents and the input
         pipeline), so every epoch and every later run with another head or learning rate skips it.
-        The output folder holds model.json, head.safetensors, classes.json and history.csv;
+        The output folder holds model.json, head.safetensors, classes.json, history.csv and logs/
+        (TensorBoard: `tensorboard --logdir OUTPUT/logs`);
         `tlhub predict`, `features` and `evaluate` take it as --model.
 
         --head: a comma list of gap, gmp, flatten, denseN[-ACTIVATION], dropoutRATE; the last dense
@@ -87,6 +88,10 @@ struct Finetune: AsyncParsableCommand {
     @Option(name: [.short, .customLong("output")], help: "Output folder.", transform: URL.init(fileURLWithPath:))
     var output: URL
 
+    @Option(help: "TensorBoard log folder (train/ and validation/ runs, as Keras' TensorBoard callback writes them; default OUTPUT/logs).",
+            transform: URL.init(fileURLWithPath:))
+    var tensorboard: URL?
+
     func validate() throws {
         guard ["adam", "sgd"].contains(optimizer) else { throw ValidationError("--optimizer must be adam or sgd") }
         guard batch > 0, epochs > 0, lr > 0 else { throw ValidationError("--batch, --epochs and --lr must be positive") }
@@ -142,6 +147,7 @@ struct Finetune: AsyncParsableCommand {
         job.size = size
         job.interpolation = try Interpolation(name: interpolation)
         job.preprocess = preprocess
+        job.tensorBoard = tensorboard
         let bar = ProgressBar()
         let result = try await job.run(hub: try modelOptions.cache.makeHub(), note: { printNote($0) },
                                        featureProgress: { bar.update(done: $0, total: $1, failed: 0) },
