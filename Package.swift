@@ -28,6 +28,7 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CCairo", pkgConfig: "cairo", providers: [.apt(["libcairo2-dev"])]),
         .systemLibrary(name: "CZlibInflate", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
 
         // MARK: - Libraries
@@ -76,7 +77,7 @@ let package = Package(
         // batches, decode predictions, write outputs.
         .target(
             name: "TLPipeline",
-            dependencies: ["TLTensor", "TLFormats", "TLEngine", "TLImaging", "TLHubClient", "TLTraining",
+            dependencies: ["TLTensor", "TLFormats", "TLEngine", "TLImaging", "TLHubClient", "TLTraining", "CCairo",
                            .product(name: "Crypto", package: "swift-crypto")]
         ),
 
@@ -95,7 +96,7 @@ let package = Package(
         // OpenBLAS is the reference the engine's own GEMM kernel is tested against.
         .testTarget(name: "TLEngineTests", dependencies: ["TLEngine", "TLFormats", "TLTensor", "CKernels", "COpenBLAS"]),
         .testTarget(name: "TLImagingTests", dependencies: ["TLImaging", "TLTensor"]),
-        .testTarget(name: "CLITests", dependencies: ["TLTensor"]),
+        .testTarget(name: "CLITests", dependencies: ["TLTensor", "TLImaging"]),
         .testTarget(name: "TLTrainingTests", dependencies: ["TLTraining", "TLEngine", "TLTensor"]),
         .testTarget(name: "TLPipelineTests", dependencies: ["TLPipeline", "TLHubClient", "TLImaging", "TLTensor"]),
         .testTarget(name: "TLHubClientTests", dependencies: ["TLHubClient", "TLEngine", "TLFormats", "TLTensor"]),

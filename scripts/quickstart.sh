@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n== %s\n' "$*" >&2; }
 
-packages="libhdf5-dev libopenblas-dev libcurl4-openssl-dev libjpeg-dev libpng-dev pkg-config"
+packages="libhdf5-dev libopenblas-dev libcurl4-openssl-dev libjpeg-dev libpng-dev libcairo2-dev fonts-dejavu-core pkg-config"
 # shellcheck disable=SC2086
 if ! dpkg -s $packages >/dev/null 2>&1; then
     step "installing C libraries: $packages"

@@ -102,7 +102,7 @@ extension ModelResolver {
     /// SHA-256 of a weight file, or of a SavedModel's variables data.
     static func sha256(of url: URL) throws -> String {
         var isDirectory: ObjCBool = false
-        FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory)
+        _ = FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory)
         if isDirectory.boolValue {
             return try SafeTensorsConversion.sha256(of: url.appendingPathComponent("variables/variables.data-00000-of-00001"))
         }

@@ -216,6 +216,7 @@ enum FineTuneOutput {
             }
             try train.flush()
             try validation?.flush()
+            try CurvesPlot.write(history, to: staging.appendingPathComponent("curves.png"))
             // Replace an earlier run's folder only once the new one is complete.
             if manager.fileExists(atPath: output.path) {
                 guard FineTunedDescription.isFineTuned(output) else {

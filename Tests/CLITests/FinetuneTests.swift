@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TLImaging
 import TLTensor
 
 /// `tlhub finetune` → `predict` / `evaluate` on the tiny photo folder of
@@ -28,6 +29,10 @@ struct FinetuneTests {
         for name in ["model.json", "head.safetensors", "classes.json", "history.csv"] {
             #expect(FileManager.default.fileExists(atPath: model.appendingPathComponent(name).path), "\(name)")
         }
+        // curves.png: a real PNG, drawn (not blank).
+        let curves = try ImageDecoder().decode(contentsOf: model.appendingPathComponent("curves.png"))
+        #expect(curves.width == 1000 && curves.height == 420)
+        #expect(Set(curves.pixels.prefix(200_000)).count > 10, "the plot has lines and text, not one colour")
         for run in ["train", "validation"] {
             let events = try FileManager.default.contentsOfDirectory(atPath: model.appendingPathComponent("logs/\(run)").path)
             #expect(events.count == 1 && events[0].hasPrefix("events.out.tfevents."), "\(run): \(events)")
