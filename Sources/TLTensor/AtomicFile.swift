@@ -86,6 +86,16 @@ public enum AtomicFile {
             if let path = Registry.slots[slot].load() { unlink(path) }
         }
     }
+
+    /// Removes the registered temporaries under `directory` only (for tests, which must not
+    /// touch other writes in flight in the same process).
+    public static func removeRegisteredTemporaries(under directory: URL) {
+        guard Registry.isReady else { return }
+        let prefix = directory.path.hasSuffix("/") ? directory.path : directory.path + "/"
+        for slot in 0..<Registry.capacity {
+            if let path = Registry.slots[slot].load(), String(cString: path).hasPrefix(prefix) { unlink(path) }
+        }
+    }
 }
 
 /// A temporary file on its way to `destination`.

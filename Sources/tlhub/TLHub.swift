@@ -7,6 +7,10 @@ struct TLHub: AsyncParsableCommand {
         abstract: "Transfer learning without Python: pull Keras/TF Hub checkpoints, convert, extract features, fine-tune.",
         discussion: """
         Examples:
+          tlhub pull mobilenet_v2_100_224
+          tlhub features --model mobilenet_v2_100_224 photos/ -o features.npy
+          tlhub finetune --model mobilenet_v2_100_224 --data photos/train --val photos/validation --head dense2 -o hotdog/
+          tlhub predict --model hotdog/ lunch.jpg
           tlhub inspect vgg16.h5
           tlhub convert vgg16.h5 -o vgg16.safetensors
           tlhub export vgg16.safetensors --format keras-h5 -o vgg16_roundtrip.h5

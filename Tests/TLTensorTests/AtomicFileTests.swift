@@ -21,8 +21,9 @@ struct AtomicFileTests {
                 try handle.write(contentsOf: Data(repeating: 1, count: 1000))
                 #expect(FileManager.default.fileExists(atPath: temporary.path))
                 #expect(temporary.lastPathComponent.hasPrefix(".out.bin.\(getpid())-"))
-                // What the SIGINT/SIGTERM handler does:
-                AtomicFile.removeRegisteredTemporaries()
+                // What the SIGINT/SIGTERM handler does (here only for this test's folder: other
+                // tests write in parallel in this process).
+                AtomicFile.removeRegisteredTemporaries(under: directory)
                 #expect(!FileManager.default.fileExists(atPath: temporary.path))
             }
         }
