@@ -84,6 +84,30 @@ public struct FeatureCache {
         return (Tensor(shape: [kept.count] + rowShape, scalars: scalars), kept, statistics)
     }
 
+    /// Every feature cache under `cacheDirectory`: folder, entries, bytes.
+    public static func list(cacheDirectory: URL) -> [(folder: URL, entries: Int, bytes: Int64)] {
+        let root = cacheDirectory.appendingPathComponent("features")
+        let manager = FileManager.default
+        let keys = ((try? manager.contentsOfDirectory(atPath: root.path)) ?? []).sorted()
+        return keys.compactMap { key in
+            let folder = root.appendingPathComponent(key)
+            guard let names = try? manager.contentsOfDirectory(atPath: folder.path) else { return nil }
+            let entries = names.filter { $0.hasSuffix(".f32") }
+            let bytes = names.reduce(Int64(0)) { total, name in
+                total + ((try? manager.attributesOfItem(atPath: folder.appendingPathComponent(name).path)[.size] as? Int64) ?? 0)
+            }
+            return (folder, entries.count, bytes)
+        }
+    }
+
+    /// Removes every feature cache under `cacheDirectory`; returns the bytes freed.
+    @discardableResult
+    public static func removeAll(cacheDirectory: URL) throws -> Int64 {
+        let caches = list(cacheDirectory: cacheDirectory)
+        for cache in caches { try FileManager.default.removeItem(at: cache.folder) }
+        return caches.reduce(0) { $0 + $1.bytes }
+    }
+
     private var shapeFile: URL { directory.appendingPathComponent("shape.json") }
     private func readShape() throws -> [Int] { try JSONDecoder().decode([Int].self, from: Data(contentsOf: shapeFile)) }
     private func writeShape(_ shape: [Int]) throws { try AtomicFile.write([(shapeFile, try JSONEncoder().encode(shape))]) }

@@ -74,6 +74,12 @@ struct FinetuneTests {
         let third = try cli.run(["finetune", "--model", "demo:tiny_cnn", "--data", copy.appendingPathComponent("train").path,
                                  "--head", "dense3", "--epochs", "1", "-o", folder.appendingPathComponent("third").path] + hub)
         #expect(third.status == 0 && third.stderr.contains("(23 cached, 1 computed)"), "\(third.stderr)")
+        // cache ls shows the feature cache; prune --features drops it, and the next run recomputes.
+        let listing = try cli.run(["cache", "ls"] + hub)
+        #expect(listing.stdout.contains("1 feature caches (finetune)"), "\(listing.stdout)")
+        #expect(try cli.run(["cache", "prune", "--features"] + hub).status == 0)
+        let fourth = try finetune(["--epochs", "1"], output: "fourth")
+        #expect(fourth.stderr.contains("(0 cached, 36 computed)"), "\(fourth.stderr)")
     }
 
     @Test("the same seed gives the same head, bit for bit")

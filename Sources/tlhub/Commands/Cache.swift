@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TLHubClient
+import TLPipeline
 
 struct Cache: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -11,6 +12,7 @@ struct Cache: AsyncParsableCommand {
           tlhub cache verify
           tlhub cache rm mobilenet_v2_100_224
           tlhub cache prune
+          tlhub cache prune --features     # also finetune's cached base features
         """,
         subcommands: [ListEntries.self, Verify.self, Remove.self, Prune.self])
 
@@ -28,6 +30,14 @@ struct Cache: AsyncParsableCommand {
             }
             let total = entries.reduce(Int64(0)) { $0 + $1.size }
             print("\(entries.count) files, \(ByteCount.format(total)) in \(hub.cacheDirectory.path)")
+            let features = FeatureCache.list(cacheDirectory: hub.cacheDirectory)
+            for cache in features {
+                print("features  \(ByteCount.format(cache.bytes).padding(toLength: 9, withPad: " ", startingAt: 0))  \(cache.entries) images  \(cache.folder.path)")
+            }
+            if !features.isEmpty {
+                let bytes = features.reduce(Int64(0)) { $0 + $1.bytes }
+                print("\(features.count) feature caches (finetune), \(ByteCount.format(bytes)); `tlhub cache prune --features` removes them")
+            }
         }
     }
 
@@ -75,10 +85,19 @@ struct Cache: AsyncParsableCommand {
             abstract: "Delete partial downloads, orphaned metadata and unused lock files (skips downloads in progress).")
         @OptionGroup var cacheOptions: CacheOptions
 
+        @Flag(help: "Also delete finetune's feature caches (they are recomputed when needed).")
+        var features = false
+
         func run() async throws {
-            let result = try cacheOptions.makeHub().prune()
+            let hub = try cacheOptions.makeHub()
+            let result = hub.prune()
             for url in result.removed { print("removed \(url.path)") }
-            print("freed \(ByteCount.format(result.freedBytes))")
+            var freed = result.freedBytes
+            if features {
+                for cache in FeatureCache.list(cacheDirectory: hub.cacheDirectory) { print("removed \(cache.folder.path)") }
+                freed += try FeatureCache.removeAll(cacheDirectory: hub.cacheDirectory)
+            }
+            print("freed \(ByteCount.format(freed))")
         }
     }
 }
