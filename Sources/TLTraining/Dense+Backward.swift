@@ -11,14 +11,7 @@ extension Dense: DifferentiableLayer {
         guard kernel.shape == [features, units] else {
             throw TrainingError(name, "kernel \(kernel.shape) does not take \(features) features")
         }
-        var z = [Float](repeating: 0, count: rows * units)
-        input.scalars.withUnsafeBufferPointer { x in
-            kernel.scalars.withUnsafeBufferPointer { w in
-                z.withUnsafeMutableBufferPointer { out in
-                    MatrixMultiply.multiply(x.baseAddress!, w.baseAddress!, m: rows, k: features, n: units, into: out.baseAddress!)
-                }
-            }
-        }
+        var z = product(input.scalars, kernel.scalars, m: rows, k: features, n: units)
         if let bias {
             for row in 0..<rows { for unit in 0..<units { z[row * units + unit] += bias.scalars[unit] } }
         }
@@ -36,35 +29,33 @@ extension Dense: DifferentiableLayer {
         let rows = input.count / max(features, 1)
         let dz = isPreActivation ? outputGradient.scalars
             : try activation.backward(outputGradient.scalars, input: saved[0].scalars, output: output.scalars, lastAxis: units)
-        var kernelGradient = [Float](repeating: 0, count: features * units)
         let inputTransposed = input.scalars.withUnsafeBufferPointer {
             MatrixMultiply.transposed($0.baseAddress!, rows: rows, columns: features)
         }
-        inputTransposed.withUnsafeBufferPointer { xt in
-            dz.withUnsafeBufferPointer { g in
-                kernelGradient.withUnsafeMutableBufferPointer { out in
-                    MatrixMultiply.multiply(xt.baseAddress!, g.baseAddress!, m: features, k: rows, n: units, into: out.baseAddress!)
-                }
-            }
-        }
-        accumulate("kernel", kernelGradient)
+        accumulate("kernel", product(inputTransposed, dz, m: features, k: rows, n: units))
         if useBias {
             var biasGradient = [Float](repeating: 0, count: units)
             for row in 0..<rows { for unit in 0..<units { biasGradient[unit] += dz[row * units + unit] } }
             accumulate("bias", biasGradient)
         }
-        var inputGradient = [Float](repeating: 0, count: rows * features)
         let kernelTransposed = kernel.scalars.withUnsafeBufferPointer {
             MatrixMultiply.transposed($0.baseAddress!, rows: features, columns: units)
         }
-        dz.withUnsafeBufferPointer { g in
-            kernelTransposed.withUnsafeBufferPointer { wt in
-                inputGradient.withUnsafeMutableBufferPointer { out in
-                    MatrixMultiply.multiply(g.baseAddress!, wt.baseAddress!, m: rows, k: units, n: features, into: out.baseAddress!)
+        return [Tensor(shape: input.shape, scalars: product(dz, kernelTransposed, m: rows, k: units, n: features))]
+    }
+
+    /// `a[m × k] · b[k × n]`.
+    private func product(_ a: [Float], _ b: [Float], m: Int, k: Int, n: Int) -> [Float] {
+        var result = [Float](repeating: 0, count: m * n)
+        guard m > 0, k > 0, n > 0 else { return result }
+        a.withUnsafeBufferPointer { a in
+            b.withUnsafeBufferPointer { b in
+                result.withUnsafeMutableBufferPointer { out in
+                    MatrixMultiply.multiply(a.baseAddress!, b.baseAddress!, m: m, k: k, n: n, into: out.baseAddress!)
                 }
             }
         }
-        return [Tensor(shape: input.shape, scalars: inputGradient)]
+        return result
     }
 
     public var finalActivation: Activation? { activation }
