@@ -42,7 +42,9 @@ struct FinetuneTests {
         #expect(try JSONDecoder().decode([String].self, from: Data(contentsOf: model.appendingPathComponent("classes.json"))) == ["cat", "dog", "fish"])
 
         // evaluate on the validation folder reports what training's last epoch did.
-        let evaluation = try cli.run(["evaluate", "--model", model.path, "--data", photos.appendingPathComponent("validation").path, "--json"] + hub)
+        let confusionPNG = folder.appendingPathComponent("confusion.png")
+        let evaluation = try cli.run(["evaluate", "--model", model.path, "--data", photos.appendingPathComponent("validation").path, "--json",
+                                      "-o", confusionPNG.path] + hub)
         #expect(evaluation.status == 0, "\(evaluation.stderr)")
         let report = try #require(try JSONSerialization.jsonObject(with: Data(evaluation.stdout.utf8)) as? [String: Any])
         let lastFields = history[15].split(separator: ",", omittingEmptySubsequences: false)
@@ -50,6 +52,8 @@ struct FinetuneTests {
         #expect(abs((report["loss"] as? Double ?? -1) - validationLoss) < 1e-4)
         #expect(abs((report["accuracy"] as? Double ?? -1) - validationAccuracy) < 1e-6)
         #expect((report["confusion_matrix"] as? [[Int]])?.flatMap { $0 }.reduce(0, +) == 12)
+        let confusionImage = try ImageDecoder().decode(contentsOf: confusionPNG)
+        #expect(confusionImage.width == confusionImage.height && confusionImage.width > 200)
 
         // predict names the folder's classes.
         let predict = try cli.run(["predict", "--model", model.path, "--top", "1",

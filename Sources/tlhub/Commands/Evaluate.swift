@@ -12,6 +12,7 @@ struct Evaluate: AsyncParsableCommand {
         Examples:
           tlhub evaluate --model hotdog/ --data photos/test
           tlhub evaluate --model hotdog/ --data photos/test --json --misclassified
+          tlhub evaluate --model hotdog/ --data photos/test -o confusion.png
         """)
 
     @OptionGroup var modelOptions: ModelOptions
@@ -31,6 +32,10 @@ struct Evaluate: AsyncParsableCommand {
     @Flag(help: "List the misclassified files with their scores.")
     var misclassified = false
 
+    @Option(name: [.short, .customLong("output")], help: "Also draw the confusion matrix to this PNG.",
+            transform: URL.init(fileURLWithPath:))
+    var output: URL?
+
     func run() async throws {
         let loaded = try await modelOptions.load()
         guard loaded.model.hasClassifier else {
@@ -45,6 +50,7 @@ struct Evaluate: AsyncParsableCommand {
         let result = try BatchRun(command: "evaluate", inference: inference).run(loaded) { try loaded.model.predict(input: $0) }
         let labelOf = Dictionary(zip(images.files.map(\.path), images.labels), uniquingKeysWith: { first, _ in first })
         let report = ClassificationReport(scores: result.output, labels: result.files.map { labelOf[$0.path] ?? 0 }, classes: classes)
+        if let output { try ConfusionPlot.write(report, to: output) }
         if json {
             print(report.json(files: misclassified ? result.files : nil))
         } else {
