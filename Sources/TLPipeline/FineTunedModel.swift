@@ -81,22 +81,26 @@ extension ModelResolver {
         let head = try TLTrainingBridge.headGraph(description: description)
         try head.loadWeights(from: try WeightFiles.open(directory.appendingPathComponent("head.safetensors")))
         let pooling = FeaturePooling(rawValue: description.basePooling) ?? .none
-        // A native base is built for its default size; rebuild it for the size it was trained at.
-        var baseGraph = base.model.graph
-        if let architecture = base.model.architecture, var options = base.model.options, description.inputSize.count == 2 {
-            let shape = [description.inputSize[0], description.inputSize[1], baseGraph.shapes[baseGraph.inputs[0]].last ?? 3]
-            if options.inputShape != shape {
-                options.inputShape = shape
-                let rebuilt = try architecture.build(options: options)
-                try rebuilt.loadWeights(from: WeightDictionary(graph: baseGraph))
-                baseGraph = rebuilt
-            }
-        }
+        let baseGraph = try Self.graph(of: base.model, height: description.inputSize.first ?? 224,
+                                       width: description.inputSize.last ?? 224)
         let combined = try baseGraph.appending(head, pooling: pooling, name: "finetuned")
         let model = Model(graph: combined)
         var loaded = LoadedModel(model: model, file: base.file, artifact: base.artifact, reference: reference)
         loaded.fineTuned = description
         return loaded
+    }
+
+    /// The model's graph for `height × width` images: a native architecture is built for its
+    /// default size until it runs, so it is rebuilt (same weights) at the size it was trained at.
+    static func graph(of model: Model, height: Int, width: Int) throws -> Graph {
+        let graph = model.graph
+        guard let architecture = model.architecture, var options = model.options else { return graph }
+        let shape = [height, width, graph.shapes[graph.inputs[0]].last ?? 3]
+        guard graph.shapes[graph.inputs[0]] != shape else { return graph }
+        options.inputShape = shape
+        let rebuilt = try architecture.build(options: options)
+        try rebuilt.loadWeights(from: WeightDictionary(graph: graph))
+        return rebuilt
     }
 
     /// SHA-256 of a weight file, or of a SavedModel's variables data.

@@ -161,8 +161,11 @@ public struct FineTuning {
             baseReference: base, baseFile: loaded.file.path, baseSHA256: baseSHA, basePooling: pooling.rawValue,
             head: headSpec.description, headInputShape: Array(trainX.shape.dropFirst()), classes: train.classNames,
             preprocess: preprocessing.rawValue, inputSize: [size.height, size.width], interpolation: interpolation.rawValue)
+        // The whole model for Keras: base, pooling and head as one Functional model.
+        let baseGraph = try ModelResolver.graph(of: loaded.model, height: size.height, width: size.width)
+        let combined = try baseGraph.appending(headGraph, pooling: pooling, name: "finetuned")
         try FineTuneOutput.write(description: description, head: headGraph, history: history, to: output,
-                                 tensorBoard: tensorBoard)
+                                 tensorBoard: tensorBoard, kerasModel: combined, note: note)
         return Result(history: history, classes: train.classNames, trainCount: trainKept.count, validationCount: validationCount,
                       featureStatistics: statistics, featureSeconds: featureSeconds, trainingSeconds: trainingSeconds, output: output)
     }
@@ -172,7 +175,7 @@ public struct FineTuning {
 /// place, so a failed or interrupted run leaves no half-written model.
 enum FineTuneOutput {
     static func write(description: FineTunedDescription, head: Graph, history: [EpochRecord], to output: URL,
-                      tensorBoard: URL?) throws {
+                      tensorBoard: URL?, kerasModel: Graph, note: ((String) -> Void)?) throws {
         let manager = FileManager.default
         let staging = output.deletingLastPathComponent()
             .appendingPathComponent(".\(output.lastPathComponent).\(getpid())-\(UInt32.random(in: 0...UInt32.max)).tmp")
@@ -217,6 +220,11 @@ enum FineTuneOutput {
             try train.flush()
             try validation?.flush()
             try CurvesPlot.write(history, to: staging.appendingPathComponent("curves.png"))
+            do {
+                try KerasModelExport.write(kerasModel, to: staging.appendingPathComponent("model.h5"))
+            } catch let error as EngineError {
+                note?("model.h5 not written: \(error.localizedDescription)")
+            }
             // Replace an earlier run's folder only once the new one is complete.
             if manager.fileExists(atPath: output.path) {
                 guard FineTunedDescription.isFineTuned(output) else {

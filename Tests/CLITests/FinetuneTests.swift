@@ -128,4 +128,23 @@ struct FinetuneTests {
         #expect(predict.status == 0, "\(predict.stderr)")
         #expect(predict.stderr.contains("input 96x96 (the fine-tuned model)"), "\(predict.stderr)")
     }
+
+    @Test("model.h5 is a full Keras model (config + weights) that predicts what the folder predicts")
+    func kerasModelFile() throws {
+        let output = folder.appendingPathComponent("h5")
+        let train = try cli.run(["finetune", "--model", cli.model, "--data", photos.appendingPathComponent("train").path,
+                                 "--head", "dense16-relu,dropout0.2,dense3", "--epochs", "2", "-o", output.path] + hub)
+        #expect(train.status == 0, "\(train.stderr)")
+        let inspect = try cli.run(["inspect", output.appendingPathComponent("model.h5").path])
+        #expect(inspect.stdout.contains("Keras HDF5 full model"), "\(inspect.stdout)")
+        let images = photos.appendingPathComponent("validation/fish").path
+        let fromFolder = try cli.run(["predict", "--model", output.path, "--top", "0", "-o", folder.appendingPathComponent("a.npy").path, images] + hub)
+        // The .h5 alone: tlhub builds it from its model_config; same preprocessing and size.
+        let fromFile = try cli.run(["predict", "--model", output.appendingPathComponent("model.h5").path, "--top", "0",
+                                    "--preprocess", "tf", "--size", "96", "-o", folder.appendingPathComponent("b.npy").path, images] + hub)
+        #expect(fromFolder.status == 0 && fromFile.status == 0, "\(fromFolder.stderr) \(fromFile.stderr)")
+        let a = try NumPy.read(contentsOf: folder.appendingPathComponent("a.npy"))
+        let b = try NumPy.read(contentsOf: folder.appendingPathComponent("b.npy"))
+        #expect(a.shape == [4, 3] && a.maxAbsoluteDifference(b) <= 1e-5)
+    }
 }
