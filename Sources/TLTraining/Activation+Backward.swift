@@ -50,7 +50,7 @@ extension ActivationLayer: DifferentiableLayer {
         (try inferenceForward(inputs), [])
     }
 
-    public func backward(_ outputGradient: Tensor, isPreActivation: Bool, inputs: [Tensor], output: Tensor, saved: [Tensor],
+    public func backward(_ outputGradient: Tensor, isPreActivation: Bool, needsInputGradients: Bool, inputs: [Tensor], output: Tensor, saved: [Tensor],
                          accumulate: (String, [Float]) -> Void) throws -> [Tensor] {
         if isPreActivation { return [outputGradient] }
         let values = try activation.backward(outputGradient.scalars, input: inputs[0].scalars, output: output.scalars,

@@ -22,7 +22,7 @@ extension Dense: DifferentiableLayer {
     }
 
     /// dKernel = xᵀ · dz, dBias = Σ dz over rows, dx = dz · kernelᵀ.
-    public func backward(_ outputGradient: Tensor, isPreActivation: Bool, inputs: [Tensor], output: Tensor, saved: [Tensor],
+    public func backward(_ outputGradient: Tensor, isPreActivation: Bool, needsInputGradients: Bool, inputs: [Tensor], output: Tensor, saved: [Tensor],
                          accumulate: (String, [Float]) -> Void) throws -> [Tensor] {
         let input = inputs[0]
         let features = input.shape.last ?? 0
@@ -38,6 +38,7 @@ extension Dense: DifferentiableLayer {
             for row in 0..<rows { for unit in 0..<units { biasGradient[unit] += dz[row * units + unit] } }
             accumulate("bias", biasGradient)
         }
+        guard needsInputGradients else { return [Tensor(shape: [0])] }
         let kernelTransposed = kernel.scalars.withUnsafeBufferPointer {
             MatrixMultiply.transposed($0.baseAddress!, rows: features, columns: units)
         }

@@ -20,10 +20,13 @@ public protocol DifferentiableLayer: Layer {
 
     /// The backward pass: gradients of the loss with respect to each input, given the gradient
     /// with respect to the output; parameter gradients go to `accumulate(weightName, values)`.
-    /// - Parameter outputGradient: dLoss/dOutput, or, when `isPreActivation` is true,
-    ///   dLoss/d(pre-activation) — a loss fused with the layer's activation (softmax + cross-
-    ///   entropy) hands that over directly, as Keras computes it from logits.
-    func backward(_ outputGradient: Tensor, isPreActivation: Bool, inputs: [Tensor], output: Tensor, saved: [Tensor],
+    /// - Parameters:
+    ///   - outputGradient: dLoss/dOutput, or, when `isPreActivation` is true,
+    ///     dLoss/d(pre-activation) — a loss fused with the layer's activation (softmax + cross-
+    ///     entropy) hands that over directly, as Keras computes it from logits.
+    ///   - needsInputGradients: false when nothing upstream learns (the layer reads the model
+    ///     input): a layer may then skip computing them and return empty tensors.
+    func backward(_ outputGradient: Tensor, isPreActivation: Bool, needsInputGradients: Bool, inputs: [Tensor], output: Tensor, saved: [Tensor],
                   accumulate: (String, [Float]) -> Void) throws -> [Tensor]
 
     /// The activation applied last, when a loss may fuse with it (`Dense(…, softmax)`).

@@ -14,7 +14,7 @@ extension Dropout: DifferentiableLayer {
         return (Tensor(shape: inputs[0].shape, scalars: output), [Tensor(shape: inputs[0].shape, scalars: mask)])
     }
 
-    public func backward(_ outputGradient: Tensor, isPreActivation: Bool, inputs: [Tensor], output: Tensor, saved: [Tensor],
+    public func backward(_ outputGradient: Tensor, isPreActivation: Bool, needsInputGradients: Bool, inputs: [Tensor], output: Tensor, saved: [Tensor],
                          accumulate: (String, [Float]) -> Void) throws -> [Tensor] {
         guard let mask = saved.first else { return [outputGradient] }
         return [Tensor(shape: outputGradient.shape, scalars: zip(outputGradient.scalars, mask.scalars).map { $0 * $1 })]
@@ -27,7 +27,7 @@ extension IdentityLayer: DifferentiableLayer {
         (try inferenceForward(inputs), [])
     }
 
-    public func backward(_ outputGradient: Tensor, isPreActivation: Bool, inputs: [Tensor], output: Tensor, saved: [Tensor],
+    public func backward(_ outputGradient: Tensor, isPreActivation: Bool, needsInputGradients: Bool, inputs: [Tensor], output: Tensor, saved: [Tensor],
                          accumulate: (String, [Float]) -> Void) throws -> [Tensor] {
         [outputGradient.reshaped(inputs[0].shape)]
     }
@@ -39,7 +39,7 @@ extension GlobalPooling2D: DifferentiableLayer {
     }
 
     /// Average: the gradient spread evenly over the pixels; max: all of it to the (first) largest.
-    public func backward(_ outputGradient: Tensor, isPreActivation: Bool, inputs: [Tensor], output: Tensor, saved: [Tensor],
+    public func backward(_ outputGradient: Tensor, isPreActivation: Bool, needsInputGradients: Bool, inputs: [Tensor], output: Tensor, saved: [Tensor],
                          accumulate: (String, [Float]) -> Void) throws -> [Tensor] {
         let input = inputs[0]
         let (batch, pixels, channels) = (input.shape[0], input.shape[1] * input.shape[2], input.shape[3])

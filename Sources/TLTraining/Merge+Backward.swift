@@ -10,7 +10,7 @@ extension ElementwiseMerge: DifferentiableLayer {
     /// Add/average spread the gradient to every input, subtract negates the second, multiply
     /// scales by the other inputs, maximum/minimum send it to the chosen input. Inputs of equal
     /// shape only (broadcast channel vectors come with backprop through squeeze-excite).
-    public func backward(_ outputGradient: Tensor, isPreActivation: Bool, inputs: [Tensor], output: Tensor, saved: [Tensor],
+    public func backward(_ outputGradient: Tensor, isPreActivation: Bool, needsInputGradients: Bool, inputs: [Tensor], output: Tensor, saved: [Tensor],
                          accumulate: (String, [Float]) -> Void) throws -> [Tensor] {
         guard inputs.allSatisfy({ $0.count == output.count }) else {
             throw TrainingError(name, "backward through a broadcasting merge is not supported yet")

@@ -38,6 +38,10 @@ public final class TrainingGraph {
     /// The trainable parameters.
     public var trainableParameters: [Parameter] { parameters.filter(\.isTrainable) }
 
+    /// Whether `backward` computes dLoss/dInput for the model input too (gradient checks); off
+    /// by default, since nothing before the input learns.
+    public var tracksInputGradient = false
+
     /// Clears every parameter's gradient.
     public func zeroGradients() { for parameter in parameters { parameter.zeroGradient() } }
 
@@ -94,11 +98,12 @@ public final class TrainingGraph {
             let node = graph.nodes[index]
             guard let layer = node.layer as? DifferentiableLayer else { continue }
             let parameters = parameterIndex[ObjectIdentifier(node.layer)] ?? [:]
+            let needsInputGradients = node.inputs.contains { !(graph.nodes[$0].layer is InputLayer) } || tracksInputGradient
             let inputGradients = try layer.backward(
-                gradient, isPreActivation: isPreActivation && index == pass.outputNode,
+                gradient, isPreActivation: isPreActivation && index == pass.outputNode, needsInputGradients: needsInputGradients,
                 inputs: node.inputs.map { pass.outputs[$0] }, output: pass.outputs[index], saved: pass.saved[index],
                 accumulate: { name, values in parameters[name]?.accumulate(values) })
-            for (input, inputGradient) in zip(node.inputs, inputGradients) {
+            for (input, inputGradient) in zip(node.inputs, inputGradients) where inputGradient.shape != [0] {
                 if let existing = gradients[input] {
                     gradients[input] = Tensor(shape: existing.shape, scalars: zip(existing.scalars, inputGradient.scalars).map { $0 + $1 })
                 } else {
