@@ -33,7 +33,16 @@ public final class TrainingGraph {
         }
         self.parameters = parameters
         parameterIndex = index
+        // Whether anything at or before each node learns: only then does a gradient need to
+        // flow back to it.
+        var learns = [Bool](repeating: false, count: graph.nodes.count)
+        for (position, node) in graph.nodes.enumerated() {
+            learns[position] = index[ObjectIdentifier(node.layer)] != nil || node.inputs.contains { learns[$0] }
+        }
+        upstreamLearns = learns
     }
+
+    private let upstreamLearns: [Bool]
 
     /// The trainable parameters.
     public var trainableParameters: [Parameter] { parameters.filter(\.isTrainable) }
@@ -98,7 +107,8 @@ public final class TrainingGraph {
             let node = graph.nodes[index]
             guard let layer = node.layer as? DifferentiableLayer else { continue }
             let parameters = parameterIndex[ObjectIdentifier(node.layer)] ?? [:]
-            let needsInputGradients = node.inputs.contains { !(graph.nodes[$0].layer is InputLayer) } || tracksInputGradient
+            let needsInputGradients = tracksInputGradient || node.inputs.contains { upstreamLearns[$0] }
+            if !needsInputGradients && parameters.isEmpty { continue }
             let inputGradients = try layer.backward(
                 gradient, isPreActivation: isPreActivation && index == pass.outputNode, needsInputGradients: needsInputGradients,
                 inputs: node.inputs.map { pass.outputs[$0] }, output: pass.outputs[index], saved: pass.saved[index],
