@@ -93,13 +93,22 @@ static void *worker(void *argument) {
     return NULL;
 }
 
+/* Threads: TLHUB_THREADS, else a Slurm task's allocation (SLURM_CPUS_PER_TASK, which Slurm
+ * sets with --cpus-per-task; with task/none affinity is not restricted, so the affinity mask
+ * alone would oversubscribe the node), else the CPUs this process may run on. */
 static int available_cores(void) {
     const char *override = getenv("TLHUB_THREADS");
     if (override && atoi(override) > 0) return tl_min(atoi(override), MAX_THREADS);
+    const char *slurm = getenv("SLURM_CPUS_PER_TASK");
+    int allocated = slurm ? atoi(slurm) : 0;
 #ifdef CPU_COUNT
     cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return tl_min(CPU_COUNT(&set), MAX_THREADS);
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) {
+        int usable = CPU_COUNT(&set);
+        return tl_min(allocated > 0 && allocated < usable ? allocated : usable, MAX_THREADS);
+    }
 #endif
+    if (allocated > 0) return tl_min(allocated, MAX_THREADS);
     long online = sysconf(_SC_NPROCESSORS_ONLN);
     return online > 0 ? tl_min((int)online, MAX_THREADS) : 1;
 }

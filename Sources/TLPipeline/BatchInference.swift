@@ -26,6 +26,8 @@ public struct BatchInference {
     public var preprocess: String?
     /// Leave unreadable images out instead of failing after listing them.
     public var skipsUnreadable: Bool
+    /// Run only this shard's contiguous range of the inputs (a cluster array task).
+    public var shard: Shard?
 
     public init(inputs: Inputs, batchSize: Int = 32, size: String? = nil, interpolation: Interpolation = .nearest,
                 preprocess: String? = nil, skipsUnreadable: Bool = false) {
@@ -49,6 +51,9 @@ public struct BatchInference {
         public var sizeNote: String?
         /// Wall time of the whole run.
         public var seconds: Double
+        /// Inputs of the whole (unsharded) run, and the range this run covered.
+        public var inputCount = 0
+        public var range = 0..<0
     }
 
     /// Progress after each batch: inputs done (read or not), total, unreadable so far.
@@ -65,20 +70,27 @@ public struct BatchInference {
         switch inputs {
         case .array(let url):
             let batch = try ImageInputs.readBatch(url, note: note)
-            let count = batch.shape[0], perImage = batch.count / max(count, 1)
-            var start = 0
-            while start < count {
-                let end = min(start + batchSize, count)
+            let total = batch.shape[0], perImage = batch.count / max(total, 1)
+            let range = shard?.range(of: total) ?? 0..<total
+            let count = range.count
+            var start = range.lowerBound
+            while start < range.upperBound {
+                let end = min(start + batchSize, range.upperBound)
                 let slice = Tensor(shape: [end - start] + batch.shape.dropFirst(),
                                    scalars: Array(batch.scalars[(start * perImage)..<(end * perImage)]))
                 try stacked.append(try body(slice))
                 start = end
-                progress?(end, count, 0)
+                progress?(end - range.lowerBound, count, 0)
             }
-            return Result(output: stacked.tensor(rows: count), files: [], skipped: [], sizeNote: nil,
-                          seconds: Self.seconds(clock.now - started))
+            var result = Result(output: stacked.tensor(rows: count), files: [], skipped: [], sizeNote: nil,
+                                seconds: Self.seconds(clock.now - started))
+            result.inputCount = total
+            result.range = range
+            return result
         case .images(let paths):
-            let files = try ImageInputs.files(from: paths)
+            let allFiles = try ImageInputs.files(from: paths)
+            let range = shard?.range(of: allFiles.count) ?? 0..<allFiles.count
+            let files = Array(allFiles[range])
             let (size, source) = try loaded.imageSize(requested: self.size)
             let batches = ImageBatches(files: files, batchSize: batchSize, loader: ImageLoader(size: size, interpolation: interpolation),
                                        preprocessing: try loaded.preprocessing(requested: preprocess))
@@ -92,14 +104,17 @@ public struct BatchInference {
                 }
                 progress?(rows.count + failures.count, files.count, failures.count)
             }
-            if !failures.isEmpty && !skipsUnreadable || rows.isEmpty {
+            if !failures.isEmpty && !skipsUnreadable || (rows.isEmpty && !files.isEmpty) {
                 let shown = failures.prefix(10).map { "\($0.file.path) (\($0.reason))" }.joined(separator: "; ")
                 let more = failures.count > 10 ? "; and \(failures.count - 10) more" : ""
                 let advice = rows.isEmpty ? "" : " (pass --skip-bad to leave them out)"
                 throw PipelineError("\(failures.count) of \(files.count) images cannot be read\(advice): \(shown)\(more)")
             }
-            return Result(output: stacked.tensor(rows: rows.count), files: rows, skipped: failures,
-                          sizeNote: "\(size.height)x\(size.width) (\(source))", seconds: Self.seconds(clock.now - started))
+            var result = Result(output: stacked.tensor(rows: rows.count), files: rows, skipped: failures,
+                                sizeNote: "\(size.height)x\(size.width) (\(source))", seconds: Self.seconds(clock.now - started))
+            result.inputCount = allFiles.count
+            result.range = range
+            return result
         }
     }
 

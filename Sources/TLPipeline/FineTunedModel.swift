@@ -104,7 +104,7 @@ extension ModelResolver {
     }
 
     /// SHA-256 of a weight file, or of a SavedModel's variables data.
-    static func sha256(of url: URL) throws -> String {
+    public static func sha256(of url: URL) throws -> String {
         var isDirectory: ObjCBool = false
         _ = FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory)
         if isDirectory.boolValue {

@@ -113,8 +113,16 @@ public enum NumPy {
 
     /// Encodes `tensor` as an `.npy` (version 1.0, `<f4`, C order).
     public static func encode(_ tensor: Tensor) -> Data {
-        let shapeText = tensor.shape.count == 1 ? "(\(tensor.shape[0]),)"
-            : "(" + tensor.shape.map(String.init).joined(separator: ", ") + ")"
+        var data = header(shape: tensor.shape)
+        tensor.scalars.withUnsafeBytes { data.append(contentsOf: $0) }
+        return data
+    }
+
+    /// The `.npy` header (version 1.0, `<f4`, C order) of an array of `shape`, for writers that
+    /// stream the values after it.
+    public static func header(shape: [Int]) -> Data {
+        let shapeText = shape.count == 1 ? "(\(shape[0]),)"
+            : "(" + shape.map(String.init).joined(separator: ", ") + ")"
         var header = "{'descr': '<f4', 'fortran_order': False, 'shape': \(shapeText), }"
         let unpadded = 10 + header.utf8.count + 1
         header += String(repeating: " ", count: (64 - unpadded % 64) % 64) + "\n"
@@ -122,7 +130,6 @@ public enum NumPy {
         let length = UInt16(header.utf8.count)
         data.append(contentsOf: [UInt8(length & 0xff), UInt8(length >> 8)])
         data.append(contentsOf: Array(header.utf8))
-        tensor.scalars.withUnsafeBytes { data.append(contentsOf: $0) }
         return data
     }
 

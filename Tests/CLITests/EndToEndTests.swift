@@ -24,12 +24,14 @@ struct EndToEndTests {
     }
 
     /// Runs tlhub; returns exit status, stdout and stderr.
-    func run(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+    func run(_ arguments: [String], environment extra: [String: String] = [:]) throws -> (status: Int32, stdout: String, stderr: String) {
         let process = Process()
         process.executableURL = try Self.binary()
         process.arguments = arguments
         var environment = ProcessInfo.processInfo.environment
         environment["TLHUB_OFFLINE"] = "1"
+        for key in environment.keys where key.hasPrefix("SLURM_") || key == "JOB_COMPLETION_INDEX" { environment[key] = nil }
+        environment.merge(extra) { $1 }
         process.environment = environment
         let out = Pipe(), err = Pipe()
         process.standardOutput = out

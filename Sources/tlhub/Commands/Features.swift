@@ -6,8 +6,23 @@ import TLTensor
 
 extension FeaturePooling: ExpressibleByArgument {}
 
+/// `tlhub features`: extraction (the default) and `merge` of sharded runs.
 struct Features: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        abstract: "Extract pooled convolutional features (the base's output before any classifier); merge sharded runs.",
+        discussion: """
+        Examples:
+          tlhub features --model mobilenet_v2_100_224 photos/ -o features.npy
+          tlhub features --model mobilenet_v2_100_224 photos/ --shard auto -o feats/    # a Slurm array task
+          tlhub features merge feats/ -o features.npy
+        """,
+        subcommands: [FeatureExtraction.self, Merge.self],
+        defaultSubcommand: FeatureExtraction.self)
+}
+
+struct FeatureExtraction: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "extract",
         abstract: "Extract pooled convolutional features (the base's output before any classifier).",
         discussion: """
         Images are decoded, resized as Keras load_img does and preprocessed as keras.applications
@@ -21,6 +36,8 @@ struct Features: AsyncParsableCommand {
           tlhub features --model mobilenet_v2_100_224 photos/ -o features.npy
           tlhub features --model vgg16.h5 --pooling max cat.jpg dog.png -o features.csv
           tlhub features --model mobilenet_v2.safetensors --input batch.npy -o features.npy
+          tlhub features --model mobilenet_v2_100_224 photos/ --shard auto -o feats/    # a Slurm array task
+          tlhub features merge feats/ -o features.npy
         """)
 
     @OptionGroup var modelOptions: ModelOptions
@@ -37,15 +54,21 @@ struct Features: AsyncParsableCommand {
 
     func validate() throws {
         guard batch > 0 else { throw ValidationError("--batch must be positive") }
-        guard ["npy", "csv"].contains(output.pathExtension.lowercased()) else {
-            throw ValidationError("--output must end in .npy or .csv")
+        guard imageOptions.shard != nil || ["npy", "csv"].contains(output.pathExtension.lowercased()) else {
+            throw ValidationError("--output must end in .npy or .csv (or be a folder, with --shard)")
         }
     }
 
     func run() async throws {
         Interruption.removeTemporariesOnSignal()
         let loaded = try await modelOptions.load()
-        let runner = BatchRun(command: "features", inference: try imageOptions.inference(batchSize: batch))
+        let inference = try imageOptions.inference(batchSize: batch)
+        if let shard = inference.shard {
+            try ShardedRun(command: "features", inputs: imageOptions, extraSettings: pooling.rawValue)
+                .run(loaded, inference: inference, shard: shard, folder: output) { try loaded.model.features(input: $0, pooling: pooling) }
+            return
+        }
+        let runner = BatchRun(command: "features", inference: inference)
         let result = try runner.run(loaded) { try loaded.model.features(input: $0, pooling: pooling) }
         try OutputFiles.write(result.output, files: result.files, to: output)
         FileHandle.standardError.write(Data((runner.summary(result, output: output) + "\n").utf8))

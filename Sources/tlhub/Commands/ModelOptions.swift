@@ -73,6 +73,13 @@ struct ImageInputOptions: ParsableArguments {
     @Flag(help: "Skip images that cannot be read (they are listed on stderr; the files list shows the rows written).")
     var skipBad = false
 
+    @Option(help: ArgumentHelp("Run one share of the inputs: K/N, or auto (Slurm job arrays: SLURM_ARRAY_TASK_ID; Kubernetes indexed Jobs: JOB_COMPLETION_INDEX with auto/N). -o is then a folder of part-K-of-N files; merge them with `tlhub features merge`.",
+                               valueName: "K/N|auto"))
+    var shard: String?
+
+    @Flag(help: "With --shard: redo a shard whose part is already complete.")
+    var force = false
+
     func validate() throws {
         guard (input == nil) != images.isEmpty else {
             throw ValidationError("give either image files/directories or --input X.npy (exactly one of them)")
@@ -84,8 +91,17 @@ struct ImageInputOptions: ParsableArguments {
 
     /// The batch run these options describe.
     func inference(batchSize: Int) throws -> BatchInference {
-        BatchInference(inputs: input.map { .array($0) } ?? .images(images), batchSize: batchSize, size: size,
-                       interpolation: try Interpolation(name: interpolation), preprocess: preprocess, skipsUnreadable: skipBad)
+        var inference = BatchInference(inputs: input.map { .array($0) } ?? .images(images), batchSize: batchSize, size: size,
+                                       interpolation: try Interpolation(name: interpolation), preprocess: preprocess, skipsUnreadable: skipBad)
+        inference.shard = try shard.map { try Shard.parse($0) }
+        return inference
+    }
+
+    /// Every setting that changes the numbers, recorded with each shard so parts of different
+    /// runs are never merged.
+    func shardSettings(command: String, extra: String) -> String {
+        [command, extra, size ?? "-", interpolation, preprocess ?? "-", skipBad ? "skip-bad" : "strict",
+         input.map { "input:" + $0.lastPathComponent } ?? "images:" + images.joined(separator: ",")].joined(separator: "|")
     }
 }
 

@@ -47,7 +47,14 @@ struct Predict: AsyncParsableCommand {
         }
         // Class names are resolved before any work, so a bad --class-index fails fast.
         let names = top > 0 ? try await loaded.classNames(classIndex: classIndex, hub: try modelOptions.cache.makeHub(), note: printNote) : nil
-        let runner = BatchRun(command: "predict", inference: try imageOptions.inference(batchSize: batch))
+        let inference = try imageOptions.inference(batchSize: batch)
+        if let shard = inference.shard {
+            guard let output else { throw InputError("--shard writes part files: give the folder as -o") }
+            try ShardedRun(command: "predict", inputs: imageOptions, extraSettings: "scores")
+                .run(loaded, inference: inference, shard: shard, folder: output) { try loaded.model.predict(input: $0) }
+            return
+        }
+        let runner = BatchRun(command: "predict", inference: inference)
         let result = try runner.run(loaded) { try loaded.model.predict(input: $0) }
         if let output { try OutputFiles.write(result.output, files: result.files, to: output) }
         FileHandle.standardError.write(Data((runner.summary(result, output: output) + "\n").utf8))
