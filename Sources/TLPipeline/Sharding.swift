@@ -16,32 +16,36 @@ public struct Shard: Sendable, Equatable, CustomStringConvertible {
         self.count = count
     }
 
-    /// `K/N`, or `auto`: Slurm's `SLURM_ARRAY_TASK_ID` with `SLURM_ARRAY_TASK_COUNT` (or
-    /// `SLURM_ARRAY_TASK_MIN`/`MAX`), else a Kubernetes indexed Job's `JOB_COMPLETION_INDEX` with
-    /// the count from `auto/N` or `TLHUB_SHARD_COUNT`.
+    /// `K/N`, `auto/N` (shard = `SLURM_ARRAY_TASK_ID` or a Kubernetes indexed Job's
+    /// `JOB_COMPLETION_INDEX`, of N; robust to resubmitting single tasks), or `auto`: Slurm's
+    /// `SLURM_ARRAY_TASK_ID` with `SLURM_ARRAY_TASK_COUNT` (or `SLURM_ARRAY_TASK_MIN`/`MAX`); N
+    /// may also come from `TLHUB_SHARD_COUNT`.
     /// - Throws: ``PipelineError`` naming what is missing.
     public static func parse(_ text: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Shard {
         let parts = text.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
         if parts[0] == "auto" {
-            let given = parts.count == 2 ? Int(parts[1]) : nil
-            if let id = environment["SLURM_ARRAY_TASK_ID"].flatMap(Int.init) {
+            guard parts.count <= 2 else { throw PipelineError("--shard", "expected auto or auto/N, got '\(text)'") }
+            let given = parts.count == 2 ? Int(parts[1]) : environment["TLHUB_SHARD_COUNT"].flatMap(Int.init)
+            if parts.count == 2 && given == nil { throw PipelineError("--shard", "expected auto/N with a number, got '\(text)'") }
+            let task = environment["SLURM_ARRAY_TASK_ID"].flatMap(Int.init) ?? environment["JOB_COMPLETION_INDEX"].flatMap(Int.init)
+            guard let task else {
+                throw PipelineError("--shard auto", "not in a Slurm job array (SLURM_ARRAY_TASK_ID) nor a Kubernetes indexed Job (JOB_COMPLETION_INDEX); give --shard K/N")
+            }
+            // With the total given, the task id is the shard: resubmitting one task
+            // (`sbatch --array=2`) keeps its share, although Slurm then says COUNT=1.
+            if let given { return try Shard(index: task, count: given) }
+            if environment["SLURM_ARRAY_TASK_ID"] != nil {
                 if let count = environment["SLURM_ARRAY_TASK_COUNT"].flatMap(Int.init) {
                     let minimum = environment["SLURM_ARRAY_TASK_MIN"].flatMap(Int.init) ?? 0
-                    return try Shard(index: id - minimum, count: count)
+                    return try Shard(index: task - minimum, count: count)
                 }
                 if let minimum = environment["SLURM_ARRAY_TASK_MIN"].flatMap(Int.init),
                    let maximum = environment["SLURM_ARRAY_TASK_MAX"].flatMap(Int.init) {
-                    return try Shard(index: id - minimum, count: maximum - minimum + 1)
+                    return try Shard(index: task - minimum, count: maximum - minimum + 1)
                 }
                 throw PipelineError("--shard auto", "SLURM_ARRAY_TASK_ID is set but neither SLURM_ARRAY_TASK_COUNT nor SLURM_ARRAY_TASK_MIN/MAX")
             }
-            if let index = environment["JOB_COMPLETION_INDEX"].flatMap(Int.init) {
-                guard let count = given ?? environment["TLHUB_SHARD_COUNT"].flatMap(Int.init) else {
-                    throw PipelineError("--shard auto", "JOB_COMPLETION_INDEX is set: give the job's completions as --shard auto/N or TLHUB_SHARD_COUNT")
-                }
-                return try Shard(index: index, count: count)
-            }
-            throw PipelineError("--shard auto", "not in a Slurm job array (SLURM_ARRAY_TASK_ID) nor a Kubernetes indexed Job (JOB_COMPLETION_INDEX); give --shard K/N")
+            throw PipelineError("--shard auto", "JOB_COMPLETION_INDEX is set: give the job's completions as --shard auto/N or TLHUB_SHARD_COUNT")
         }
         guard parts.count == 2, let index = Int(parts[0]), let count = Int(parts[1]) else {
             throw PipelineError("--shard", "expected K/N or auto, got '\(text)'")

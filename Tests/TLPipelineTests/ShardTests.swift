@@ -12,8 +12,12 @@ struct ShardTests {
                                                       "SLURM_ARRAY_TASK_MAX": "13"]) == Shard(index: 2, count: 4))
         #expect(try Shard.parse("auto/8", environment: ["JOB_COMPLETION_INDEX": "7"]) == Shard(index: 7, count: 8))
         #expect(try Shard.parse("auto", environment: ["JOB_COMPLETION_INDEX": "1", "TLHUB_SHARD_COUNT": "3"]) == Shard(index: 1, count: 3))
+        // A resubmitted single task (`sbatch --array=2`): Slurm says COUNT=1, auto/N keeps shard 2 of 4.
+        let rerun = ["SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_TASK_COUNT": "1", "SLURM_ARRAY_TASK_MIN": "2", "SLURM_ARRAY_TASK_MAX": "2"]
+        #expect(try Shard.parse("auto/4", environment: rerun) == Shard(index: 2, count: 4))
         for (text, environment) in [("auto", [String: String]()), ("5/5", [:]), ("-1/3", [:]), ("2", [:]), ("a/b", [:]),
-                                    ("auto", ["JOB_COMPLETION_INDEX": "1"]), ("auto", ["SLURM_ARRAY_TASK_ID": "1"])] {
+                                    ("auto", ["JOB_COMPLETION_INDEX": "1"]), ("auto", ["SLURM_ARRAY_TASK_ID": "1"]),
+                                    ("auto/x", ["SLURM_ARRAY_TASK_ID": "1"]), ("auto/4", ["SLURM_ARRAY_TASK_ID": "4"])] {
             #expect(throws: PipelineError.self, "\(text) \(environment)") { try Shard.parse(text, environment: environment) }
         }
     }
