@@ -75,7 +75,7 @@ extension Hub {
 
     /// Files that belong to an artifact rather than being one.
     static func isSidecar(_ name: String) -> Bool {
-        name.hasPrefix(".") || name.hasSuffix(".tlhub.json") || name.hasSuffix(".lock")
+        name.hasPrefix(".") || name.hasSuffix(".tlhub.json") || name.hasSuffix(".lock") || name.contains(".lock.claim")
             || name.hasSuffix(".incomplete") || name.hasSuffix(".incomplete.json")
     }
 
