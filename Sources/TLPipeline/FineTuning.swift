@@ -48,6 +48,9 @@ public struct FineTuning {
     public var preprocess: String?
     /// TensorBoard logs: nil for `OUTPUT/logs`.
     public var tensorBoard: URL?
+    /// Only fill the feature cache for this share of the images (training and validation
+    /// together, in order) and stop: array tasks compute the features, then one run trains.
+    public var featureShard: Shard?
 
     public init(base: String, data: URL, head: String, output: URL) {
         self.base = base
@@ -119,6 +122,21 @@ public struct FineTuning {
                 pooling == .avg ? try model.features(input: batch, pooling: .avg) : try model.predict(input: batch)
             }
             return (result.features, result.kept, result.statistics)
+        }
+        if let featureShard {
+            // A cluster array task: this share of the feature pass only, into the shared cache.
+            var everything = train
+            if let held {
+                everything.files += held.files
+                everything.labels += held.labels
+            }
+            let range = featureShard.range(of: everything.files.count)
+            everything.files = Array(everything.files[range])
+            everything.labels = Array(everything.labels[range])
+            let (_, kept, statistics) = try features(everything)
+            note?("feature shard \(featureShard): \(kept.count) of \(range.count) images cached (\(statistics.hits) already, \(statistics.computed) computed)")
+            return Result(history: [], classes: train.classNames, trainCount: 0, validationCount: 0, featureStatistics: statistics,
+                          featureSeconds: Date().timeIntervalSince(featureStart), trainingSeconds: 0, output: output)
         }
         var (trainX, trainKept, statistics) = try features(train)
         var validationData: (x: Tensor, y: Tensor)?

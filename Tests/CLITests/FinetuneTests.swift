@@ -147,4 +147,15 @@ struct FinetuneTests {
         let b = try NumPy.read(contentsOf: folder.appendingPathComponent("b.npy"))
         #expect(a.shape == [4, 3] && a.maxAbsoluteDifference(b) <= 1e-5)
     }
+
+    @Test("finetune --shard fills the feature cache share by share; the run after trains on it all")
+    func shardedFeaturePass() throws {
+        for index in 0..<2 {
+            let part = try finetune(["--shard", "\(index)/2"], output: "sharded")
+            #expect(part.status == 0 && part.stderr.contains("feature shard \(index)/2: 18 of 18"), "\(part.stderr)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("sharded").path), "a feature shard trains nothing")
+        let train = try finetune(["--epochs", "1"], output: "sharded")
+        #expect(train.status == 0 && train.stderr.contains("(36 cached, 0 computed)"), "\(train.stderr)")
+    }
 }

@@ -22,6 +22,8 @@ struct Finetune: AsyncParsableCommand {
         Examples:
           tlhub finetune --model mobilenet_v2_100_224 --data photos/train --val photos/validation --head dense2 -o hotdog/
           tlhub finetune --model resnet50:top --data photos/train --val-split 0.2 --head flatten,dense2 -o out/
+          sbatch --array=0-15 --wrap 'tlhub finetune --model mobilenet_v2_100_224 --data photos/train --head dense2 --shard auto/16 -o out/'
+          tlhub finetune --model mobilenet_v2_100_224 --data photos/train --head dense2 -o out/     # trains on the cached features
           tlhub finetune --model vgg16 --data flowers --head flatten,dense1024-relu,dropout0.5,dense1024-relu,dense17 \\
                          --optimizer sgd --lr 1e-4 --momentum 0.9 -o flowers/
         """)
@@ -88,6 +90,10 @@ struct Finetune: AsyncParsableCommand {
     @Option(name: [.short, .customLong("output")], help: "Output folder.", transform: URL.init(fileURLWithPath:))
     var output: URL
 
+    @Option(help: ArgumentHelp("Only compute this share of the base features into the cache (K/N or auto, as for features) and stop; a later run without --shard trains on them.",
+                               valueName: "K/N|auto"))
+    var shard: String?
+
     @Option(help: "TensorBoard log folder (train/ and validation/ runs, as Keras' TensorBoard callback writes them; default OUTPUT/logs).",
             transform: URL.init(fileURLWithPath:))
     var tensorboard: URL?
@@ -148,6 +154,7 @@ struct Finetune: AsyncParsableCommand {
         job.interpolation = try Interpolation(name: interpolation)
         job.preprocess = preprocess
         job.tensorBoard = tensorboard
+        job.featureShard = try shard.map { try Shard.parse($0) }
         let bar = ProgressBar()
         let result = try await job.run(hub: try modelOptions.cache.makeHub(), note: { printNote($0) },
                                        featureProgress: { bar.update(done: $0, total: $1, failed: 0) },
@@ -156,6 +163,7 @@ struct Finetune: AsyncParsableCommand {
                                            FileHandle.standardOutput.write(Data((record.line(of: epochs) + "\n").utf8))
                                        })
         bar.finish()
+        if job.featureShard != nil { return }
         let stats = result.featureStatistics
         FileHandle.standardError.write(Data(String(
             format: "finetune: %d train / %d validation images, %d classes; features %.1f s (%d cached, %d computed), training %.2f s → %@\n",
