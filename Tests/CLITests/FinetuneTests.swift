@@ -55,6 +55,16 @@ struct FinetuneTests {
         let confusionImage = try ImageDecoder().decode(contentsOf: confusionPNG)
         #expect(confusionImage.width == confusionImage.height && confusionImage.width > 200)
 
+        // evaluate as two array tasks, then merge: the same report.
+        for index in 0..<2 {
+            let part = try cli.run(["evaluate", "--model", model.path, "--data", photos.appendingPathComponent("validation").path,
+                                    "--shard", "\(index)/2", "--parts", folder.appendingPathComponent("scores").path] + hub)
+            #expect(part.status == 0, "\(part.stderr)")
+        }
+        let merged = try cli.run(["evaluate", "merge", folder.appendingPathComponent("scores").path, "--model", model.path,
+                                  "--data", photos.appendingPathComponent("validation").path, "--json"] + hub)
+        #expect(merged.status == 0 && merged.stdout == evaluation.stdout, "\(merged.stderr)")
+
         // predict names the folder's classes.
         let predict = try cli.run(["predict", "--model", model.path, "--top", "1",
                                    photos.appendingPathComponent("validation/fish").path] + hub)

@@ -7,15 +7,29 @@ import TLTensor
 /// earlier run of the same shard finished them (unless `--force`).
 struct ShardedRun {
     var command: String
-    var inputs: ImageInputOptions
-    var extraSettings: String
+    /// Every setting that changes the numbers (recorded with the part).
+    var settings: String
+    /// Redo a finished part.
+    var force: Bool
+
+    /// A run of `features`/`predict` with these image options.
+    init(command: String, inputs: ImageInputOptions, extraSettings: String) {
+        self.command = command
+        settings = inputs.shardSettings(command: command, extra: extraSettings)
+        force = inputs.force
+    }
+
+    init(command: String, settings: String, force: Bool) {
+        self.command = command
+        self.settings = settings
+        self.force = force
+    }
 
     /// Runs `body` on the shard's inputs into `folder`; returns false when the part was complete.
     func run(_ loaded: LoadedModel, inference: BatchInference, shard: Shard, folder: URL,
              _ body: (Tensor) throws -> Tensor) throws {
-        let settings = inputs.shardSettings(command: command, extra: extraSettings)
         let modelSHA = try ModelResolver.sha256(of: loaded.file)
-        if !inputs.force && ShardedOutput.isComplete(folder, shard: shard, modelSHA256: modelSHA, settings: settings) {
+        if !force && ShardedOutput.isComplete(folder, shard: shard, modelSHA256: modelSHA, settings: settings) {
             printNote("\(folder.appendingPathComponent(shard.partName).path) is already complete; nothing to do (--force redoes it)")
             return
         }
