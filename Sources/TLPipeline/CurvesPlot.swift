@@ -9,26 +9,13 @@ public enum CurvesPlot {
     /// Draws `history` into a PNG at `url` (`width × height` pixels).
     /// - Throws: ``PipelineError`` when cairo cannot draw or write.
     public static func write(_ history: [EpochRecord], to url: URL, width: Int = 1000, height: Int = 420) throws {
-        guard let surface = cairo_image_surface_create(CAIRO_FORMAT_ARGB32, Int32(width), Int32(height)) else {
-            throw PipelineError(url.path, "cairo could not create an image")
-        }
-        defer { cairo_surface_destroy(surface) }
-        guard let context = cairo_create(surface) else { throw PipelineError(url.path, "cairo could not draw") }
-        defer { cairo_destroy(context) }
-        cairo_set_source_rgb(context, 1, 1, 1)
-        cairo_paint(context)
         let epochs = history.map { Double($0.epoch) }
         let half = Double(width) / 2
-        panel(context, x: 0, width: half, height: Double(height), title: "loss", epochs: epochs,
-              series: [("train", history.map { Double($0.loss) }), ("validation", history.compactMap { $0.validationLoss.map(Double.init) })])
-        panel(context, x: half, width: half, height: Double(height), title: "accuracy", epochs: epochs,
-              series: [("train", history.map { Double($0.accuracy) }), ("validation", history.compactMap { $0.validationAccuracy.map(Double.init) })])
-        cairo_surface_flush(surface)
-        let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).\(getpid()).tmp")
-        guard cairo_surface_write_to_png(surface, temporary.path) == CAIRO_STATUS_SUCCESS,
-              rename(temporary.path, url.path) == 0 else {
-            unlink(temporary.path)
-            throw PipelineError(url.path, "cannot write the PNG")
+        try drawPNG(width: width, height: height, to: url) { context in
+            panel(context, x: 0, width: half, height: Double(height), title: "loss", epochs: epochs,
+                  series: [("train", history.map { Double($0.loss) }), ("validation", history.compactMap { $0.validationLoss.map(Double.init) })])
+            panel(context, x: half, width: half, height: Double(height), title: "accuracy", epochs: epochs,
+                  series: [("train", history.map { Double($0.accuracy) }), ("validation", history.compactMap { $0.validationAccuracy.map(Double.init) })])
         }
     }
 
@@ -47,7 +34,6 @@ public enum CurvesPlot {
         func px(_ epoch: Double) -> Double { left + (epoch - firstEpoch) / (lastEpoch - firstEpoch) * (right - left) }
         func py(_ value: Double) -> Double { bottom - (value - low) / (high - low) * (bottom - top) }
 
-        cairo_select_font_face(cr, "DejaVu Sans", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL)
         // Axes.
         cairo_set_source_rgb(cr, 0.2, 0.2, 0.2)
         cairo_set_line_width(cr, 1.2)
