@@ -163,6 +163,9 @@ public final class InvertedResidual: Layer {
         var computedEnd = Int.min  // expanded rows below this (and in the window) are in the ring
 
         let expandPacked = expand?.packedKernelPointer, expandBias = expand?.biasPointer
+        // Fetched once: the packed panels are looked up under a lock (they repack after a
+        // weight change), which the per-row loop below must not take.
+        let projectPacked = project.packedKernelPointer, projectBias = project.biasPointer
         let expandActivation = expand?.activation ?? .linear
         let (expandLow, expandHigh) = expandActivation.clampBounds ?? (-.infinity, .infinity)
         let (depthwiseLow, depthwiseHigh) = depthwise.activation.clampBounds ?? (-.infinity, .infinity)
@@ -205,7 +208,7 @@ public final class InvertedResidual: Layer {
                         }
                         let destination = imageOutput + outputRow * outputWidth * filters
                         tl_gemm_packed(Int32(outputWidth), Int32(filters), Int32(channels), depthwiseRow, Int32(channels),
-                                       project.packedKernelPointer, project.biasPointer,
+                                       projectPacked, projectBias,
                                        imageResidual.map { UnsafePointer($0 + outputRow * outputWidth * filters) },
                                        Int32(filters), projectLow, projectHigh, destination, Int32(filters))
                         if projectActivation.clampBounds == nil {
