@@ -173,16 +173,32 @@ public final class Model {
         guard input.rank == 4, input.shape[0] > 0 else {
             throw EngineError.inputShapeMismatch(expected: "[N, " + inputShape.map { $0 < 0 ? "any" : String($0) }.joined(separator: ", ") + "]", actual: input.shape)
         }
-        guard let architecture, var options else { return }
         let given = Array(input.shape.dropFirst())
-        guard given != inputShape, given.count == inputShape.count, given.last == inputShape.last,
-              architecture.paddingDependsOnInputSize || inputShape.contains(where: { $0 > 0 }) else { return }
-        options.inputShape = Array(input.shape.dropFirst())
-        guard let rebuilt = try? architecture.build(options: options),
-              (try? rebuilt.loadWeights(from: WeightDictionary(graph: graph))) != nil else { return }
+        guard architecture != nil, given != inputShape, given.count == inputShape.count, given.last == inputShape.last,
+              architecture?.paddingDependsOnInputSize == true || inputShape.contains(where: { $0 > 0 }),
+              let rebuilt = try? rebuiltGraph(sampleShape: given) else { return }
         graph = rebuilt
         predictor = nil
         extractor = nil
+    }
+
+    /// The graph for `height × width` (`[H, W]`) images: a native architecture is built for its
+    /// default size until it runs, so it is rebuilt (same weights) for another; a model from a
+    /// Keras config keeps its graph.
+    /// - Throws: `EngineError` when the architecture cannot take that size.
+    public func graph(forImageSize size: [Int]) throws -> Graph {
+        guard architecture != nil, size.count == 2 else { return graph }
+        let shape = size + [inputShape.last ?? 3]
+        return shape == inputShape ? graph : try rebuiltGraph(sampleShape: shape)
+    }
+
+    /// The native architecture rebuilt for per-sample `shape`, with the current weights.
+    private func rebuiltGraph(sampleShape shape: [Int]) throws -> Graph {
+        guard let architecture, var options else { return graph }
+        options.inputShape = shape
+        let rebuilt = try architecture.build(options: options)
+        try rebuilt.loadWeights(from: WeightDictionary(graph: graph))
+        return rebuilt
     }
 
     /// Global average or max pooling of `[N, H, W, C]` to `[N, C]` (the `GlobalPooling2D` layer).

@@ -74,6 +74,13 @@ extension Hub {
     }
 
     /// Files that belong to an artifact rather than being one.
+    /// The SHA-256 recorded for a cached file, which every `pull` has just checked against the
+    /// file's bytes (so callers need not hash it again); nil when there is no record.
+    public func recordedSHA256(of file: URL) -> String? {
+        Self.readJSON(CacheRecord.self, at: file.deletingLastPathComponent()
+            .appendingPathComponent(file.lastPathComponent + ".tlhub.json"))?.sha256
+    }
+
     static func isSidecar(_ name: String) -> Bool {
         name.hasPrefix(".") || name.hasSuffix(".tlhub.json") || name.hasSuffix(".lock") || name.contains(".lock.claim")
             || name.hasSuffix(".incomplete") || name.hasSuffix(".incomplete.json")

@@ -47,6 +47,7 @@ public struct FeatureCache {
             let batches = ImageBatches(files: missing.map { files[$0] }, batchSize: batchSize, loader: loader, preprocessing: preprocessing)
             var position = 0
             var failed = Set<URL>()
+            let indexOf = Dictionary(missing.map { (files[$0], $0) }, uniquingKeysWith: { first, _ in first })
             while let batch = batches.next() {
                 for failure in batch.failures {
                     statistics.unreadable.append((failure.file, (failure.error as? any FileProblem)?.problem ?? "\(failure.error)"))
@@ -58,7 +59,7 @@ public struct FeatureCache {
                     if rowShape == nil { rowShape = shape; try writeShape(shape) }
                     let width = output.count / batch.files.count
                     for (row, file) in batch.files.enumerated() {
-                        guard let index = missing[position...].first(where: { files[$0] == file }) else { continue }
+                        guard let index = indexOf[file] else { continue }
                         let values = Array(output.scalars[(row * width)..<((row + 1) * width)])
                         try AtomicFile.write([(entries[index], values.withUnsafeBytes { Data($0) })])
                         statistics.computed += 1

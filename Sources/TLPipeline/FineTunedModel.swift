@@ -2,6 +2,7 @@ import Foundation
 import TLEngine
 import TLFormats
 import TLTensor
+import TLTraining
 
 /// What `tlhub finetune -o DIR` writes to `DIR/model.json`: the base (reference and the SHA-256
 /// of its weights, checked when the model is loaded again), the head, the classes and the input
@@ -74,33 +75,19 @@ extension ModelResolver {
     func loadFineTuned(_ directory: URL, reference: String) async throws -> LoadedModel {
         let description = try FineTunedDescription.read(directory)
         let base = try await load(description.baseReference)
-        let hash = try Self.sha256(of: base.file)
+        let hash = try base.weightsSHA256()
         guard hash == description.baseSHA256 else {
             throw PipelineError(base.file.path, "base weights changed since \(directory.path) was trained (SHA-256 \(hash.prefix(12))…, expected \(description.baseSHA256.prefix(12))…)")
         }
-        let head = try TLTrainingBridge.headGraph(description: description)
+        let head = try Head(parsing: description.head).build(inputShape: description.headInputShape, seed: 0)
         try head.loadWeights(from: try WeightFiles.open(directory.appendingPathComponent("head.safetensors")))
         let pooling = FeaturePooling(rawValue: description.basePooling) ?? .none
-        let baseGraph = try Self.graph(of: base.model, height: description.inputSize.first ?? 224,
-                                       width: description.inputSize.last ?? 224)
+        let baseGraph = try base.model.graph(forImageSize: description.inputSize)
         let combined = try baseGraph.appending(head, pooling: pooling, name: "finetuned")
         let model = Model(graph: combined)
         var loaded = LoadedModel(model: model, file: base.file, artifact: base.artifact, reference: reference)
         loaded.fineTuned = description
         return loaded
-    }
-
-    /// The model's graph for `height × width` images: a native architecture is built for its
-    /// default size until it runs, so it is rebuilt (same weights) at the size it was trained at.
-    static func graph(of model: Model, height: Int, width: Int) throws -> Graph {
-        let graph = model.graph
-        guard let architecture = model.architecture, var options = model.options else { return graph }
-        let shape = [height, width, graph.shapes[graph.inputs[0]].last ?? 3]
-        guard graph.shapes[graph.inputs[0]] != shape else { return graph }
-        options.inputShape = shape
-        let rebuilt = try architecture.build(options: options)
-        try rebuilt.loadWeights(from: WeightDictionary(graph: graph))
-        return rebuilt
     }
 
     /// SHA-256 of a weight file, or of a SavedModel's variables data.

@@ -97,7 +97,7 @@ public struct FineTuning {
         }
 
         let loaded = try await ModelResolver(hub: hub).load(base, architecture: architecture)
-        let baseSHA = try ModelResolver.sha256(of: loaded.file)
+        let baseSHA = try loaded.weightsSHA256()
         let (size, _) = try loaded.imageSize(requested: self.size)
         let preprocessing = try loaded.preprocessing(requested: preprocess)
         // A head that starts by pooling, or a dense head on a spatial map, reads pooled features:
@@ -158,7 +158,6 @@ public struct FineTuning {
         let width = parsedHead.isBinary ? 1 : classCount
         let allTargets = train.targets(binary: parsedHead.isBinary)
         let trainY = Tensor(shape: [trainKept.count, width], scalars: trainKept.flatMap { allTargets[($0 * width)..<(($0 + 1) * width)] })
-        trainX = trainX.reshaped([trainKept.count] + trainX.shape.dropFirst())
 
         var headSpec = parsedHead
         headSpec.items = headItems
@@ -180,7 +179,7 @@ public struct FineTuning {
             head: headSpec.description, headInputShape: Array(trainX.shape.dropFirst()), classes: train.classNames,
             preprocess: preprocessing.rawValue, inputSize: [size.height, size.width], interpolation: interpolation.rawValue)
         // The whole model for Keras: base, pooling and head as one Functional model.
-        let baseGraph = try ModelResolver.graph(of: loaded.model, height: size.height, width: size.width)
+        let baseGraph = try loaded.model.graph(forImageSize: [size.height, size.width])
         let combined = try baseGraph.appending(headGraph, pooling: pooling, name: "finetuned")
         try FineTuneOutput.write(description: description, head: headGraph, history: history, to: output,
                                  tensorBoard: tensorBoard, kerasModel: combined, note: note)

@@ -24,6 +24,13 @@ public struct LoadedModel {
     public var reference: String
     /// For a `finetune` output folder, its description (classes, input pipeline).
     public var fineTuned: FineTunedDescription?
+    /// The weights' SHA-256 when already known (a hub pull checks it against the file).
+    public var knownSHA256: String?
+
+    /// SHA-256 of the weights (of a SavedModel's variables data), hashed only when not known.
+    public func weightsSHA256() throws -> String {
+        try knownSHA256 ?? ModelResolver.sha256(of: file)
+    }
 
     public init(model: Model, file: URL, artifact: Artifact?, reference: String) {
         self.model = model
@@ -62,7 +69,7 @@ public struct LoadedModel {
         } else {
             chosen = (ImageSize(height: 224, width: 224), "default")
         }
-        if let architecture = model.architecture ?? baseArchitecture {
+        if let architecture = model.architecture {
             let minimum = architecture.minimumInputSize
             guard chosen.size.height >= minimum, chosen.size.width >= minimum else {
                 throw PipelineError("image size \(chosen.size.height)x\(chosen.size.width) is below \(architecture)'s minimum of \(minimum)x\(minimum)")
@@ -112,9 +119,6 @@ public struct LoadedModel {
         }
         return mode
     }
-
-    /// The base's architecture for a fine-tuned model.
-    var baseArchitecture: Architecture? { nil }
 
     /// The number of scores `predict` returns per image.
     public var classCount: Int { model.graph.shapes[model.graph.outputs[0]].reduce(1, *) }

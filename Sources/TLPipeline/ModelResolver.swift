@@ -40,8 +40,10 @@ public struct ModelResolver {
         switch resolved.artifact.format {
         case "keras-h5":
             let file = try await hub.pull(resolved, progress: progress)
-            return LoadedModel(model: try Model.load(from: file, architecture: architecture), file: file,
-                               artifact: resolved.artifact, reference: reference)
+            var loaded = LoadedModel(model: try Model.load(from: file, architecture: architecture), file: file,
+                                     artifact: resolved.artifact, reference: reference)
+            loaded.knownSHA256 = hub.recordedSHA256(of: file)
+            return loaded
         case "tfhub-saved-model-tar-gz":
             let directory = try await hub.pullUnpacked(reference, progress: progress)
             return LoadedModel(model: try Self.loadSavedModel(directory), file: directory,

@@ -83,7 +83,7 @@ public enum AtomicFile {
     public static func removeRegisteredTemporaries() {
         guard Registry.isReady else { return }
         for slot in 0..<Registry.capacity {
-            if let path = Registry.slots[slot].load() { unlink(path) }
+            if let path = Registry.slots[slot] { unlink(path) }
         }
     }
 
@@ -93,7 +93,7 @@ public enum AtomicFile {
         guard Registry.isReady else { return }
         let prefix = directory.path.hasSuffix("/") ? directory.path : directory.path + "/"
         for slot in 0..<Registry.capacity {
-            if let path = Registry.slots[slot].load(), String(cString: path).hasPrefix(prefix) { unlink(path) }
+            if let path = Registry.slots[slot], String(cString: path).hasPrefix(prefix) { unlink(path) }
         }
     }
 }
@@ -154,10 +154,10 @@ final class PendingFile {
 /// A fixed table of the temporaries being written, readable from a signal handler.
 enum Registry {
     static let capacity = 64
-    /// One atomic pointer to a malloc'ed C string per slot.
-    nonisolated(unsafe) static let slots: UnsafeMutablePointer<AtomicPath> = {
-        let table = UnsafeMutablePointer<AtomicPath>.allocate(capacity: capacity)
-        table.initialize(repeating: AtomicPath(), count: capacity)
+    /// One malloc'ed C string (or nil) per slot: pointer-sized stores a signal handler can read.
+    nonisolated(unsafe) static let slots: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?> = {
+        let table = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: capacity)
+        table.initialize(repeating: nil, count: capacity)
         return table
     }()
     private static let lock = NSLock()
@@ -174,8 +174,8 @@ enum Registry {
         prepare()
         lock.lock()
         defer { lock.unlock() }
-        for slot in 0..<capacity where slots[slot].load() == nil {
-            slots[slot].store(strdup(path))
+        for slot in 0..<capacity where slots[slot] == nil {
+            slots[slot] = strdup(path)
             return slot
         }
         return nil
@@ -187,15 +187,8 @@ enum Registry {
         defer { lock.unlock() }
         // The string is not freed: a signal handler may be reading it right now. A few bytes per
         // written file is the price of never touching freed memory there.
-        slots[slot].store(nil)
+        slots[slot] = nil
     }
-}
-
-/// A C string pointer read by a signal handler while another thread may replace it.
-struct AtomicPath {
-    private var pointer: UnsafeMutablePointer<CChar>?
-    func load() -> UnsafeMutablePointer<CChar>? { pointer }
-    mutating func store(_ value: UnsafeMutablePointer<CChar>?) { pointer = value }
 }
 
 extension TensorFileError {

@@ -28,7 +28,7 @@ struct ShardedRun {
     /// Runs `body` on the shard's inputs into `folder`; returns false when the part was complete.
     func run(_ loaded: LoadedModel, inference: BatchInference, shard: Shard, folder: URL,
              _ body: (Tensor) throws -> Tensor) throws {
-        let modelSHA = try ModelResolver.sha256(of: loaded.file)
+        let modelSHA = try loaded.weightsSHA256()
         if !force && ShardedOutput.isComplete(folder, shard: shard, modelSHA256: modelSHA, settings: settings) {
             printNote("\(folder.appendingPathComponent(shard.partName).path) is already complete; nothing to do (--force redoes it)")
             return
