@@ -38,8 +38,41 @@ extension Activation {
                 for j in 0..<lastAxis { dot += outputGradient[base + j] * output[base + j] }
                 for j in 0..<lastAxis { result[base + j] = output[base + j] * (outputGradient[base + j] - dot) }
             }
-        default:
-            throw TrainingError("", "no derivative for activation \(self) yet")
+        case let .clippedReLU(maxValue, slope, threshold):
+            let top = maxValue ?? .infinity
+            for i in result.indices {
+                let x = input[i]
+                result[i] = x >= top ? 0 : (x >= threshold ? outputGradient[i] : outputGradient[i] * slope)
+            }
+        case .hardSigmoidKeras2:
+            for i in result.indices { result[i] = input[i] > -2.5 && input[i] < 2.5 ? outputGradient[i] * 0.2 : 0 }
+        case .hardSigmoid:
+            for i in result.indices { result[i] = input[i] > -3 && input[i] < 3 ? outputGradient[i] / 6 : 0 }
+        case .hardSwish:
+            for i in result.indices {
+                let x = input[i]
+                result[i] = x <= -3 ? 0 : (x >= 3 ? outputGradient[i] : outputGradient[i] * (2 * x + 3) / 6)
+            }
+        case let .gelu(approximate):
+            for i in result.indices {
+                let x = Double(input[i])
+                let derivative: Double
+                if approximate {
+                    let c = (2 / Double.pi).squareRoot()
+                    let t = Foundation.tanh(c * (x + 0.044715 * x * x * x))
+                    derivative = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * c * (1 + 3 * 0.044715 * x * x)
+                } else {
+                    derivative = 0.5 * (1 + erf(x / 2.0.squareRoot())) + x * exp(-x * x / 2) / (2 * Double.pi).squareRoot()
+                }
+                result[i] = outputGradient[i] * Float(derivative)
+            }
+        case .selu:
+            let alpha: Float = 1.6732632423543772, scale: Float = 1.0507009873554805
+            for i in result.indices { result[i] = outputGradient[i] * (input[i] > 0 ? scale : output[i] + scale * alpha) }
+        case .softsign:
+            for i in result.indices { let d = 1 + abs(input[i]); result[i] = outputGradient[i] / (d * d) }
+        case .exponential:
+            for i in result.indices { result[i] = outputGradient[i] * output[i] }
         }
         return result
     }

@@ -3,9 +3,11 @@ import TLEngine
 import TLTensor
 
 /// Whether a pass is a training pass (dropout active) or an inference pass, as Keras' `training=`.
-public enum Mode: Sendable {
+public enum Mode: Sendable, CustomStringConvertible {
     case training
     case inference
+
+    public var description: String { self == .training ? "training" : "inference" }
 }
 
 /// A layer with a backward pass. The engine's layers stay inference-only; each differentiable

@@ -32,32 +32,3 @@ extension IdentityLayer: DifferentiableLayer {
         [outputGradient.reshaped(inputs[0].shape)]
     }
 }
-
-extension GlobalPooling2D: DifferentiableLayer {
-    public func trainingForward(_ inputs: [Tensor], mode: Mode, random: inout SeededRandom) throws -> (output: Tensor, saved: [Tensor]) {
-        (try inferenceForward(inputs), [])
-    }
-
-    /// Average: the gradient spread evenly over the pixels; max: all of it to the (first) largest.
-    public func backward(_ outputGradient: Tensor, isPreActivation: Bool, needsInputGradients: Bool, inputs: [Tensor], output: Tensor, saved: [Tensor],
-                         accumulate: (String, [Float]) -> Void) throws -> [Tensor] {
-        let input = inputs[0]
-        let (batch, pixels, channels) = (input.shape[0], input.shape[1] * input.shape[2], input.shape[3])
-        var result = [Float](repeating: 0, count: input.count)
-        for image in 0..<batch {
-            for c in 0..<channels {
-                let g = outputGradient.scalars[image * channels + c]
-                if kind == .average {
-                    let share = g / Float(pixels)
-                    for p in 0..<pixels { result[(image * pixels + p) * channels + c] = share }
-                } else {
-                    let best = output.scalars[image * channels + c]
-                    if let p = (0..<pixels).first(where: { input.scalars[(image * pixels + $0) * channels + c] == best }) {
-                        result[(image * pixels + p) * channels + c] = g
-                    }
-                }
-            }
-        }
-        return [Tensor(shape: input.shape, scalars: result)]
-    }
-}

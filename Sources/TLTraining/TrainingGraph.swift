@@ -14,7 +14,12 @@ public final class TrainingGraph {
     public let parameters: [Parameter]
     private let parameterIndex: [ObjectIdentifier: [String: Parameter]]
 
-    /// Wraps `graph`.
+    /// Weights no optimizer touches: BatchNormalization's moving statistics (a training pass
+    /// updates them itself) and an adapted Normalization's statistics.
+    static let statisticNames: Set<String> = ["moving_mean", "moving_variance", "mean", "variance", "count"]
+
+    /// Wraps `graph`; layers the Keras config saved as `trainable: false` start frozen, and layers
+    /// of a nested model called with `training=False` run in inference mode.
     /// - Throws: `TrainingError` naming a layer that has no backward pass yet.
     public init(graph: Graph) throws {
         self.graph = graph
@@ -26,23 +31,52 @@ public final class TrainingGraph {
             }
             let specs = layer.expectedWeights(inputShapes: graph.nodes[node].inputs.map { graph.shapes[$0] })
             for spec in specs {
-                let parameter = Parameter(layer: layer, name: spec.name)
+                let parameter = Parameter(layer: layer, name: spec.name, isTrainable: !Self.statisticNames.contains(spec.name))
                 parameters.append(parameter)
                 index[ObjectIdentifier(layer), default: [:]][spec.name] = parameter
             }
         }
         self.parameters = parameters
         parameterIndex = index
-        // Whether anything at or before each node learns: only then does a gradient need to
-        // flow back to it.
-        var learns = [Bool](repeating: false, count: graph.nodes.count)
-        for (position, node) in graph.nodes.enumerated() {
-            learns[position] = index[ObjectIdentifier(node.layer)] != nil || node.inputs.contains { learns[$0] }
-        }
-        upstreamLearns = learns
+        inferenceModeLayers = graph.inferenceModeLayerNames
+        setTrainable(false, layers: graph.frozenLayerNames)
     }
 
-    private let upstreamLearns: [Bool]
+    /// Names of the layers whose weights are frozen (Keras `layer.trainable = False`).
+    public private(set) var frozenLayers: Set<String> = []
+
+    /// Freezes or unfreezes every weight of the named layers, as Keras' `layer.trainable`
+    /// (statistics stay untrained either way). A frozen BatchNormalization runs in inference mode.
+    public func setTrainable(_ trainable: Bool, layers names: Set<String>) {
+        for parameter in parameters where names.contains(parameter.layer.name) && !Self.statisticNames.contains(parameter.name) {
+            parameter.isTrainable = trainable
+        }
+        if trainable { frozenLayers.subtract(names) } else { frozenLayers.formUnion(names) }
+    }
+
+    /// Layers that run in inference mode even in a training pass: those of a base called with
+    /// `training=False` (BatchNormalization on its moving statistics, Dropout off) while their
+    /// weights may still learn.
+    public var inferenceModeLayers: Set<String>
+
+    /// The mode `layer` runs in during a pass in `mode`.
+    func mode(of layer: any Layer, in mode: Mode) -> Mode {
+        guard mode == .training else { return .inference }
+        if inferenceModeLayers.contains(layer.name) { return .inference }
+        if layer is BatchNormalization && frozenLayers.contains(layer.name) { return .inference }
+        return .training
+    }
+
+    /// Per node: whether a trainable weight sits at or before it (only then does a gradient
+    /// need to flow back to it).
+    public var learnsUpstream: [Bool] {
+        var learns = [Bool](repeating: false, count: graph.nodes.count)
+        for (position, node) in graph.nodes.enumerated() {
+            let own = parameterIndex[ObjectIdentifier(node.layer)]?.values.contains { $0.isTrainable } ?? false
+            learns[position] = own || node.inputs.contains { learns[$0] }
+        }
+        return learns
+    }
 
     /// The trainable parameters.
     public var trainableParameters: [Parameter] { parameters.filter(\.isTrainable) }
@@ -50,6 +84,10 @@ public final class TrainingGraph {
     /// Whether `backward` computes dLoss/dInput for the model input too (gradient checks); off
     /// by default, since nothing before the input learns.
     public var tracksInputGradient = false
+
+    /// dLoss/dInput of the last ``backward(_:outputGradient:isPreActivation:)`` when
+    /// ``tracksInputGradient`` is set (the first model input).
+    public private(set) var inputGradient: Tensor?
 
     /// Clears every parameter's gradient.
     public func zeroGradients() { for parameter in parameters { parameter.zeroGradient() } }
@@ -66,19 +104,27 @@ public final class TrainingGraph {
 
     /// Runs `input` through the graph, keeping every activation.
     public func forward(_ input: Tensor, mode: Mode, random: inout SeededRandom) throws -> Pass {
+        try forward([input], mode: mode, random: &random)
+    }
+
+    /// Runs the graph on one tensor per model input (in `graph.inputs` order), keeping every
+    /// activation.
+    public func forward(_ inputs: [Tensor], mode: Mode, random: inout SeededRandom) throws -> Pass {
         var outputs: [Tensor] = []
         var saved: [[Tensor]] = []
         outputs.reserveCapacity(graph.nodes.count)
-        for node in graph.nodes {
+        for (index, node) in graph.nodes.enumerated() {
             if node.layer is InputLayer {
-                outputs.append(input)
+                let position = graph.inputs.firstIndex(of: index) ?? 0
+                guard position < inputs.count else { throw TrainingError(node.layer.name, "no tensor given for this model input") }
+                outputs.append(inputs[position])
                 saved.append([])
                 continue
             }
             guard let layer = node.layer as? DifferentiableLayer else {
                 throw TrainingError(node.layer.name, "no training forward pass")
             }
-            let result = try layer.trainingForward(node.inputs.map { outputs[$0] }, mode: mode, random: &random)
+            let result = try layer.trainingForward(node.inputs.map { outputs[$0] }, mode: self.mode(of: layer, in: mode), random: &random)
             outputs.append(result.output)
             saved.append(result.saved)
         }
@@ -102,11 +148,12 @@ public final class TrainingGraph {
     public func backward(_ pass: Pass, outputGradient: Tensor, isPreActivation: Bool) throws {
         var gradients = [Tensor?](repeating: nil, count: graph.nodes.count)
         gradients[pass.outputNode] = outputGradient
+        let upstreamLearns = learnsUpstream
         for index in stride(from: graph.nodes.count - 1, through: 0, by: -1) {
             guard let gradient = gradients[index] else { continue }
             let node = graph.nodes[index]
             guard let layer = node.layer as? DifferentiableLayer else { continue }
-            let parameters = parameterIndex[ObjectIdentifier(node.layer)] ?? [:]
+            let parameters = (parameterIndex[ObjectIdentifier(node.layer)] ?? [:]).filter { $0.value.isTrainable }
             let needsInputGradients = tracksInputGradient || node.inputs.contains { upstreamLearns[$0] }
             if !needsInputGradients && parameters.isEmpty { continue }
             let inputGradients = try layer.backward(
@@ -121,5 +168,6 @@ public final class TrainingGraph {
                 }
             }
         }
+        inputGradient = tracksInputGradient ? graph.inputs.first.flatMap { gradients[$0] } : nil
     }
 }

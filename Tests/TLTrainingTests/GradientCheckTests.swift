@@ -7,39 +7,72 @@ import TLTensor
 /// Analytic gradients against central finite differences, per layer, in double-checked float32.
 @Suite("Gradients against finite differences")
 struct GradientCheckTests {
-    /// Checks dLoss/dParameter for a few entries of each parameter, and dLoss/dInput, where
-    /// loss = Σ output · probe (a fixed random probe makes every output matter).
-    func check(_ graph: Graph, input: Tensor, tolerance: Float = 2e-2) throws {
+    /// Checks dLoss/dParameter for a few entries of each trainable parameter, and dLoss/dInput,
+    /// where loss = Σ output · probe (a fixed random probe makes every output matter). A training
+    /// pass changes nothing the loss reads (BatchNormalization's moving statistics only).
+    func check(_ graph: Graph, input: Tensor, mode: Mode = .inference, tolerance: Float = 2e-2, epsilon: Float = 1e-2,
+               label: String = "") throws {
         let model = try TrainingGraph(graph: graph)
+        model.tracksInputGradient = true
         var random = SeededRandom(seed: 3)
-        let probeSource = try model.forward(input, mode: .inference, random: &random).output
+        let probeSource = try model.forward(input, mode: mode, random: &random).output
         let probe = (0..<probeSource.count).map { _ in random.unit() * 2 - 1 }
         func loss(_ x: Tensor) throws -> Float {
             var r = SeededRandom(seed: 0)
-            let output = try model.forward(x, mode: .inference, random: &r).output
-            return zip(output.scalars, probe).reduce(0) { $0 + $1.0 * $1.1 }
+            let output = try model.forward(x, mode: mode, random: &r).output
+            return Float(zip(output.scalars, probe).reduce(0.0) { $0 + Double($1.0) * Double($1.1) })
         }
         var r = SeededRandom(seed: 0)
-        let pass = try model.forward(input, mode: .inference, random: &r)
+        let pass = try model.forward(input, mode: mode, random: &r)
         model.zeroGradients()
-        // Track the input gradient through an identity reader of the input.
         try model.backward(pass, outputGradient: Tensor(shape: pass.output.shape, scalars: probe), isPreActivation: false)
-        let epsilon: Float = 1e-2
-        for parameter in model.parameters {
+        func numeric(_ set: (Float) throws -> Void) throws -> Float {
+            try set(epsilon)
+            let up = try loss(input)
+            try set(-epsilon)
+            let down = try loss(input)
+            try set(0)
+            return (up - down) / (2 * epsilon)
+        }
+        for parameter in model.trainableParameters {
             let original = parameter.value
-            for index in Set([0, original.count / 2, original.count - 1]) {
-                var plus = original, minus = original
-                plus.scalars[index] += epsilon
-                minus.scalars[index] -= epsilon
-                parameter.value = plus
-                let up = try loss(input)
-                parameter.value = minus
-                let down = try loss(input)
-                parameter.value = original
-                let numeric = (up - down) / (2 * epsilon)
+            for index in Set([0, original.count / 3, original.count / 2, original.count - 1]) {
+                let value = try numeric { delta in
+                    var changed = original
+                    changed.scalars[index] += delta
+                    parameter.value = changed
+                }
                 let analytic = parameter.gradient[index]
-                #expect(abs(numeric - analytic) <= tolerance * max(1, abs(numeric)), "\(parameter.path)[\(index)]: \(analytic) vs \(numeric)")
+                #expect(abs(value - analytic) <= tolerance * max(1, abs(value)), "\(label) \(parameter.path)[\(index)]: \(analytic) vs \(value)")
             }
+        }
+        let inputGradient = try #require(model.inputGradient)
+        for index in Set([0, input.count / 5, input.count / 2, input.count - 1]) {
+            var up = input, down = input
+            up.scalars[index] += epsilon
+            down.scalars[index] -= epsilon
+            let expected = (try loss(up) - loss(down)) / (2 * epsilon)
+            #expect(abs(expected - inputGradient.scalars[index]) <= tolerance * max(1, abs(expected)),
+                    "\(label) input[\(index)]: \(inputGradient.scalars[index]) vs \(expected)")
+        }
+    }
+
+    /// Random weights for every layer of `graph` (BN statistics away from identity).
+    func randomize(_ graph: Graph, seed: UInt64) {
+        var random = SeededRandom(seed: seed)
+        for (layer, node) in graph.uniqueLayers {
+            var weights: [String: Tensor] = [:]
+            for spec in layer.expectedWeights(inputShapes: graph.nodes[node].inputs.map { graph.shapes[$0] }) {
+                let count = spec.shape.reduce(1, *)
+                let values: [Float] = (0..<count).map { _ in
+                    switch spec.name {
+                    case "moving_variance", "gamma": return 0.5 + random.unit()
+                    default: return random.unit() - 0.5
+                    }
+                }
+                weights[spec.name] = Tensor(shape: spec.shape, scalars: values)
+            }
+            if !weights.isEmpty { layer.setWeights(weights) }
         }
     }
 
@@ -83,6 +116,100 @@ struct GradientCheckTests {
                               "bias": Tensor(shape: [units], scalars: (0..<units).map { _ in random.unit() - 0.5 })])
         }
         try check(graph, input: input([2, 4]))
+    }
+}
+
+extension GradientCheckTests {
+    func graph(input shape: [Int], _ body: (GraphBuilder, GraphTensor) throws -> GraphTensor) throws -> Graph {
+        let builder = GraphBuilder()
+        let x = builder.input(shape: shape, name: "in")
+        let graph = try builder.build(outputs: [try body(builder, x)], name: "g")
+        randomize(graph, seed: 17)
+        return graph
+    }
+
+    @Test("Conv2D: strides, dilation, groups, same and valid, fused-able and other activations")
+    func convolutions() throws {
+        let cases: [(String, Conv2D)] = [
+            ("3x3 same stride 2", Conv2D(name: "c", filters: 5, kernelSize: (3, 3), strides: (2, 2), padding: .same)),
+            ("3x2 valid dilated", Conv2D(name: "c", filters: 3, kernelSize: (3, 2), dilation: (2, 1), activation: .relu)),
+            ("grouped swish", Conv2D(name: "c", filters: 4, kernelSize: (2, 2), padding: .same, groups: 2, activation: .swish)),
+            ("1x1 no bias", Conv2D(name: "c", filters: 3, kernelSize: (1, 1), useBias: false, activation: .tanh)),
+        ]
+        for (label, layer) in cases {
+            let g = try graph(input: [6, 5, 4]) { builder, x in try builder.apply(layer, to: [x]) }
+            try check(g, input: input([2, 6, 5, 4], seed: 21), epsilon: 1e-3, label: label)
+        }
+    }
+
+    @Test("DepthwiseConv2D with a multiplier, SeparableConv2D")
+    func depthwise() throws {
+        let d = try graph(input: [5, 6, 3]) { builder, x in
+            try builder.apply(DepthwiseConv2D(name: "d", kernelSize: (3, 3), strides: (2, 1), padding: .same, depthMultiplier: 2,
+                                              activation: .hardSwish), to: [x])
+        }
+        try check(d, input: input([2, 5, 6, 3], seed: 5))
+        let s = try graph(input: [5, 6, 3]) { builder, x in
+            try builder.apply(SeparableConv2D(name: "s", filters: 4, kernelSize: (3, 3), padding: .same, activation: .elu(alpha: 1)), to: [x])
+        }
+        try check(s, input: input([2, 5, 6, 3], seed: 6))
+    }
+
+    @Test("BatchNormalization on batch statistics (training) and on moving statistics", arguments: [Mode.training, .inference])
+    func batchNormalization(mode: Mode) throws {
+        let g = try graph(input: [3, 3, 4]) { builder, x in
+            let y = try builder.apply(Conv2D(name: "c", filters: 4, kernelSize: (2, 2), padding: .same), to: [x])
+            return try builder.batchNormalization(y, name: "bn")
+        }
+        try check(g, input: input([3, 3, 3, 4], seed: 8), mode: mode)
+    }
+
+    @Test("max and average pooling, same and valid; zero padding and cropping")
+    func poolingAndPadding() throws {
+        for (kind, padding) in [(Pooling2D.Kind.max, Padding.same), (.max, .valid), (.average, .same), (.average, .valid)] {
+            let g = try graph(input: [5, 5, 2]) { builder, x in
+                let y = try builder.apply(Conv2D(name: "c", filters: 2, kernelSize: (1, 1)), to: [x])
+                return try builder.apply(Pooling2D(name: "p", kind: kind, poolSize: (3, 2), strides: (2, 2), padding: padding), to: [y])
+            }
+            // A small step, so no perturbation moves a window's maximum to another cell.
+            try check(g, input: input([2, 5, 5, 2], seed: 9), epsilon: 1e-3, label: "\(kind) \(padding)")
+        }
+        for crops in [false, true] {
+            let g = try graph(input: [5, 4, 2]) { builder, x in
+                let y = try builder.apply(SpatialPadding(name: "p", amounts: ((1, 0), (2, 1)), crops: crops), to: [x])
+                return try builder.apply(Conv2D(name: "c", filters: 2, kernelSize: (2, 2)), to: [y])
+            }
+            try check(g, input: input([2, 5, 4, 2], seed: 10), label: crops ? "cropping" : "padding")
+        }
+    }
+
+    @Test("squeeze-excite: a broadcast Multiply; Concatenate; Subtract, Maximum")
+    func merges() throws {
+        let se = try graph(input: [3, 3, 4]) { builder, x in
+            let s = try builder.globalAveragePooling2D(x, keepDimensions: true, name: "squeeze")
+            let gate = try builder.apply(Conv2D(name: "gate", filters: 4, kernelSize: (1, 1), activation: .sigmoid), to: [s])
+            return try builder.apply(ElementwiseMerge(name: "excite", operation: .multiply), to: [x, gate])
+        }
+        try check(se, input: input([2, 3, 3, 4], seed: 11))
+        for operation in [ElementwiseMerge.Operation.subtract, .maximum, .average] {
+            let g = try graph(input: [2, 2, 3]) { builder, x in
+                let a = try builder.apply(Conv2D(name: "a", filters: 3, kernelSize: (1, 1)), to: [x])
+                let merged = try builder.apply(ElementwiseMerge(name: "m", operation: operation), to: [x, a])
+                let other = try builder.apply(Conv2D(name: "b", filters: 2, kernelSize: (1, 1)), to: [x])
+                return try builder.apply(Concatenate(name: "cat"), to: [merged, other])
+            }
+            try check(g, input: input([2, 2, 2, 3], seed: 12))
+        }
+    }
+
+    @Test("activations: every one the engine runs", arguments: ["hard_swish", "hard_sigmoid", "gelu", "selu", "softsign", "exponential", "softplus", "relu6", "leaky_relu"])
+    func activations(name: String) throws {
+        let g = try graph(input: [6]) { builder, x in
+            let y = try builder.apply(Dense(name: "d", units: 5), to: [x])
+            let activation = try Activation(kerasName: name, keras3: true, layer: "a")
+            return try builder.apply(ActivationLayer(name: "a", activation: activation), to: [y])
+        }
+        try check(g, input: input([3, 6], seed: 13))
     }
 }
 

@@ -26,6 +26,12 @@ public final class Graph {
     public let outputs: [Int]
     /// Per-sample output shape of every node, `-1` where it depends on the input size.
     public let shapes: [[Int]]
+    /// Layers a Keras config saved with `trainable: false`, directly or inside a frozen nested
+    /// model: `tlhub train` leaves them as they are.
+    public internal(set) var frozenLayerNames: Set<String> = []
+    /// Layers inside a nested model called with `training=False` (the fine-tuning recipe): a
+    /// training pass runs them in inference mode (BatchNormalization on its moving statistics).
+    public internal(set) var inferenceModeLayerNames: Set<String> = []
 
     /// Wraps nodes in topological order and infers their shapes.
     /// - Throws: `EngineError.incompatibleShapes` when a layer rejects its inputs.

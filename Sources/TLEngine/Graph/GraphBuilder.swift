@@ -89,9 +89,11 @@ public final class GraphBuilder {
     }
 
     /// Keras `BatchNormalization` over channels.
-    public func batchNormalization(_ x: GraphTensor, epsilon: Float = 1e-3, center: Bool = true, scale: Bool = true,
-                                   name: String) throws -> GraphTensor {
-        try apply(BatchNormalization(name: name, epsilon: epsilon, center: center, scale: scale), to: [x])
+    public func batchNormalization(_ x: GraphTensor, epsilon: Float = 1e-3, momentum: Float = 0.99, center: Bool = true,
+                                   scale: Bool = true, name: String) throws -> GraphTensor {
+        let layer = BatchNormalization(name: name, epsilon: epsilon, center: center, scale: scale)
+        layer.momentum = momentum
+        return try apply(layer, to: [x])
     }
 
     /// Keras `ReLU(max_value)` layer.

@@ -19,7 +19,10 @@ public enum KerasGraphReader {
         var reader = Reader(keras3: isKeras3(root))
         let outputs = try reader.readModel(root, inputs: nil)
         let name = ((root["config"] as? [String: Any])?["name"] as? String) ?? "model"
-        return try reader.builder.build(outputs: outputs, name: name)
+        let graph = try reader.builder.build(outputs: outputs, name: name)
+        graph.frozenLayerNames = reader.frozen
+        graph.inferenceModeLayerNames = reader.inferenceMode
+        return graph
     }
 
     /// Keras 3 configs carry `module` keys and dictionary inbound nodes; tf.keras 2 configs do not.
@@ -40,11 +43,31 @@ public enum KerasGraphReader {
     struct Reader {
         let keras3: Bool
         let builder = GraphBuilder()
+        /// Names of layers saved with `trainable: false` (or inside a frozen nested model).
+        var frozen: Set<String> = []
+        /// Names of layers inside a nested model called with `training=False` (tf.keras 2 files).
+        var inferenceMode: Set<String> = []
+        /// How many enclosing models are frozen / called with `training=False`.
+        private var frozenDepth = 0, inferenceDepth = 0
 
-        mutating func readModel(_ model: [String: Any], inputs: [GraphTensor]?) throws -> [GraphTensor] {
+        init(keras3: Bool) { self.keras3 = keras3 }
+
+        /// Reads a model; `callNode` is the inbound node of a nested model's call (its
+        /// `training` argument decides the mode its layers train in).
+        mutating func readModel(_ model: [String: Any], inputs: [GraphTensor]?, callNode: Any? = nil) throws -> [GraphTensor] {
             let className = model["class_name"] as? String ?? ""
             guard let config = model["config"] as? [String: Any] else {
                 throw EngineError.invalidModelConfig("model '\(className)' has no config")
+            }
+            let freezes = config["trainable"] as? Bool == false
+            // Keras 3's fit passes training=True down through a nested call saved with
+            // training=False (keras-team/keras#20285); tf.keras 2 keeps the saved value.
+            let inference = !keras3 && (callNode.map(Reader.callsWithTrainingFalse) ?? false)
+            if freezes { frozenDepth += 1 }
+            if inference { inferenceDepth += 1 }
+            defer {
+                if freezes { frozenDepth -= 1 }
+                if inference { inferenceDepth -= 1 }
             }
             switch className {
             case "Sequential": return try readSequential(config, inputs: inputs)
@@ -140,7 +163,7 @@ public enum KerasGraphReader {
                     let className = item.entry["class_name"] as? String ?? ""
                     let outputs: [GraphTensor]
                     if KerasGraphReader.modelClasses.contains(className) {
-                        outputs = try readModel(item.entry, inputs: resolved)
+                        outputs = try readModel(item.entry, inputs: resolved, callNode: item.node)
                     } else {
                         let layer = try layers[name] ?? makeLayer(item.entry)
                         layers[name] = layer
@@ -245,11 +268,29 @@ public enum KerasGraphReader {
 
         // MARK: - Layers
 
-        func makeLayer(_ entry: [String: Any]) throws -> any Layer {
+        mutating func makeLayer(_ entry: [String: Any]) throws -> any Layer {
             let className = entry["class_name"] as? String ?? ""
             let config = entry["config"] as? [String: Any] ?? [:]
             let name = config["name"] as? String ?? Reader.layerName(entry)
+            if frozenDepth > 0 || config["trainable"] as? Bool == false { frozen.insert(name) }
+            if inferenceDepth > 0 { inferenceMode.insert(name) }
             return try KerasLayerFactory(className: className, name: name, config: config, keras3: keras3).make()
+        }
+
+        /// Whether an inbound node passes `training=False`: Keras 3 `{"kwargs": {"training": false}}`,
+        /// tf.keras 2 `[["input", 0, 0, {"training": false}]]`.
+        static func callsWithTrainingFalse(_ node: Any) -> Bool {
+            if let dictionary = node as? [String: Any] {
+                return (dictionary["kwargs"] as? [String: Any])?["training"] as? Bool == false
+            }
+            if let list = node as? [Any] {
+                return list.contains { item in
+                    guard let reference = item as? [Any], reference.count >= 4,
+                          let kwargs = reference[3] as? [String: Any] else { return false }
+                    return kwargs["training"] as? Bool == false
+                }
+            }
+            return false
         }
     }
 }

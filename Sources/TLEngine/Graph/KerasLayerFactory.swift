@@ -31,9 +31,13 @@ struct KerasLayerFactory {
         case "Dense":
             return Dense(name: name, units: try int("units"), useBias: bool("use_bias", default: true), activation: try activation())
         case "BatchNormalization":
-            try requireLastAxis()
-            return BatchNormalization(name: name, epsilon: float("epsilon", default: 1e-3),
-                                      center: bool("center", default: true), scale: bool("scale", default: true))
+            let batchNorm = BatchNormalization(name: name, epsilon: float("epsilon", default: 1e-3),
+                                               center: bool("center", default: true), scale: bool("scale", default: true))
+            batchNorm.momentum = float("momentum", default: 0.99)
+            batchNorm.axis = try lastAxisCandidate()
+            // tf.keras 2 runs the fused kernel (Bessel-corrected moving variance) unless told not to.
+            batchNorm.correctsMovingVariance = !keras3 && (config["fused"] as? Bool ?? true)
+            return batchNorm
         case "LayerNormalization":
             try requireLastAxis()
             return LayerNormalization(name: name, epsilon: float("epsilon", default: 1e-3),
@@ -158,6 +162,17 @@ struct KerasLayerFactory {
         default:
             return .linear
         }
+    }
+
+    /// The configured axis when it can be the last one (`-1`, or a positive index the input rank
+    /// decides); a layer checks it against its input.
+    private func lastAxisCandidate() throws -> Int {
+        if config["axis"] == nil || config["axis"] is NSNull { return -1 }
+        let axis = (config["axis"] as? Int) ?? ((config["axis"] as? [Int])?.count == 1 ? (config["axis"] as? [Int])?.first : nil)
+        guard let axis, axis == -1 || axis > 0 else {
+            throw EngineError.unsupportedOption(layer: name, option: "axis", value: "\(config["axis"] ?? "nil")")
+        }
+        return axis
     }
 
     private func requireLastAxis() throws {

@@ -78,7 +78,7 @@ public final class Conv2D: Layer {
     }
 
     /// Output size and zeros before, per spatial axis, including merged zero padding.
-    func geometry(height: Int, width: Int) -> (rows: (output: Int, before: Int), columns: (output: Int, before: Int)) {
+    package func geometry(height: Int, width: Int) -> (rows: (output: Int, before: Int), columns: (output: Int, before: Int)) {
         spatialGeometry(height: height, width: width, kernelSize: kernelSize, strides: strides, dilation: dilation,
                         padding: padding, extraPadding: extraPadding)
     }

@@ -60,7 +60,7 @@ public final class DepthwiseConv2D: Layer {
         return result
     }
 
-    func geometry(height: Int, width: Int) -> (rows: (output: Int, before: Int), columns: (output: Int, before: Int)) {
+    package func geometry(height: Int, width: Int) -> (rows: (output: Int, before: Int), columns: (output: Int, before: Int)) {
         spatialGeometry(height: height, width: width, kernelSize: kernelSize, strides: strides, dilation: dilation,
                         padding: padding, extraPadding: extraPadding)
     }

@@ -16,6 +16,14 @@ public final class BatchNormalization: Layer {
     public let center: Bool
     /// Whether `gamma` exists.
     public let scale: Bool
+    /// Weight of the old moving statistics in a training step's update (Keras default 0.99;
+    /// MobileNetV2/V3 0.999).
+    public var momentum: Float = 0.99
+    /// Whether a training step updates the moving variance with the unbiased batch variance
+    /// (`n / (n − 1)`), as tf.keras 2's fused kernel does for NHWC inputs; Keras 3 does not.
+    public var correctsMovingVariance = false
+    /// The Keras axis normalized over (batch included): `-1`, or the input's last axis.
+    public var axis = -1
     /// `[channels]` scale, when `scale`.
     public var gamma: Tensor? { didSet { version.bump() } }
     /// `[channels]` shift, when `center`.
@@ -57,7 +65,12 @@ public final class BatchNormalization: Layer {
         self.scale = scale
     }
 
-    public func outputShape(inputShapes: [[Int]]) throws -> [Int] { inputShapes[0] }
+    public func outputShape(inputShapes: [[Int]]) throws -> [Int] {
+        guard axis == -1 || axis == inputShapes[0].count else {
+            throw EngineError.unsupportedOption(layer: name, option: "axis", value: "\(axis) (only the last axis, \(inputShapes[0].count), is supported)")
+        }
+        return inputShapes[0]
+    }
 
     public func expectedWeights(inputShapes: [[Int]]) -> [WeightSpec] {
         let channels = inputShapes[0].last ?? 0
@@ -185,7 +198,7 @@ public final class Normalization: Layer {
     public let name: String
     /// Values from the config, when the layer was built with them.
     let configuredMean: [Float]?, configuredVariance: [Float]?
-    private var multiplier: [Float] = [], offset: [Float] = []
+    package private(set) var multiplier: [Float] = [], offset: [Float] = []
     /// The adapted statistics; only `setWeights` changes them (and recomputes the factors).
     private var stored: [String: Tensor] = [:] { didSet { version.bump() } }
     private let version = ParameterVersion()

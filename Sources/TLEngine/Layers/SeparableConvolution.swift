@@ -9,8 +9,8 @@ import TLTensor
 /// - `bias`: `[filters]` when `useBias`
 public final class SeparableConv2D: Layer {
     public let name: String
-    let depthwise: DepthwiseConv2D
-    let pointwise: Conv2D
+    package let depthwise: DepthwiseConv2D
+    package let pointwise: Conv2D
 
     /// Creates a separable convolution with weights to be loaded later.
     public init(name: String, filters: Int, kernelSize: (Int, Int), strides: (Int, Int) = (1, 1),

@@ -30,7 +30,7 @@ public enum MobileNetV2 {
         var x = builder.input(shape: shape, name: "input_1")
         x = try builder.conv2D(x, filters: makeDivisible(32 * alpha), kernelSize: 3, strides: 2, padding: .same,
                                useBias: false, name: "Conv1")
-        x = try builder.batchNormalization(x, epsilon: 1e-3, name: "bn_Conv1")
+        x = try builder.batchNormalization(x, epsilon: 1e-3, momentum: 0.999, name: "bn_Conv1")
         x = try builder.relu(x, maxValue: 6, name: "Conv1_relu")
         for (id, block) in blocks.enumerated() {
             x = try invertedResidual(builder, x, expansion: block.expansion, stride: block.stride, alpha: alpha,
@@ -38,7 +38,7 @@ public enum MobileNetV2 {
         }
         let lastFilters = alpha > 1 ? makeDivisible(1280 * alpha) : 1280
         x = try builder.conv2D(x, filters: lastFilters, kernelSize: 1, useBias: false, name: "Conv_1")
-        x = try builder.batchNormalization(x, epsilon: 1e-3, name: "Conv_1_bn")
+        x = try builder.batchNormalization(x, epsilon: 1e-3, momentum: 0.999, name: "Conv_1_bn")
         x = try builder.relu(x, maxValue: 6, name: "out_relu")
         x = try builder.applicationHead(x, options: options, averageName: "global_average_pooling2d",
                                         maxName: "global_max_pooling2d")
@@ -55,7 +55,7 @@ public enum MobileNetV2 {
         if id > 0 {
             x = try builder.conv2D(x, filters: expansion * inputChannels, kernelSize: 1, padding: .same,
                                    useBias: false, name: "\(prefix)expand")
-            x = try builder.batchNormalization(x, epsilon: 1e-3, name: "\(prefix)expand_BN")
+            x = try builder.batchNormalization(x, epsilon: 1e-3, momentum: 0.999, name: "\(prefix)expand_BN")
             x = try builder.relu(x, maxValue: 6, name: "\(prefix)expand_relu")
         } else {
             prefix = "expanded_conv_"
@@ -65,11 +65,11 @@ public enum MobileNetV2 {
         }
         x = try builder.depthwiseConv2D(x, kernelSize: 3, strides: stride, padding: stride == 1 ? .same : .valid,
                                         useBias: false, name: "\(prefix)depthwise")
-        x = try builder.batchNormalization(x, epsilon: 1e-3, name: "\(prefix)depthwise_BN")
+        x = try builder.batchNormalization(x, epsilon: 1e-3, momentum: 0.999, name: "\(prefix)depthwise_BN")
         x = try builder.relu(x, maxValue: 6, name: "\(prefix)depthwise_relu")
         x = try builder.conv2D(x, filters: pointwiseFilters, kernelSize: 1, padding: .same, useBias: false,
                                name: "\(prefix)project")
-        x = try builder.batchNormalization(x, epsilon: 1e-3, name: "\(prefix)project_BN")
+        x = try builder.batchNormalization(x, epsilon: 1e-3, momentum: 0.999, name: "\(prefix)project_BN")
         if inputChannels == pointwiseFilters && stride == 1 {
             return try builder.add([inputs, x], name: "\(prefix)add")
         }

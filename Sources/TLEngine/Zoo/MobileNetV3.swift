@@ -112,7 +112,7 @@ public enum MobileNetV3 {
         }
         x = try builder.conv2D(x, filters: 16, kernelSize: 3, strides: 2, padding: .same, useBias: false,
                                name: keras2 ? "Conv" : "conv")
-        x = try builder.batchNormalization(x, epsilon: 1e-3, name: keras2 ? "Conv/BatchNorm" : "conv_bn")
+        x = try builder.batchNormalization(x, epsilon: 1e-3, momentum: 0.999, name: keras2 ? "Conv/BatchNorm" : "conv_bn")
         x = try builder.activation(x, activation, name: "stem_activation")
         for (id, block) in blocks(configuration.size).enumerated() {
             x = try invertedResidual(builder, x, expansion: block.expansion,
@@ -125,7 +125,7 @@ public enum MobileNetV3 {
         if configuration.alpha > 1 { lastPointChannels = depth(Double(lastPointChannels) * configuration.alpha) }
         x = try builder.conv2D(x, filters: depth(Double(builder.channels(of: x) * 6)), kernelSize: 1, padding: .same,
                                useBias: false, name: keras2 ? "Conv_1" : "conv_1")
-        x = try builder.batchNormalization(x, epsilon: 1e-3, name: keras2 ? "Conv_1/BatchNorm" : "conv_1_bn")
+        x = try builder.batchNormalization(x, epsilon: 1e-3, momentum: 0.999, name: keras2 ? "Conv_1/BatchNorm" : "conv_1_bn")
         x = try builder.activation(x, activation, name: "top_activation")
         if options.includeTop {
             x = try builder.globalAveragePooling2D(x, keepDimensions: true, name: "global_average_pooling2d")
@@ -165,7 +165,7 @@ public enum MobileNetV3 {
         if id > 0 {
             x = try builder.conv2D(x, filters: expanded, kernelSize: 1, padding: .same, useBias: false,
                                    name: name("expand", "expand"))
-            x = try builder.batchNormalization(x, epsilon: 1e-3, name: name("expand/BatchNorm", "expand_bn"))
+            x = try builder.batchNormalization(x, epsilon: 1e-3, momentum: 0.999, name: name("expand/BatchNorm", "expand_bn"))
             x = try builder.activation(x, activation, name: name("expand/activation", "expand_activation"))
         }
         if stride == 2 {
@@ -174,7 +174,7 @@ public enum MobileNetV3 {
         }
         x = try builder.depthwiseConv2D(x, kernelSize: kernelSize, strides: stride, padding: stride == 1 ? .same : .valid,
                                         useBias: false, name: name("depthwise", "depthwise"))
-        x = try builder.batchNormalization(x, epsilon: 1e-3, name: name("depthwise/BatchNorm", "depthwise_bn"))
+        x = try builder.batchNormalization(x, epsilon: 1e-3, momentum: 0.999, name: name("depthwise/BatchNorm", "depthwise_bn"))
         x = try builder.activation(x, activation, name: name("depthwise/activation", "depthwise_activation"))
         if squeezeExcite {
             let channels = builder.channels(of: x)
@@ -191,7 +191,7 @@ public enum MobileNetV3 {
         }
         x = try builder.conv2D(x, filters: filters, kernelSize: 1, padding: .same, useBias: false,
                                name: name("project", "project"))
-        x = try builder.batchNormalization(x, epsilon: 1e-3, name: name("project/BatchNorm", "project_bn"))
+        x = try builder.batchNormalization(x, epsilon: 1e-3, momentum: 0.999, name: name("project/BatchNorm", "project_bn"))
         if stride == 1 && inputChannels == filters {
             x = try builder.add([inputs, x], name: name("Add", "add"))
         }

@@ -1,0 +1,349 @@
+import Foundation
+import TLEngine
+import TLTensor
+
+// MARK: - Patches
+
+/// Where a convolution's windows sit: the im2col layout shared by the forward and backward
+/// passes. A patch row holds `[ky, kx, c]` for one output pixel and one channel group, the order
+/// of an HWIO kernel's rows, so `patches · kernel` is the convolution.
+struct ConvolutionWindows {
+    let batch: Int, height: Int, width: Int, channels: Int
+    let outputHeight: Int, outputWidth: Int
+    let kernelHeight: Int, kernelWidth: Int
+    let strideY: Int, strideX: Int, dilationY: Int, dilationX: Int
+    let padTop: Int, padLeft: Int
+    let groups: Int
+
+    var groupChannels: Int { channels / groups }
+    /// Length of a patch row.
+    var patchLength: Int { kernelHeight * kernelWidth * groupChannels }
+    /// Output pixels over the whole batch.
+    var pixels: Int { batch * outputHeight * outputWidth }
+
+    /// Pixels per block, so a block's patches stay near 16 MB.
+    var blockPixels: Int { max(1, min(pixels, 4_194_304 / max(1, patchLength))) }
+
+    /// Copies the patches of output pixels `range` for channel group `group` into `patches`
+    /// (`range.count × patchLength`); cells outside the image are zero.
+    func gather(_ input: UnsafePointer<Float>, pixels range: Range<Int>, group: Int, into patches: UnsafeMutablePointer<Float>) {
+        let gc = groupChannels, length = patchLength
+        for (row, pixel) in range.enumerated() {
+            let image = pixel / (outputHeight * outputWidth), position = pixel % (outputHeight * outputWidth)
+            let oy = position / outputWidth, ox = position % outputWidth
+            let destination = patches + row * length
+            for ky in 0..<kernelHeight {
+                let y = oy * strideY - padTop + ky * dilationY
+                for kx in 0..<kernelWidth {
+                    let x = ox * strideX - padLeft + kx * dilationX
+                    let cell = destination + (ky * kernelWidth + kx) * gc
+                    if y < 0 || y >= height || x < 0 || x >= width {
+                        cell.update(repeating: 0, count: gc)
+                    } else {
+                        cell.update(from: input + ((image * height + y) * width + x) * channels + group * gc, count: gc)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds patch gradients back onto the input gradient (the transpose of `gather`).
+    func scatter(_ patches: UnsafePointer<Float>, pixels range: Range<Int>, group: Int, into input: UnsafeMutablePointer<Float>) {
+        let gc = groupChannels, length = patchLength
+        for (row, pixel) in range.enumerated() {
+            let image = pixel / (outputHeight * outputWidth), position = pixel % (outputHeight * outputWidth)
+            let oy = position / outputWidth, ox = position % outputWidth
+            let source = patches + row * length
+            for ky in 0..<kernelHeight {
+                let y = oy * strideY - padTop + ky * dilationY
+                guard y >= 0 && y < height else { continue }
+                for kx in 0..<kernelWidth {
+                    let x = ox * strideX - padLeft + kx * dilationX
+                    guard x >= 0 && x < width else { continue }
+                    let cell = source + (ky * kernelWidth + kx) * gc
+                    let destination = input + ((image * height + y) * width + x) * channels + group * gc
+                    for c in 0..<gc { destination[c] += cell[c] }
+                }
+            }
+        }
+    }
+}
+
+/// Columns `first..<first + count` of a row-major matrix with `columns` columns, contiguous.
+func columnSlice(_ matrix: [Float], columns: Int, first: Int, count: Int) -> [Float] {
+    if first == 0 && count == columns { return matrix }
+    let rows = matrix.count / max(columns, 1)
+    var result = [Float](repeating: 0, count: rows * count)
+    for row in 0..<rows {
+        for column in 0..<count { result[row * count + column] = matrix[row * columns + first + column] }
+    }
+    return result
+}
+
+/// `a[m × k] · b[k × n]` into a new array (or added to `into`).
+func matrixProduct(_ a: UnsafePointer<Float>, _ b: [Float], m: Int, k: Int, n: Int) -> [Float] {
+    var result = [Float](repeating: 0, count: m * n)
+    guard m > 0, n > 0, k > 0 else { return result }
+    b.withUnsafeBufferPointer { b in
+        result.withUnsafeMutableBufferPointer { out in
+            MatrixMultiply.multiply(a, b.baseAddress!, m: m, k: k, n: n, into: out.baseAddress!)
+        }
+    }
+    return result
+}
+
+extension Activation {
+    /// Whether the derivative can be read off the output alone (`relu`: output > 0), so the
+    /// engine's fused forward pass can serve training with nothing extra kept.
+    var derivativeFollowsOutput: Bool {
+        switch self {
+        case .linear, .relu, .relu6, .sigmoid, .tanh: return true
+        default: return false
+        }
+    }
+
+    /// dLoss/dInput for an activation whose derivative follows its output.
+    func backward(_ outputGradient: [Float], output: [Float]) -> [Float] {
+        switch self {
+        case .relu: return zip(outputGradient, output).map { $1 > 0 ? $0 : 0 }
+        case .relu6: return zip(outputGradient, output).map { $1 > 0 && $1 < 6 ? $0 : 0 }
+        case .sigmoid: return zip(outputGradient, output).map { $0 * $1 * (1 - $1) }
+        case .tanh: return zip(outputGradient, output).map { $0 * (1 - $1 * $1) }
+        default: return outputGradient
+        }
+    }
+}
+
+/// The gradient with respect to a layer's pre-activation, from whichever of the saved
+/// pre-activation or the output the forward pass kept.
+func preActivationGradient(_ outputGradient: Tensor, activation: Activation, isPreActivation: Bool, saved: [Tensor],
+                           output: Tensor) throws -> [Float] {
+    if isPreActivation || activation == .linear { return outputGradient.scalars }
+    if let z = saved.first {
+        return try activation.backward(outputGradient.scalars, input: z.scalars, output: output.scalars, lastAxis: output.shape.last ?? 1)
+    }
+    return activation.backward(outputGradient.scalars, output: output.scalars)
+}
+
+// MARK: - Conv2D
+
+extension Conv2D: DifferentiableLayer {
+    func windows(input: [Int], output: [Int]) -> ConvolutionWindows {
+        let (rows, columns) = geometry(height: input[1], width: input[2])
+        return ConvolutionWindows(batch: input[0], height: input[1], width: input[2], channels: input[3],
+                                  outputHeight: output[1], outputWidth: output[2],
+                                  kernelHeight: kernelSize.0, kernelWidth: kernelSize.1,
+                                  strideY: strides.0, strideX: strides.1, dilationY: dilation.0, dilationX: dilation.1,
+                                  padTop: rows.before, padLeft: columns.before, groups: groups)
+    }
+
+    /// The engine's forward pass when the activation's derivative follows from the output;
+    /// otherwise the pre-activation is computed here (patches · kernel + bias) and kept.
+    public func trainingForward(_ inputs: [Tensor], mode: Mode, random: inout SeededRandom) throws -> (output: Tensor, saved: [Tensor]) {
+        guard !addsResidual else { throw TrainingError(name, "a fused convolution cannot be trained (train the unfused graph)") }
+        if activation.derivativeFollowsOutput { return (try inferenceForward(inputs), []) }
+        let input = inputs[0]
+        let shape = [input.shape[0]] + (try outputShape(inputShapes: [Array(input.shape.dropFirst())]))
+        let windows = self.windows(input: input.shape, output: shape)
+        let groupFilters = filters / groups, length = windows.patchLength
+        var z = [Float](repeating: 0, count: windows.pixels * filters)
+        input.scalars.withUnsafeBufferPointer { source in
+            var patches = [Float](repeating: 0, count: windows.blockPixels * length)
+            for group in 0..<groups {
+                let kernelColumns = columnSlice(kernel.scalars, columns: filters, first: group * groupFilters, count: groupFilters)
+                for start in stride(from: 0, to: windows.pixels, by: windows.blockPixels) {
+                    let range = start..<min(windows.pixels, start + windows.blockPixels)
+                    patches.withUnsafeMutableBufferPointer { windows.gather(source.baseAddress!, pixels: range, group: group, into: $0.baseAddress!) }
+                    let block = patches.withUnsafeBufferPointer { matrixProduct($0.baseAddress!, kernelColumns, m: range.count, k: length, n: groupFilters) }
+                    for (row, pixel) in range.enumerated() {
+                        for f in 0..<groupFilters { z[pixel * filters + group * groupFilters + f] = block[row * groupFilters + f] }
+                    }
+                }
+            }
+        }
+        if let bias {
+            for pixel in 0..<windows.pixels { for f in 0..<filters { z[pixel * filters + f] += bias.scalars[f] } }
+        }
+        var activated = z
+        activated.withUnsafeMutableBufferPointer { activation.apply($0.baseAddress!, count: $0.count, lastAxis: filters) }
+        return (Tensor(shape: shape, scalars: activated), [Tensor(shape: shape, scalars: z)])
+    }
+
+    /// dKernel = patchesᵀ · dz, dBias = Σ dz, dInput = col2im(dz · kernelᵀ), per channel group
+    /// and pixel block (blocks summed in order, so results do not depend on the thread count).
+    public func backward(_ outputGradient: Tensor, isPreActivation: Bool, needsInputGradients: Bool, inputs: [Tensor], output: Tensor, saved: [Tensor],
+                         accumulate: (String, [Float]) -> Void) throws -> [Tensor] {
+        let input = inputs[0]
+        let windows = self.windows(input: input.shape, output: output.shape)
+        let dz = try preActivationGradient(outputGradient, activation: activation, isPreActivation: isPreActivation, saved: saved, output: output)
+        let groupFilters = filters / groups, length = windows.patchLength
+        var kernelGradient = [Float](repeating: 0, count: length * filters)
+        var inputGradient = [Float](repeating: 0, count: needsInputGradients ? input.count : 0)
+        input.scalars.withUnsafeBufferPointer { source in
+            var patches = [Float](repeating: 0, count: windows.blockPixels * length)
+            for group in 0..<groups {
+                let dzGroup = columnSlice(dz, columns: filters, first: group * groupFilters, count: groupFilters)
+                let kernelTransposed = columnSlice(kernel.scalars, columns: filters, first: group * groupFilters, count: groupFilters)
+                    .withUnsafeBufferPointer { MatrixMultiply.transposed($0.baseAddress!, rows: length, columns: groupFilters) }
+                var groupGradient = [Float](repeating: 0, count: length * groupFilters)
+                for start in stride(from: 0, to: windows.pixels, by: windows.blockPixels) {
+                    let range = start..<min(windows.pixels, start + windows.blockPixels)
+                    patches.withUnsafeMutableBufferPointer { windows.gather(source.baseAddress!, pixels: range, group: group, into: $0.baseAddress!) }
+                    let patchesTransposed = patches.withUnsafeBufferPointer {
+                        MatrixMultiply.transposed($0.baseAddress!, rows: range.count, columns: length)
+                    }
+                    dzGroup.withUnsafeBufferPointer { g in
+                        let dzBlock = g.baseAddress! + range.lowerBound * groupFilters
+                        patchesTransposed.withUnsafeBufferPointer { p in
+                            groupGradient.withUnsafeMutableBufferPointer { out in
+                                MatrixMultiply.multiply(p.baseAddress!, dzBlock, m: length, k: range.count, n: groupFilters,
+                                                        into: out.baseAddress!, accumulating: start > 0)
+                            }
+                        }
+                        guard needsInputGradients else { return }
+                        let patchGradient = matrixProduct(dzBlock, kernelTransposed, m: range.count, k: groupFilters, n: length)
+                        patchGradient.withUnsafeBufferPointer { p in
+                            inputGradient.withUnsafeMutableBufferPointer { windows.scatter(p.baseAddress!, pixels: range, group: group, into: $0.baseAddress!) }
+                        }
+                    }
+                }
+                for row in 0..<length {
+                    for f in 0..<groupFilters { kernelGradient[row * filters + group * groupFilters + f] = groupGradient[row * groupFilters + f] }
+                }
+            }
+        }
+        accumulate("kernel", kernelGradient)
+        if useBias { accumulate("bias", channelSums(dz, channels: filters)) }
+        return needsInputGradients ? [Tensor(shape: input.shape, scalars: inputGradient)] : [Tensor(shape: [0])]
+    }
+
+    public var finalActivation: Activation? { activation }
+}
+
+/// Σ over every position of each channel (the last axis), in position order.
+func channelSums(_ values: [Float], channels: Int) -> [Float] {
+    var sums = [Float](repeating: 0, count: channels)
+    let positions = values.count / max(channels, 1)
+    values.withUnsafeBufferPointer { v in
+        for position in 0..<positions {
+            let row = v.baseAddress! + position * channels
+            for c in 0..<channels { sums[c] += row[c] }
+        }
+    }
+    return sums
+}
+
+// MARK: - DepthwiseConv2D
+
+extension DepthwiseConv2D: DifferentiableLayer {
+    func windows(input: [Int], output: [Int]) -> ConvolutionWindows {
+        let (rows, columns) = geometry(height: input[1], width: input[2])
+        return ConvolutionWindows(batch: input[0], height: input[1], width: input[2], channels: input[3],
+                                  outputHeight: output[1], outputWidth: output[2],
+                                  kernelHeight: kernelSize.0, kernelWidth: kernelSize.1,
+                                  strideY: strides.0, strideX: strides.1, dilationY: dilation.0, dilationX: dilation.1,
+                                  padTop: rows.before, padLeft: columns.before, groups: 1)
+    }
+
+    public func trainingForward(_ inputs: [Tensor], mode: Mode, random: inout SeededRandom) throws -> (output: Tensor, saved: [Tensor]) {
+        if activation.derivativeFollowsOutput { return (try inferenceForward(inputs), []) }
+        let input = inputs[0]
+        let shape = [input.shape[0]] + (try outputShape(inputShapes: [Array(input.shape.dropFirst())]))
+        let windows = self.windows(input: input.shape, output: shape)
+        let m = depthMultiplier, outChannels = windows.channels * m
+        var z = [Float](repeating: 0, count: windows.pixels * outChannels)
+        visit(windows) { pixel, inputOffset, tap in
+            for c in 0..<windows.channels {
+                let x = input.scalars[inputOffset + c]
+                for j in 0..<m { z[pixel * outChannels + c * m + j] += x * kernel.scalars[(tap * windows.channels + c) * m + j] }
+            }
+        }
+        if let bias {
+            for pixel in 0..<windows.pixels { for c in 0..<outChannels { z[pixel * outChannels + c] += bias.scalars[c] } }
+        }
+        var activated = z
+        activated.withUnsafeMutableBufferPointer { activation.apply($0.baseAddress!, count: $0.count, lastAxis: outChannels) }
+        return (Tensor(shape: shape, scalars: activated), [Tensor(shape: shape, scalars: z)])
+    }
+
+    /// Calls `body(pixel, inputOffset, tap)` for every in-bounds kernel tap of every output pixel,
+    /// in pixel order then tap order.
+    private func visit(_ windows: ConvolutionWindows, _ body: (Int, Int, Int) -> Void) {
+        let perImage = windows.outputHeight * windows.outputWidth
+        for pixel in 0..<windows.pixels {
+            let image = pixel / perImage, oy = (pixel % perImage) / windows.outputWidth, ox = pixel % windows.outputWidth
+            for ky in 0..<windows.kernelHeight {
+                let y = oy * windows.strideY - windows.padTop + ky * windows.dilationY
+                guard y >= 0 && y < windows.height else { continue }
+                for kx in 0..<windows.kernelWidth {
+                    let x = ox * windows.strideX - windows.padLeft + kx * windows.dilationX
+                    guard x >= 0 && x < windows.width else { continue }
+                    body(pixel, ((image * windows.height + y) * windows.width + x) * windows.channels, ky * windows.kernelWidth + kx)
+                }
+            }
+        }
+    }
+
+    public func backward(_ outputGradient: Tensor, isPreActivation: Bool, needsInputGradients: Bool, inputs: [Tensor], output: Tensor, saved: [Tensor],
+                         accumulate: (String, [Float]) -> Void) throws -> [Tensor] {
+        let input = inputs[0]
+        let windows = self.windows(input: input.shape, output: output.shape)
+        let dz = try preActivationGradient(outputGradient, activation: activation, isPreActivation: isPreActivation, saved: saved, output: output)
+        let m = depthMultiplier, channels = windows.channels, outChannels = channels * m
+        var kernelGradient = [Float](repeating: 0, count: kernel.count)
+        var inputGradient = [Float](repeating: 0, count: needsInputGradients ? input.count : 0)
+        input.scalars.withUnsafeBufferPointer { x in
+            kernel.scalars.withUnsafeBufferPointer { k in
+                dz.withUnsafeBufferPointer { g in
+                    kernelGradient.withUnsafeMutableBufferPointer { dk in
+                        inputGradient.withUnsafeMutableBufferPointer { dx in
+                            visit(windows) { pixel, inputOffset, tap in
+                                let gradientRow = g.baseAddress! + pixel * outChannels
+                                let kernelRow = k.baseAddress! + tap * outChannels
+                                let kernelGradientRow = dk.baseAddress! + tap * outChannels
+                                for c in 0..<channels {
+                                    let value = x[inputOffset + c]
+                                    var sum: Float = 0
+                                    for j in 0..<m {
+                                        kernelGradientRow[c * m + j] += value * gradientRow[c * m + j]
+                                        sum += kernelRow[c * m + j] * gradientRow[c * m + j]
+                                    }
+                                    if needsInputGradients { dx[inputOffset + c] += sum }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        accumulate("depthwise_kernel", kernelGradient)
+        if useBias { accumulate("bias", channelSums(dz, channels: outChannels)) }
+        return needsInputGradients ? [Tensor(shape: input.shape, scalars: inputGradient)] : [Tensor(shape: [0])]
+    }
+
+    public var finalActivation: Activation? { activation }
+}
+
+// MARK: - SeparableConv2D
+
+extension SeparableConv2D: DifferentiableLayer {
+    /// The depthwise pass (kept) then the pointwise one.
+    public func trainingForward(_ inputs: [Tensor], mode: Mode, random: inout SeededRandom) throws -> (output: Tensor, saved: [Tensor]) {
+        let middle = try depthwise.trainingForward(inputs, mode: mode, random: &random)
+        let result = try pointwise.trainingForward([middle.output], mode: mode, random: &random)
+        return (result.output, [middle.output] + result.saved)
+    }
+
+    public func backward(_ outputGradient: Tensor, isPreActivation: Bool, needsInputGradients: Bool, inputs: [Tensor], output: Tensor, saved: [Tensor],
+                         accumulate: (String, [Float]) -> Void) throws -> [Tensor] {
+        let middle = saved[0]
+        let middleGradient = try pointwise.backward(outputGradient, isPreActivation: isPreActivation, needsInputGradients: true,
+                                                    inputs: [middle], output: output, saved: Array(saved.dropFirst()),
+                                                    accumulate: { name, values in accumulate(name == "kernel" ? "pointwise_kernel" : name, values) })
+        return try depthwise.backward(middleGradient[0], isPreActivation: false, needsInputGradients: needsInputGradients,
+                                      inputs: inputs, output: middle, saved: [],
+                                      accumulate: { name, values in if name == "depthwise_kernel" { accumulate(name, values) } })
+    }
+
+    public var finalActivation: Activation? { pointwise.finalActivation }
+}
