@@ -81,6 +81,12 @@ public final class Trainer {
     /// One optimizer step on a batch; returns its loss and correct count.
     public func step(_ x: Tensor, _ y: Tensor, learningRate: Float, sampleWeights: [Float]?,
                      random: inout SeededRandom) throws -> (loss: Float, correct: Int) {
+        try step([x], y, learningRate: learningRate, sampleWeights: sampleWeights, random: &random)
+    }
+
+    /// One optimizer step on a batch of a multi-input model (one tensor per model input).
+    public func step(_ x: [Tensor], _ y: Tensor, learningRate: Float, sampleWeights: [Float]?,
+                     random: inout SeededRandom) throws -> (loss: Float, correct: Int) {
         let pass = try model.forward(x, mode: .training, random: &random)
         let result = loss.evaluate(output: pass.output, logits: model.logits(pass), labels: y, sampleWeights: sampleWeights)
         model.zeroGradients()
@@ -91,12 +97,17 @@ public final class Trainer {
 
     /// The loss and accuracy over `x` in inference mode, in batches.
     public func evaluate(_ x: Tensor, _ y: Tensor, batchSize: Int) throws -> (loss: Float, accuracy: Float) {
+        try evaluate([x], y, batchSize: batchSize)
+    }
+
+    /// The loss and accuracy of a multi-input model in inference mode, in batches.
+    public func evaluate(_ x: [Tensor], _ y: Tensor, batchSize: Int) throws -> (loss: Float, accuracy: Float) {
         var random = SeededRandom(seed: 0)
-        let count = x.shape[0]
+        let count = y.shape[0]
         var totalLoss: Float = 0, correct = 0
         for start in stride(from: 0, to: count, by: batchSize) {
             let rows = Array(start..<min(count, start + batchSize))
-            let (bx, by) = (Self.rows(x, rows), Self.rows(y, rows))
+            let (bx, by) = (x.map { Self.rows($0, rows) }, Self.rows(y, rows))
             let pass = try model.forward(bx, mode: .inference, random: &random)
             let result = loss.evaluate(output: pass.output, logits: model.logits(pass), labels: by, sampleWeights: nil)
             totalLoss += result.loss * Float(rows.count)
@@ -109,7 +120,13 @@ public final class Trainer {
     /// - Returns: the history; with early stopping, the best weights are restored at the end.
     public func fit(x: Tensor, y: Tensor, validation: (x: Tensor, y: Tensor)? = nil, options: TrainingOptions,
                     onBatch: ((Int, Int) -> Void)? = nil, onEpoch: ((EpochRecord) -> Void)? = nil) throws -> [EpochRecord] {
-        let count = x.shape[0]
+        try fit(x: [x], y: y, validation: validation.map { ([$0.x], $0.y) }, options: options, onBatch: onBatch, onEpoch: onEpoch)
+    }
+
+    /// `fit` for a multi-input model: one tensor per model input, rows aligned with `y`.
+    public func fit(x: [Tensor], y: Tensor, validation: (x: [Tensor], y: Tensor)? = nil, options: TrainingOptions,
+                    onBatch: ((Int, Int) -> Void)? = nil, onEpoch: ((EpochRecord) -> Void)? = nil) throws -> [EpochRecord] {
+        let count = y.shape[0]
         var order = Array(0..<count)
         var random = SeededRandom(seed: options.seed)
         var history: [EpochRecord] = []
@@ -127,7 +144,7 @@ public final class Trainer {
             for start in stride(from: 0, to: count, by: options.batchSize) {
                 let rows = Array(order[start..<min(count, start + options.batchSize)])
                 let weights = options.classWeights.map { classWeights in rows.map { classWeights[labels[$0]] } }
-                let result = try step(Self.rows(x, rows), Self.rows(y, rows), learningRate: rate, sampleWeights: weights,
+                let result = try step(x.map { Self.rows($0, rows) }, Self.rows(y, rows), learningRate: rate, sampleWeights: weights,
                                       random: &random)
                 lossSum += result.loss * Float(rows.count)
                 correct += result.correct

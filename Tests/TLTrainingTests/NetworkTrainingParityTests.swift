@@ -107,4 +107,29 @@ struct NetworkTrainingParityTests {
             #expect(!model.inferenceModeLayers.contains("head"), "\(file)")
         }
     }
+
+    @Test("the frozen prefix on the fused inference path, the rest trained on its outputs: the same weights as Keras",
+          arguments: NetworkFixtures.cases.filter { $0.data.contains("nested") })
+    func frozenPrefixSplit(fixture: NetworkFixtures.Case) throws {
+        let model = try NetworkFixtures.load(fixture.model)
+        let (x, y) = try NetworkFixtures.data(fixture.data)
+        let split = try model.splitAtFrozenPrefix()
+        #expect(split.cut == ["b_relu1"])
+        let executor = try GraphExecutor(graph: try split.prefix.fused(), inputShapes: [x.shape])
+        let cut = try executor.run([x])
+        let optimizer: Optimizer = fixture.isAdam ? Adam() : SGD(momentum: fixture.number("momentum") ?? 0)
+        var options = TrainingOptions()
+        options.epochs = fixture.epochs
+        options.batchSize = fixture.batch
+        options.learningRate = fixture.number("learning_rate") ?? 0.01
+        options.shuffle = false
+        _ = try Trainer(model: split.suffix, loss: .categoricalCrossEntropy(labelSmoothing: 0), optimizer: optimizer)
+            .fit(x: cut, y: y, options: options)
+        let expected = try SafeTensorsFile(contentsOf: NetworkFixtures.file("\(fixture.name)_final.safetensors"))
+        for parameter in model.parameters {
+            let want = try expected.tensor(named: parameter.path)
+            let error = parameter.value.maxAbsoluteDifference(want)
+            #expect(error <= 1e-4 * max(1, want.maxAbsolute), "\(fixture.name) \(parameter.path): max error \(error)")
+        }
+    }
 }

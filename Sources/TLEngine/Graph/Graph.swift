@@ -9,6 +9,12 @@ public struct GraphNode {
     public let inputs: [Int]
     /// Names of the nested models this call sits in, outermost first (empty at top level).
     public let scope: [String]
+
+    public init(layer: any Layer, inputs: [Int], scope: [String]) {
+        self.layer = layer
+        self.inputs = inputs
+        self.scope = scope
+    }
 }
 
 /// A directed acyclic network of layer calls in topological order.
