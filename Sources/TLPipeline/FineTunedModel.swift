@@ -27,11 +27,18 @@ public struct FineTunedDescription: Codable, Sendable, Equatable {
     public var preprocess: String
     public var inputSize: [Int]
     public var interpolation: String
+    /// Base layers trained with the head (`--unfreeze`, `--trainable-from`), whose weights are in
+    /// ``trainedBaseFile``; nil when the base stayed frozen.
+    public var trainedBaseLayers: [String]?
+
+    /// The trained base layers' weights, inside the folder.
+    public static let trainedBaseFile = "base.safetensors"
 
     enum CodingKeys: String, CodingKey {
         case format, version, head, classes, preprocess, interpolation
         case baseReference = "base_reference", baseFile = "base_file", baseSHA256 = "base_sha256"
         case basePooling = "base_pooling", headInputShape = "head_input_shape", inputSize = "input_size"
+        case trainedBaseLayers = "trained_base_layers"
     }
 
     public init(baseReference: String, baseFile: String, baseSHA256: String, basePooling: String, head: String,
@@ -83,11 +90,32 @@ extension ModelResolver {
         try head.loadWeights(from: try WeightFiles.open(directory.appendingPathComponent("head.safetensors")))
         let pooling = FeaturePooling(rawValue: description.basePooling) ?? .none
         let baseGraph = try base.model.graph(forImageSize: description.inputSize)
+        if let trained = description.trainedBaseLayers {
+            try Self.applyTrainedBase(directory.appendingPathComponent(FineTunedDescription.trainedBaseFile), layers: trained, to: baseGraph)
+        }
         let combined = try baseGraph.appending(head, pooling: pooling, name: "finetuned")
         let model = Model(graph: combined)
         var loaded = LoadedModel(model: model, file: base.file, artifact: base.artifact, reference: reference)
         loaded.fineTuned = description
         return loaded
+    }
+
+    /// Installs the trained base layers' weights over the pulled base; every listed layer must be
+    /// in the file with weights of the base's shapes.
+    static func applyTrainedBase(_ file: URL, layers: [String], to graph: Graph) throws {
+        let weights = try SafeTensorsFile(contentsOf: file)
+        for (layer, _) in graph.uniqueLayers where layers.contains(layer.name) {
+            var current = layer.weights
+            guard !current.isEmpty else { continue }
+            for (name, value) in current {
+                let tensor = try weights.tensor(named: "\(layer.name)/\(name)")
+                guard tensor.shape == value.shape else {
+                    throw PipelineError(file.path, "\(layer.name)/\(name) has shape \(tensor.shape), the base \(value.shape)")
+                }
+                current[name] = tensor
+            }
+            layer.setWeights(current)
+        }
     }
 
     /// SHA-256 of a weight file, or of a SavedModel's variables data.

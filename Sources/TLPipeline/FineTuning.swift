@@ -51,6 +51,15 @@ public struct FineTuning {
     /// Only fill the feature cache for this share of the images (training and validation
     /// together, in order) and stop: array tasks compute the features, then one run trains.
     public var featureShard: Shard?
+    /// Make the last N layers of the base trainable, in Keras' layer order counting weightless
+    /// layers (`for layer in base.layers[:-N]: layer.trainable = False`); 0 trains the head only.
+    public var unfreeze = 0
+    /// Make this base layer and every one after it trainable (instead of `unfreeze`).
+    public var trainableFrom: String?
+    /// Run the base's BatchNormalization layers on batch statistics (Keras `base(x)` in `fit`);
+    /// by default the base runs in inference mode (`base(x, training=False)`) while its unfrozen
+    /// γ/β still learn.
+    public var batchNormTraining = false
 
     public init(base: String, data: URL, head: String, output: URL) {
         self.base = base
@@ -111,16 +120,85 @@ public struct FineTuning {
         let pooling: FeaturePooling = outputIsSpatial && !startsWithReshape ? .avg : .none
         var headItems = parsedHead.items
         if pooling == .avg, case .globalAveragePooling? = headItems.first { headItems.removeFirst() }
-        let settings = "\(size.height)x\(size.width)|\(interpolation)|\(preprocessing)|\(pooling.rawValue)"
+        var headSpec = parsedHead
+        headSpec.items = headItems
+        let baseGraph = try loaded.model.graph(forImageSize: [size.height, size.width])
+        let baseOutput = baseGraph.shapes[baseGraph.outputs[0]]
+        let headInputShape = pooling == .none ? baseOutput : [baseOutput.last ?? 0]
+        let headGraph = try headSpec.build(inputShape: headInputShape, seed: options.seed)
+        let combined = try baseGraph.appending(headGraph, pooling: pooling, name: "finetuned")
+
+        // What trains and what the cache holds: the head on the base's (pooled) output, or, with
+        // layers of the base unfrozen, the part after the frozen prefix on the prefix's outputs.
+        let model = loaded.model
+        var settings = "\(size.height)x\(size.width)|\(interpolation)|\(preprocessing)|\(pooling.rawValue)"
+        let trainingGraph: TrainingGraph
+        let compute: (Tensor) throws -> Tensor
+        var splitRows: (Tensor) -> [Tensor] = { [$0] }
+        var trainedBaseLayers: [String] = []
+        if unfreeze > 0 || trainableFrom != nil {
+            let order = baseGraph.kerasLayerOrder.map(\.name)
+            let first: Int
+            if let trainableFrom {
+                guard let index = order.firstIndex(of: trainableFrom) else {
+                    throw PipelineError("--trainable-from", "the base has no layer '\(trainableFrom)' (its layers run \(order.dropFirst().prefix(3).joined(separator: ", ")) … \(order.suffix(3).joined(separator: ", ")))")
+                }
+                first = index
+            } else {
+                guard unfreeze <= order.count else {
+                    throw PipelineError("--unfreeze", "the base has \(order.count) layers (its input counted), fewer than \(unfreeze)")
+                }
+                first = order.count - unfreeze
+            }
+            trainedBaseLayers = Array(order[first...])
+            let full = try TrainingGraph(graph: combined)
+            full.setTrainable(false, layers: Set(order))
+            full.setTrainable(true, layers: Set(trainedBaseLayers))
+            if !batchNormTraining { full.inferenceModeLayers = Set(order) }
+            let split = try full.splitAtFrozenPrefix()
+            trainingGraph = split.suffix
+            let prefix = try split.prefix.fused()
+            var executors: [[Int]: GraphExecutor] = [:]
+            compute = { batch in
+                let executor = try executors[batch.shape] ?? GraphExecutor(graph: prefix, inputShapes: [batch.shape])
+                executors[batch.shape] = executor
+                let outputs = try executor.run([batch])
+                let rows = batch.shape[0]
+                var scalars = [Float]()
+                scalars.reserveCapacity(outputs.reduce(0) { $0 + $1.count })
+                for row in 0..<rows {
+                    for output in outputs {
+                        let width = output.count / rows
+                        scalars.append(contentsOf: output.scalars[(row * width)..<((row + 1) * width)])
+                    }
+                }
+                return Tensor(shape: [rows, scalars.count / max(rows, 1)], scalars: scalars)
+            }
+            let widths = split.cutShapes.map { $0.reduce(1, *) }
+            splitRows = { features in
+                let rows = features.shape[0], total = widths.reduce(0, +)
+                var offset = 0
+                return zip(split.cutShapes, widths).map { shape, width in
+                    var scalars = [Float](repeating: 0, count: rows * width)
+                    for row in 0..<rows {
+                        for j in 0..<width { scalars[row * width + j] = features.scalars[row * total + offset + j] }
+                    }
+                    offset += width
+                    return Tensor(shape: [rows] + shape, scalars: scalars)
+                }
+            }
+            settings += "|cut:\(split.cut.joined(separator: ","))"
+            note?("training \(trainedBaseLayers.count) base layers (\(trainedBaseLayers.first ?? "") … \(trainedBaseLayers.last ?? "")) and the head; the frozen part up to \(split.cut.joined(separator: ", ")) runs once per image, cached\(batchNormTraining ? "" : "; the base's BatchNormalization uses its moving statistics (--bn-train for batch statistics)")")
+        } else {
+            trainingGraph = try TrainingGraph(graph: headGraph)
+            compute = { batch in pooling == .avg ? try model.features(input: batch, pooling: .avg) : try model.predict(input: batch) }
+        }
         let cache = FeatureCache(cacheDirectory: hub.cacheDirectory, baseSHA256: baseSHA, settings: settings)
         let loader = ImageLoader(size: size, interpolation: interpolation)
-        let model = loaded.model
         let featureStart = Date()
         func features(_ set: LabeledImages) throws -> (Tensor, [Int], FeatureCache.Statistics) {
             let result = try cache.features(of: set.files, loader: loader, preprocessing: preprocessing, batchSize: featureBatchSize,
-                                            progress: featureProgress) { batch in
-                pooling == .avg ? try model.features(input: batch, pooling: .avg) : try model.predict(input: batch)
-            }
+                                            progress: featureProgress, compute: compute)
             return (result.features, result.kept, result.statistics)
         }
         if let featureShard {
@@ -139,7 +217,7 @@ public struct FineTuning {
                           featureSeconds: Date().timeIntervalSince(featureStart), trainingSeconds: 0, output: output)
         }
         var (trainX, trainKept, statistics) = try features(train)
-        var validationData: (x: Tensor, y: Tensor)?
+        var validationData: (x: [Tensor], y: Tensor)?
         var validationCount = 0
         if let held {
             let (x, kept, heldStatistics) = try features(held)
@@ -148,7 +226,7 @@ public struct FineTuning {
             statistics.unreadable += heldStatistics.unreadable
             let targets = held.targets(binary: parsedHead.isBinary)
             let width = parsedHead.isBinary ? 1 : classCount
-            validationData = (x, Tensor(shape: [kept.count, width], scalars: kept.flatMap { targets[($0 * width)..<(($0 + 1) * width)] }))
+            validationData = (splitRows(x), Tensor(shape: [kept.count, width], scalars: kept.flatMap { targets[($0 * width)..<(($0 + 1) * width)] }))
             validationCount = kept.count
         }
         for unreadable in statistics.unreadable { note?("skipped \(unreadable.file.path): \(unreadable.reason)") }
@@ -159,10 +237,6 @@ public struct FineTuning {
         let allTargets = train.targets(binary: parsedHead.isBinary)
         let trainY = Tensor(shape: [trainKept.count, width], scalars: trainKept.flatMap { allTargets[($0 * width)..<(($0 + 1) * width)] })
 
-        var headSpec = parsedHead
-        headSpec.items = headItems
-        let headGraph = try headSpec.build(inputShape: Array(trainX.shape.dropFirst()), seed: options.seed)
-        let trainingGraph = try TrainingGraph(graph: headGraph)
         let loss: Loss = parsedHead.isBinary ? .binaryCrossEntropy : .categoricalCrossEntropy(labelSmoothing: labelSmoothing)
         var options = self.options
         if balancedClassWeights {
@@ -171,17 +245,16 @@ public struct FineTuning {
         }
         let trainingStart = Date()
         let trainer = Trainer(model: trainingGraph, loss: loss, optimizer: optimizer.make())
-        let history = try trainer.fit(x: trainX, y: trainY, validation: validationData, options: options, onEpoch: onEpoch)
+        let history = try trainer.fit(x: splitRows(trainX), y: trainY, validation: validationData, options: options, onEpoch: onEpoch)
         let trainingSeconds = Date().timeIntervalSince(trainingStart)
 
-        let description = FineTunedDescription(
+        var description = FineTunedDescription(
             baseReference: base, baseFile: loaded.file.path, baseSHA256: baseSHA, basePooling: pooling.rawValue,
-            head: headSpec.description, headInputShape: Array(trainX.shape.dropFirst()), classes: train.classNames,
+            head: headSpec.description, headInputShape: headInputShape, classes: train.classNames,
             preprocess: preprocessing.rawValue, inputSize: [size.height, size.width], interpolation: interpolation.rawValue)
+        description.trainedBaseLayers = trainedBaseLayers.isEmpty ? nil : trainedBaseLayers
         // The whole model for Keras: base, pooling and head as one Functional model.
-        let baseGraph = try loaded.model.graph(forImageSize: [size.height, size.width])
-        let combined = try baseGraph.appending(headGraph, pooling: pooling, name: "finetuned")
-        try FineTuneOutput.write(description: description, head: headGraph, history: history, to: output,
+        try FineTuneOutput.write(description: description, head: headGraph, base: baseGraph, history: history, to: output,
                                  tensorBoard: tensorBoard, kerasModel: combined, note: note)
         return Result(history: history, classes: train.classNames, trainCount: trainKept.count, validationCount: validationCount,
                       featureStatistics: statistics, featureSeconds: featureSeconds, trainingSeconds: trainingSeconds, output: output)
@@ -191,7 +264,7 @@ public struct FineTuning {
 /// The files of a `finetune` output folder, written into a temporary sibling and renamed into
 /// place, so a failed or interrupted run leaves no half-written model.
 enum FineTuneOutput {
-    static func write(description: FineTunedDescription, head: Graph, history: [EpochRecord], to output: URL,
+    static func write(description: FineTunedDescription, head: Graph, base: Graph, history: [EpochRecord], to output: URL,
                       tensorBoard: URL?, kerasModel: Graph, note: ((String) -> Void)?) throws {
         let manager = FileManager.default
         let staging = output.deletingLastPathComponent()
@@ -210,6 +283,15 @@ enum FineTuneOutput {
             let orderJSON = String(decoding: try JSONEncoder().encode(order), as: UTF8.self)
             try SafeTensorsWriter.write(weights, metadata: ["format": "tlhub", "layer_order": orderJSON],
                                         to: staging.appendingPathComponent("head.safetensors"))
+            if let trained = description.trainedBaseLayers {
+                // The unfrozen base layers' new weights (statistics included), applied over the base.
+                let names = Set(trained)
+                let baseWeights = WeightDictionary(graph: base).entries.filter { names.contains($0.layer) }.flatMap { entry in
+                    entry.weights.map { (name: "\(entry.layer)/\($0.name)", tensor: $0.tensor) }
+                }
+                try SafeTensorsWriter.write(baseWeights, metadata: ["format": "tlhub"],
+                                            to: staging.appendingPathComponent(FineTunedDescription.trainedBaseFile))
+            }
             var csv = "epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds\n"
             for record in history {
                 csv += "\(record.epoch),\(record.loss),\(record.accuracy),\(record.validationLoss.map { "\($0)" } ?? ""),"

@@ -168,4 +168,38 @@ struct FinetuneTests {
         let train = try finetune(["--epochs", "1"], output: "sharded")
         #expect(train.status == 0 && train.stderr.contains("(36 cached, 0 computed)"), "\(train.stderr)")
     }
+
+    @Test("--unfreeze trains the base's last layers too: the frozen prefix is cached, the folder and model.h5 carry the new base weights")
+    func unfrozenBase() throws {
+        let output = folder.appendingPathComponent("unfrozen")
+        let arguments = ["finetune", "--model", cli.model, "--data", photos.appendingPathComponent("train").path,
+                         "--val", photos.appendingPathComponent("validation").path, "--head", "dense3", "--epochs", "2",
+                         "--optimizer", "sgd", "--lr", "0.05", "--momentum", "0.9"] + hub
+        let train = try cli.run(arguments + ["--unfreeze", "10", "-o", output.path])
+        #expect(train.status == 0, "\(train.stderr)")
+        #expect(train.stderr.contains("training 10 base layers (block_16_depthwise … predictions)"), "\(train.stderr)")
+        let description = try JSONSerialization.jsonObject(with: Data(contentsOf: output.appendingPathComponent("model.json"))) as? [String: Any]
+        #expect((description?["trained_base_layers"] as? [String])?.count == 10)
+        #expect(FileManager.default.fileExists(atPath: output.appendingPathComponent("base.safetensors").path))
+
+        // The folder (pulled base + base.safetensors + head) and model.h5 (everything) agree.
+        let images = photos.appendingPathComponent("validation/cat").path
+        let fromFolder = try cli.run(["predict", "--model", output.path, "--top", "0", "-o", folder.appendingPathComponent("u1.npy").path, images] + hub)
+        let fromFile = try cli.run(["predict", "--model", output.appendingPathComponent("model.h5").path, "--top", "0",
+                                    "--preprocess", "tf", "--size", "96", "-o", folder.appendingPathComponent("u2.npy").path, images] + hub)
+        #expect(fromFolder.status == 0 && fromFile.status == 0, "\(fromFolder.stderr) \(fromFile.stderr)")
+        let a = try NumPy.read(contentsOf: folder.appendingPathComponent("u1.npy"))
+        let b = try NumPy.read(contentsOf: folder.appendingPathComponent("u2.npy"))
+        #expect(a.shape == [4, 3] && a.maxAbsoluteDifference(b) <= 1e-5)
+
+        // Another learning rate reuses the cached prefix outputs.
+        let again = try cli.run(arguments + ["--unfreeze", "10", "--lr", "0.01", "-o", folder.appendingPathComponent("again").path])
+        #expect(again.status == 0 && again.stderr.contains("(36 cached, 0 computed)"), "\(again.stderr)")
+
+        let unknown = try cli.run(arguments + ["--trainable-from", "block_99_project", "-o", folder.appendingPathComponent("bad").path])
+        #expect(unknown.status != 0 && unknown.stderr.contains("no layer 'block_99_project'"), "\(unknown.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("bad").path))
+        let both = try cli.run(arguments + ["--trainable-from", "Conv_1", "--unfreeze", "3", "-o", folder.appendingPathComponent("bad").path])
+        #expect(both.status != 0 && both.stderr.contains("not both"), "\(both.stderr)")
+    }
 }

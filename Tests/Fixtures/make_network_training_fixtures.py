@@ -16,6 +16,8 @@ gammas and betas randomized (random weights leave BN near identity and prove lit
     nested_frozen.keras Keras 3 fine-tuning recipe: a nested base, its first layers frozen, called
                         with training=False, a new head
     tfkeras_nested.h5   the same recipe saved by tf.keras 2
+    keras_layer_order.json  keras.applications bases' `model.layers` names (input dropped): what
+                        `finetune --unfreeze N` counts
 
 Per case NAME (cases.json): NAME_gradients_{train,infer}.safetensors (tf.GradientTape gradients of
 the first batch's loss, training=True / False), NAME_final.safetensors (every weight, statistics
@@ -218,6 +220,29 @@ def main():
     index += run(tf_keras, tf, "tfkeras_nested", nested(tf_keras), "tfkeras_nested.h5",
                  [("tfkeras_nested_adam", dict(name="adam", learning_rate=0.01), 2, 8)], rng)
     (OUT / "cases.json").write_text(json.dumps(index, indent=1) + "\n")
+    layer_order()
+
+
+def layer_order():
+    """keras.applications bases (no top) in `model.layers` order: what `--unfreeze N` counts."""
+    import keras
+    apps = keras.applications
+    models = {
+        "mobilenetv2": lambda: apps.MobileNetV2(weights=None, include_top=False),
+        "mobilenet": lambda: apps.MobileNet(weights=None, include_top=False),
+        "resnet50": lambda: apps.ResNet50(weights=None, include_top=False),
+        "vgg16": lambda: apps.VGG16(weights=None, include_top=False),
+        "efficientnetb0": lambda: apps.EfficientNetB0(weights=None, include_top=False),
+        "inceptionv3": lambda: apps.InceptionV3(weights=None, include_top=False),
+        "densenet121": lambda: apps.DenseNet121(weights=None, include_top=False),
+        "xception": lambda: apps.Xception(weights=None, include_top=False),
+    }
+    order = {}
+    for key, make in models.items():
+        model = make()
+        order[key] = [layer.name for layer in model.layers[1:]]
+        keras.backend.clear_session()
+    (OUT / "keras_layer_order.json").write_text(json.dumps(order) + "\n")
 
 
 if __name__ == "__main__":

@@ -142,3 +142,34 @@ public final class Graph {
         return try Graph(name: name, nodes: combined, inputs: inputs, outputs: [remap[head.outputs[0]] ?? source])
     }
 }
+
+extension Graph {
+    /// The distinct layers in the order Keras lists a Functional model's `layers` (what
+    /// `base.layers[:-N]` slices): by depth — the longest path to an output — deepest first, ties
+    /// in the order a depth-first walk from the outputs first meets them (Keras' `map_graph`).
+    public var kerasLayerOrder: [any Layer] {
+        var finished = Set<Int>(), postOrder: [Int] = []
+        var discovery: [ObjectIdentifier: Int] = [:]
+        func visit(_ index: Int) {
+            guard !finished.contains(index) else { return }
+            let id = ObjectIdentifier(nodes[index].layer)
+            if discovery[id] == nil { discovery[id] = discovery.count }
+            for input in nodes[index].inputs { visit(input) }
+            finished.insert(index)
+            postOrder.append(index)
+        }
+        for output in outputs { visit(output) }
+        var nodeDepth: [Int: Int] = [:], layerDepth: [ObjectIdentifier: Int] = [:]
+        for index in postOrder.reversed() {
+            let id = ObjectIdentifier(nodes[index].layer)
+            let depth = max(nodeDepth[index] ?? 0, layerDepth[id] ?? 0)
+            layerDepth[id] = depth
+            nodeDepth[index] = depth
+            for input in nodes[index].inputs { nodeDepth[input] = max(depth + 1, nodeDepth[input] ?? 0) }
+        }
+        return uniqueLayers.map(\.layer).filter { layerDepth[ObjectIdentifier($0)] != nil }.sorted {
+            let (a, b) = (ObjectIdentifier($0), ObjectIdentifier($1))
+            return layerDepth[a]! != layerDepth[b]! ? layerDepth[a]! > layerDepth[b]! : discovery[a]! < discovery[b]!
+        }
+    }
+}

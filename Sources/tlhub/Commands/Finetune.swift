@@ -6,7 +6,7 @@ import TLTraining
 
 struct Finetune: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Train a new classifier head on a frozen pretrained base (features cached), and save the fine-tuned model.",
+        abstract: "Train a new classifier head on a pretrained base (frozen or partly unfrozen; features cached), and save the fine-tuned model.",
         discussion: """
         --data is a folder with one subfolder of JPEG/PNG images per class, listed as Keras'
         flow_from_directory lists it (classes sorted by name). The base runs once per image; its
@@ -19,6 +19,13 @@ struct Finetune: AsyncParsableCommand {
         --head: a comma list of gap, gmp, flatten, denseN[-ACTIVATION], dropoutRATE; the last dense
         layer defaults to softmax (sigmoid for dense1). `dense2` alone pools a spatial base first.
 
+        --unfreeze N trains the last N layers of the base too (Keras layer order, weightless layers
+        counted, as `for layer in base.layers[:-N]: layer.trainable = False`); --trainable-from
+        LAYER trains that layer and all after it. The frozen part before them still runs once per
+        image and is cached. The base runs as `base(x, training=False)`: its BatchNormalization
+        layers use their moving statistics while their gamma/beta learn; --bn-train uses batch
+        statistics instead (and updates the moving ones, momentum as the layer's config).
+
         Examples:
           tlhub finetune --model mobilenet_v2_100_224 --data photos/train --val photos/validation --head dense2 -o hotdog/
           tlhub finetune --model resnet50:top --data photos/train --val-split 0.2 --head flatten,dense2 -o out/
@@ -26,6 +33,8 @@ struct Finetune: AsyncParsableCommand {
           tlhub finetune --model mobilenet_v2_100_224 --data photos/train --head dense2 -o out/     # trains on the cached features
           tlhub finetune --model vgg16 --data flowers --head flatten,dense1024-relu,dropout0.5,dense1024-relu,dense17 \\
                          --optimizer sgd --lr 1e-4 --momentum 0.9 -o flowers/
+          tlhub finetune --model mobilenet_v2_100_160 --data digits/train --val digits/validation --head dense2 \\
+                         --unfreeze 10 --optimizer sgd --lr 0.001 --momentum 0.9 -o out/
         """)
 
     @OptionGroup var modelOptions: ModelOptions
@@ -94,6 +103,15 @@ struct Finetune: AsyncParsableCommand {
                                valueName: "K/N|auto"))
     var shard: String?
 
+    @Option(help: "Also train the last N layers of the base (Keras layer order, weightless layers counted).")
+    var unfreeze: Int = 0
+
+    @Option(help: "Also train this base layer and every layer after it.")
+    var trainableFrom: String?
+
+    @Flag(help: "Run the base's BatchNormalization on batch statistics while training (default: moving statistics, as base(x, training=False)).")
+    var bnTrain = false
+
     @Option(help: "TensorBoard log folder (train/ and validation/ runs, as Keras' TensorBoard callback writes them; default OUTPUT/logs).",
             transform: URL.init(fileURLWithPath:))
     var tensorboard: URL?
@@ -103,6 +121,11 @@ struct Finetune: AsyncParsableCommand {
         guard batch > 0, epochs > 0, lr > 0 else { throw ValidationError("--batch, --epochs and --lr must be positive") }
         guard valSplit >= 0, valSplit < 1 else { throw ValidationError("--val-split must be in [0, 1)") }
         guard val == nil || valSplit == 0 else { throw ValidationError("give --val or --val-split, not both") }
+        guard unfreeze >= 0 else { throw ValidationError("--unfreeze must be 0 or more layers") }
+        guard unfreeze == 0 || trainableFrom == nil else { throw ValidationError("give --unfreeze or --trainable-from, not both") }
+        if bnTrain && unfreeze == 0 && trainableFrom == nil {
+            throw ValidationError("--bn-train needs --unfreeze or --trainable-from (a frozen base has no BatchNormalization to train)")
+        }
         if let classWeight, classWeight != "balanced" { throw ValidationError("--class-weight takes balanced") }
         _ = try Head(parsing: head)
         _ = try parsedSchedule()
@@ -155,6 +178,9 @@ struct Finetune: AsyncParsableCommand {
         job.preprocess = preprocess
         job.tensorBoard = tensorboard
         job.featureShard = try shard.map { try Shard.parse($0) }
+        job.unfreeze = unfreeze
+        job.trainableFrom = trainableFrom
+        job.batchNormTraining = bnTrain
         let bar = ProgressBar()
         let result = try await job.run(hub: try modelOptions.cache.makeHub(), note: { printNote($0) },
                                        featureProgress: { bar.update(done: $0, total: $1, failed: 0) },
