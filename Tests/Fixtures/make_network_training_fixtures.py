@@ -18,6 +18,7 @@ gammas and betas randomized (random weights leave BN near identity and prove lit
     tfkeras_nested.h5   the same recipe saved by tf.keras 2
     keras_layer_order.json  keras.applications bases' `model.layers` names (input dropped): what
                         `finetune --unfreeze N` counts
+    augment_*.npy       ImageDataGenerator.apply_transform with fixed parameters, per fill mode
 
 Per case NAME (cases.json): NAME_gradients_{train,infer}.safetensors (tf.GradientTape gradients of
 the first batch's loss, training=True / False), NAME_final.safetensors (every weight, statistics
@@ -221,6 +222,7 @@ def main():
                  [("tfkeras_nested_adam", dict(name="adam", learning_rate=0.01), 2, 8)], rng)
     (OUT / "cases.json").write_text(json.dumps(index, indent=1) + "\n")
     layer_order()
+    augmentation()
 
 
 def layer_order():
@@ -243,6 +245,37 @@ def layer_order():
         order[key] = [layer.name for layer in model.layers[1:]]
         keras.backend.clear_session()
     (OUT / "keras_layer_order.json").write_text(json.dumps(order) + "\n")
+
+
+AUGMENT_CASES = [
+    ("rotate", dict(theta=23.0), "nearest"),
+    ("shift", dict(tx=2.6, ty=-3.2), "nearest"),
+    ("shear", dict(shear=17.0), "nearest"),
+    ("zoom", dict(zx=0.8, zy=1.25), "nearest"),
+    ("everything", dict(theta=-12.0, tx=1.3, ty=2.2, shear=8.0, zx=1.1, zy=0.85, flip_horizontal=True), "nearest"),
+    ("constant", dict(theta=31.0, zx=1.3, zy=1.3), "constant"),
+    ("reflect", dict(theta=31.0, tx=3.5, zx=1.3, zy=1.3), "reflect"),
+    ("wrap", dict(theta=31.0, ty=4.5, zx=1.3, zy=1.3), "wrap"),
+    ("flips", dict(flip_horizontal=True, flip_vertical=True), "nearest"),
+    ("brightness", dict(brightness=1.37), "nearest"),
+    ("darker", dict(theta=10.0, brightness=0.61), "nearest"),
+]
+
+
+def augmentation():
+    """ImageDataGenerator.apply_transform on an 11×9 RGB image (as img_to_array gives it) with
+    fixed parameters: augment_input.npy, augment_NAME.npy, augment_cases.json."""
+    from keras.src.legacy.preprocessing.image import ImageDataGenerator
+    rng = np.random.default_rng(21)
+    image = rng.integers(0, 256, (11, 9, 3)).astype(np.float32)
+    np.save(OUT / "augment_input.npy", image)
+    cases = []
+    for name, params, fill in AUGMENT_CASES:
+        generator = ImageDataGenerator(fill_mode=fill, cval=0.0)
+        out = generator.apply_transform(image.copy(), params)
+        np.save(OUT / f"augment_{name}.npy", out.astype(np.float32))
+        cases.append({"name": name, "fill": fill, **{k: float(v) if not isinstance(v, bool) else v for k, v in params.items()}})
+    (OUT / "augment_cases.json").write_text(json.dumps(cases, indent=1) + "\n")
 
 
 if __name__ == "__main__":
