@@ -60,6 +60,9 @@ public struct FineTuning {
     /// by default the base runs in inference mode (`base(x, training=False)`) while its unfrozen
     /// γ/β still learn.
     public var batchNormTraining = false
+    /// Random transforms of the training images (`--augment`); the frozen part then runs every
+    /// step instead of once per image.
+    public var augmentation = Augmentation()
 
     public init(base: String, data: URL, head: String, output: URL) {
         self.base = base
@@ -128,16 +131,17 @@ public struct FineTuning {
         let headGraph = try headSpec.build(inputShape: headInputShape, seed: options.seed)
         let combined = try baseGraph.appending(headGraph, pooling: pooling, name: "finetuned")
 
-        // What trains and what the cache holds: the head on the base's (pooled) output, or, with
-        // layers of the base unfrozen, the part after the frozen prefix on the prefix's outputs.
-        let model = loaded.model
-        var settings = "\(size.height)x\(size.width)|\(interpolation)|\(preprocessing)|\(pooling.rawValue)"
-        let trainingGraph: TrainingGraph
-        let compute: (Tensor) throws -> Tensor
-        var splitRows: (Tensor) -> [Tensor] = { [$0] }
+        // What trains: the head, and with --unfreeze/--trainable-from the base's last layers. The
+        // frozen part before them runs on the fused inference path; without augmentation its
+        // output is cached per image.
+        let full = try TrainingGraph(graph: combined)
+        let order = baseGraph.kerasLayerOrder.map(\.name)
+        full.setTrainable(false, layers: Set(order))
+        // The base runs as base(x, training=False): BatchNormalization on its moving statistics,
+        // Dropout off (--bn-train: its trained layers in training mode).
+        full.inferenceModeLayers = Set(order)
         var trainedBaseLayers: [String] = []
         if unfreeze > 0 || trainableFrom != nil {
-            let order = baseGraph.kerasLayerOrder.map(\.name)
             let first: Int
             if let trainableFrom {
                 guard let index = order.firstIndex(of: trainableFrom) else {
@@ -151,47 +155,18 @@ public struct FineTuning {
                 first = order.count - unfreeze
             }
             trainedBaseLayers = Array(order[first...])
-            let full = try TrainingGraph(graph: combined)
-            full.setTrainable(false, layers: Set(order))
             full.setTrainable(true, layers: Set(trainedBaseLayers))
-            if !batchNormTraining { full.inferenceModeLayers = Set(order) }
-            let split = try full.splitAtFrozenPrefix()
-            trainingGraph = split.suffix
-            let prefix = try split.prefix.fused()
-            var executors: [[Int]: GraphExecutor] = [:]
-            compute = { batch in
-                let executor = try executors[batch.shape] ?? GraphExecutor(graph: prefix, inputShapes: [batch.shape])
-                executors[batch.shape] = executor
-                let outputs = try executor.run([batch])
-                let rows = batch.shape[0]
-                var scalars = [Float]()
-                scalars.reserveCapacity(outputs.reduce(0) { $0 + $1.count })
-                for row in 0..<rows {
-                    for output in outputs {
-                        let width = output.count / rows
-                        scalars.append(contentsOf: output.scalars[(row * width)..<((row + 1) * width)])
-                    }
-                }
-                return Tensor(shape: [rows, scalars.count / max(rows, 1)], scalars: scalars)
-            }
-            let widths = split.cutShapes.map { $0.reduce(1, *) }
-            splitRows = { features in
-                let rows = features.shape[0], total = widths.reduce(0, +)
-                var offset = 0
-                return zip(split.cutShapes, widths).map { shape, width in
-                    var scalars = [Float](repeating: 0, count: rows * width)
-                    for row in 0..<rows {
-                        for j in 0..<width { scalars[row * width + j] = features.scalars[row * total + offset + j] }
-                    }
-                    offset += width
-                    return Tensor(shape: [rows] + shape, scalars: scalars)
-                }
-            }
+            if batchNormTraining { full.inferenceModeLayers.subtract(trainedBaseLayers) }
+        }
+        let split = try full.splitAtFrozenPrefix()
+        let trainingGraph = split.suffix
+        let prefix = try FrozenPrefixRunner(split.prefix)
+        let compute: (Tensor) throws -> Tensor = { try prefix.rows($0) }
+        let splitRows: (Tensor) -> [Tensor] = { FrozenPrefixRunner.split($0, shapes: split.cutShapes) }
+        var settings = "\(size.height)x\(size.width)|\(interpolation)|\(preprocessing)|\(pooling.rawValue)"
+        if !trainedBaseLayers.isEmpty {
             settings += "|cut:\(split.cut.joined(separator: ","))"
-            note?("training \(trainedBaseLayers.count) base layers (\(trainedBaseLayers.first ?? "") … \(trainedBaseLayers.last ?? "")) and the head; the frozen part up to \(split.cut.joined(separator: ", ")) runs once per image, cached\(batchNormTraining ? "" : "; the base's BatchNormalization uses its moving statistics (--bn-train for batch statistics)")")
-        } else {
-            trainingGraph = try TrainingGraph(graph: headGraph)
-            compute = { batch in pooling == .avg ? try model.features(input: batch, pooling: .avg) : try model.predict(input: batch) }
+            note?("training \(trainedBaseLayers.count) base layers (\(trainedBaseLayers.first ?? "") … \(trainedBaseLayers.last ?? "")) and the head; the frozen part up to \(split.cut.joined(separator: ", ")) runs \(augmentation.isEmpty ? "once per image, cached" : "every step (augmented images)")\(batchNormTraining ? "" : "; the base's BatchNormalization uses its moving statistics (--bn-train for batch statistics)")")
         }
         let cache = FeatureCache(cacheDirectory: hub.cacheDirectory, baseSHA256: baseSHA, settings: settings)
         let loader = ImageLoader(size: size, interpolation: interpolation)
@@ -216,8 +191,20 @@ public struct FineTuning {
             return Result(history: [], classes: train.classNames, trainCount: 0, validationCount: 0, featureStatistics: statistics,
                           featureSeconds: Date().timeIntervalSince(featureStart), trainingSeconds: 0, output: output)
         }
-        var (trainX, trainKept, statistics) = try features(train)
-        var validationData: (x: [Tensor], y: Tensor)?
+        var trainSource: any BatchSource
+        var trainKept: [Int]
+        var statistics: FeatureCache.Statistics
+        if augmentation.isEmpty {
+            let (x, kept, trainStatistics) = try features(train)
+            (trainSource, trainKept, statistics) = (InMemoryBatches(splitRows(x)), kept, trainStatistics)
+        } else {
+            // Augmented images change every epoch: the frozen part runs every step on them.
+            (trainKept, statistics) = try Self.readable(train.files, loader: loader, batchSize: featureBatchSize, progress: featureProgress)
+            trainSource = ImageBatchSource(files: trainKept.map { train.files[$0] }, loader: loader, preprocessing: preprocessing,
+                                           augmentation: augmentation, prefix: prefix)
+            note?("augmenting the training images (\(augmentation)): the frozen base runs every step, nothing is cached for them")
+        }
+        var validationData: (source: any BatchSource, y: Tensor)?
         var validationCount = 0
         if let held {
             let (x, kept, heldStatistics) = try features(held)
@@ -226,7 +213,7 @@ public struct FineTuning {
             statistics.unreadable += heldStatistics.unreadable
             let targets = held.targets(binary: parsedHead.isBinary)
             let width = parsedHead.isBinary ? 1 : classCount
-            validationData = (splitRows(x), Tensor(shape: [kept.count, width], scalars: kept.flatMap { targets[($0 * width)..<(($0 + 1) * width)] }))
+            validationData = (InMemoryBatches(splitRows(x)), Tensor(shape: [kept.count, width], scalars: kept.flatMap { targets[($0 * width)..<(($0 + 1) * width)] }))
             validationCount = kept.count
         }
         for unreadable in statistics.unreadable { note?("skipped \(unreadable.file.path): \(unreadable.reason)") }
@@ -245,7 +232,7 @@ public struct FineTuning {
         }
         let trainingStart = Date()
         let trainer = Trainer(model: trainingGraph, loss: loss, optimizer: optimizer.make())
-        let history = try trainer.fit(x: splitRows(trainX), y: trainY, validation: validationData, options: options, onEpoch: onEpoch)
+        let history = try trainer.fit(source: trainSource, y: trainY, validation: validationData, options: options, onEpoch: onEpoch)
         let trainingSeconds = Date().timeIntervalSince(trainingStart)
 
         var description = FineTunedDescription(
@@ -258,6 +245,28 @@ public struct FineTuning {
                                  tensorBoard: tensorBoard, kerasModel: combined, note: note)
         return Result(history: history, classes: train.classNames, trainCount: trainKept.count, validationCount: validationCount,
                       featureStatistics: statistics, featureSeconds: featureSeconds, trainingSeconds: trainingSeconds, output: output)
+    }
+}
+
+extension FineTuning {
+    /// The indices of `files` that decode, with the others reported (read once, in batches).
+    static func readable(_ files: [URL], loader: ImageLoader, batchSize: Int,
+                         progress: FeatureProgress?) throws -> (kept: [Int], statistics: FeatureCache.Statistics) {
+        var statistics = FeatureCache.Statistics()
+        var kept: [Int] = []
+        for start in stride(from: 0, to: files.count, by: max(batchSize, 1)) {
+            let range = start..<min(files.count, start + max(batchSize, 1))
+            for (index, result) in zip(range, loader.loadEach(Array(files[range]))) {
+                switch result {
+                case .success: kept.append(index)
+                case .failure(let error):
+                    statistics.unreadable.append((files[index], (error as? any FileProblem)?.problem ?? "\(error)"))
+                }
+            }
+            progress?(range.upperBound, files.count)
+        }
+        guard !kept.isEmpty else { throw PipelineError(files.first?.deletingLastPathComponent().path ?? "", "no image could be read") }
+        return (kept, statistics)
     }
 }
 

@@ -102,12 +102,18 @@ public final class Trainer {
 
     /// The loss and accuracy of a multi-input model in inference mode, in batches.
     public func evaluate(_ x: [Tensor], _ y: Tensor, batchSize: Int) throws -> (loss: Float, accuracy: Float) {
+        try evaluate(source: InMemoryBatches(x), y, batchSize: batchSize)
+    }
+
+    /// The loss and accuracy over a batch source in inference mode (its evaluation batches:
+    /// no augmentation).
+    public func evaluate(source: any BatchSource, _ y: Tensor, batchSize: Int) throws -> (loss: Float, accuracy: Float) {
         var random = SeededRandom(seed: 0)
         let count = y.shape[0]
         var totalLoss: Float = 0, correct = 0
         for start in stride(from: 0, to: count, by: batchSize) {
             let rows = Array(start..<min(count, start + batchSize))
-            let (bx, by) = (x.map { Self.rows($0, rows) }, Self.rows(y, rows))
+            let (bx, by) = (try source.finish(try source.batch(rows: rows, seed: nil)), Self.rows(y, rows))
             let pass = try model.forward(bx, mode: .inference, random: &random)
             let result = loss.evaluate(output: pass.output, logits: model.logits(pass), labels: by, sampleWeights: nil)
             totalLoss += result.loss * Float(rows.count)
@@ -126,6 +132,15 @@ public final class Trainer {
     /// `fit` for a multi-input model: one tensor per model input, rows aligned with `y`.
     public func fit(x: [Tensor], y: Tensor, validation: (x: [Tensor], y: Tensor)? = nil, options: TrainingOptions,
                     onBatch: ((Int, Int) -> Void)? = nil, onEpoch: ((EpochRecord) -> Void)? = nil) throws -> [EpochRecord] {
+        try fit(source: InMemoryBatches(x), y: y, validation: validation.map { (InMemoryBatches($0.x), $0.y) },
+                options: options, onBatch: onBatch, onEpoch: onEpoch)
+    }
+
+    /// `fit` on batches made on demand (decoded, augmented images): the next batch is made on
+    /// another thread while the current one trains.
+    public func fit(source: any BatchSource, y: Tensor, validation: (source: any BatchSource, y: Tensor)? = nil,
+                    options: TrainingOptions, onBatch: ((Int, Int) -> Void)? = nil,
+                    onEpoch: ((EpochRecord) -> Void)? = nil) throws -> [EpochRecord] {
         let count = y.shape[0]
         var order = Array(0..<count)
         var random = SeededRandom(seed: options.seed)
@@ -141,10 +156,12 @@ public final class Trainer {
             if options.shuffle { order.shuffle(using: &random) }
             let rate = options.schedule.rate(options.learningRate, epoch: epoch, epochs: options.epochs)
             var lossSum: Float = 0, correct = 0
-            for start in stride(from: 0, to: count, by: options.batchSize) {
-                let rows = Array(order[start..<min(count, start + options.batchSize)])
+            let batches = stride(from: 0, to: count, by: options.batchSize).map { Array(order[$0..<min(count, $0 + options.batchSize)]) }
+            let prefetch = Prefetch(source: source, batches: batches, seed: options.seed &+ UInt64(epoch) &* 1_000_003)
+            for (index, rows) in batches.enumerated() {
+                let start = index * options.batchSize
                 let weights = options.classWeights.map { classWeights in rows.map { classWeights[labels[$0]] } }
-                let result = try step(x.map { Self.rows($0, rows) }, Self.rows(y, rows), learningRate: rate, sampleWeights: weights,
+                let result = try step(try prefetch.batch(index), Self.rows(y, rows), learningRate: rate, sampleWeights: weights,
                                       random: &random)
                 lossSum += result.loss * Float(rows.count)
                 correct += result.correct
@@ -153,7 +170,7 @@ public final class Trainer {
             var record = EpochRecord(epoch: epoch + 1, loss: lossSum / Float(count), accuracy: Float(correct) / Float(count),
                                      learningRate: rate, seconds: 0)
             if let validation {
-                let (valueLoss, valueAccuracy) = try evaluate(validation.x, validation.y, batchSize: options.batchSize)
+                let (valueLoss, valueAccuracy) = try evaluate(source: validation.source, validation.y, batchSize: options.batchSize)
                 record.validationLoss = valueLoss
                 record.validationAccuracy = valueAccuracy
             }
@@ -184,5 +201,71 @@ public final class Trainer {
         scalars.reserveCapacity(rows.count * width)
         for row in rows { scalars.append(contentsOf: tensor.scalars[(row * width)..<((row + 1) * width)]) }
         return Tensor(shape: [rows.count] + tensor.shape.dropFirst(), scalars: scalars)
+    }
+}
+
+/// Where training batches come from: rows of in-memory tensors, or images decoded (and
+/// augmented) on demand.
+public protocol BatchSource: Sendable {
+    /// The model inputs for `rows`; `seed` drives augmentation (nil: none, for evaluation).
+    /// May run on another thread than the training step, so it must not use the engine's threads.
+    func batch(rows: [Int], seed: UInt64?) throws -> [Tensor]
+    /// A second stage on the training thread (a frozen prefix on the engine); identity by default.
+    func finish(_ batch: [Tensor]) throws -> [Tensor]
+}
+
+extension BatchSource {
+    public func finish(_ batch: [Tensor]) throws -> [Tensor] { batch }
+}
+
+/// Rows of tensors held in memory (cached features).
+public struct InMemoryBatches: BatchSource {
+    public let tensors: [Tensor]
+    public init(_ tensors: [Tensor]) { self.tensors = tensors }
+    public func batch(rows: [Int], seed: UInt64?) throws -> [Tensor] { tensors.map { Trainer.rows($0, rows) } }
+}
+
+/// Makes batch `k + 1` on another thread while batch `k` trains (in-memory sources inline).
+/// Each batch's augmentation seed depends only on the epoch's seed and its position, so the
+/// thread timing never changes the numbers.
+final class Prefetch: @unchecked Sendable {
+    private let source: any BatchSource
+    private let batches: [[Int]]
+    private let seed: UInt64
+    private var pending: (index: Int, group: DispatchGroup, result: Result<[Tensor], Error>?)?
+    private let lock = NSLock()
+
+    init(source: any BatchSource, batches: [[Int]], seed: UInt64) {
+        self.source = source
+        self.batches = batches
+        self.seed = seed
+    }
+
+    private func make(_ index: Int) -> Result<[Tensor], Error> {
+        Result { try source.batch(rows: batches[index], seed: seed &+ UInt64(index) &* 7919) }
+    }
+
+    func batch(_ index: Int) throws -> [Tensor] {
+        try source.finish(try made(index))
+    }
+
+    private func made(_ index: Int) throws -> [Tensor] {
+        if source is InMemoryBatches { return try make(index).get() }
+        let result: Result<[Tensor], Error>
+        if let pending, pending.index == index {
+            pending.group.wait()
+            result = lock.withLock { self.pending?.result } ?? make(index)
+        } else {
+            result = make(index)
+        }
+        if index + 1 < batches.count {
+            let group = DispatchGroup()
+            lock.withLock { pending = (index + 1, group, nil) }
+            DispatchQueue.global().async(group: group) {
+                let next = self.make(index + 1)
+                self.lock.withLock { self.pending?.result = next }
+            }
+        }
+        return try result.get()
     }
 }

@@ -22,6 +22,7 @@ public enum KerasGraphReader {
         let graph = try reader.builder.build(outputs: outputs, name: name)
         graph.frozenLayerNames = reader.frozen
         graph.inferenceModeLayerNames = reader.inferenceMode
+        graph.kernelInitializerNames = reader.kernelInitializers
         return graph
     }
 
@@ -47,6 +48,8 @@ public enum KerasGraphReader {
         var frozen: Set<String> = []
         /// Names of layers inside a nested model called with `training=False` (tf.keras 2 files).
         var inferenceMode: Set<String> = []
+        /// Kernel initializer class names by layer.
+        var kernelInitializers: [String: String] = [:]
         /// How many enclosing models are frozen / called with `training=False`.
         private var frozenDepth = 0, inferenceDepth = 0
 
@@ -274,6 +277,12 @@ public enum KerasGraphReader {
             let name = config["name"] as? String ?? Reader.layerName(entry)
             if frozenDepth > 0 || config["trainable"] as? Bool == false { frozen.insert(name) }
             if inferenceDepth > 0 { inferenceMode.insert(name) }
+            for key in ["kernel_initializer", "depthwise_initializer"] {
+                if let text = config[key] as? String { kernelInitializers[name] = text }
+                if let initializer = config[key] as? [String: Any], let className = initializer["class_name"] as? String {
+                    kernelInitializers[name] = className
+                }
+            }
             return try KerasLayerFactory(className: className, name: name, config: config, keras3: keras3).make()
         }
 

@@ -35,6 +35,9 @@ struct Finetune: AsyncParsableCommand {
                          --optimizer sgd --lr 1e-4 --momentum 0.9 -o flowers/
           tlhub finetune --model mobilenet_v2_100_160 --data digits/train --val digits/validation --head dense2 \\
                          --unfreeze 10 --optimizer sgd --lr 0.001 --momentum 0.9 -o out/
+          tlhub finetune --model vgg16 --size 256 --data flowers/train --head flatten,dense1024-relu,dropout0.5,dense1024-relu,dense17 \\
+                         --trainable-from block2_conv2 --augment flip,zoom=0.3,shift=0.3,rotate=30 --preprocess unit \\
+                         --optimizer sgd --lr 1e-4 --momentum 0.9 -o flowers/
         """)
 
     @OptionGroup var modelOptions: ModelOptions
@@ -109,6 +112,9 @@ struct Finetune: AsyncParsableCommand {
     @Option(help: "Also train this base layer and every layer after it.")
     var trainableFrom: String?
 
+    @Option(help: "Random transforms of the training images, as ImageDataGenerator: flip, vflip, shift=F, zoom=F, rotate=DEG, shear=DEG, brightness=LO:HI, fill=nearest|constant|reflect|wrap (the frozen base then runs every step).")
+    var augment: String?
+
     @Flag(help: "Run the base's BatchNormalization on batch statistics while training (default: moving statistics, as base(x, training=False)).")
     var bnTrain = false
 
@@ -121,6 +127,7 @@ struct Finetune: AsyncParsableCommand {
         guard batch > 0, epochs > 0, lr > 0 else { throw ValidationError("--batch, --epochs and --lr must be positive") }
         guard valSplit >= 0, valSplit < 1 else { throw ValidationError("--val-split must be in [0, 1)") }
         guard val == nil || valSplit == 0 else { throw ValidationError("give --val or --val-split, not both") }
+        if let augment { _ = try Augmentation(parsing: augment) }
         guard unfreeze >= 0 else { throw ValidationError("--unfreeze must be 0 or more layers") }
         guard unfreeze == 0 || trainableFrom == nil else { throw ValidationError("give --unfreeze or --trainable-from, not both") }
         if bnTrain && unfreeze == 0 && trainableFrom == nil {
@@ -181,6 +188,7 @@ struct Finetune: AsyncParsableCommand {
         job.unfreeze = unfreeze
         job.trainableFrom = trainableFrom
         job.batchNormTraining = bnTrain
+        if let augment { job.augmentation = try Augmentation(parsing: augment) }
         let bar = ProgressBar()
         let result = try await job.run(hub: try modelOptions.cache.makeHub(), note: { printNote($0) },
                                        featureProgress: { bar.update(done: $0, total: $1, failed: 0) },
