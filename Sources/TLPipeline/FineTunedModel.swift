@@ -30,6 +30,9 @@ public struct FineTunedDescription: Codable, Sendable, Equatable {
     /// Base layers trained with the head (`--unfreeze`, `--trainable-from`), whose weights are in
     /// ``trainedBaseFile``; nil when the base stayed frozen.
     public var trainedBaseLayers: [String]?
+    /// A whole trained model inside the folder (`tlhub train`: `model.h5`), loaded as is instead
+    /// of base + head.
+    public var modelFile: String?
 
     /// The trained base layers' weights, inside the folder.
     public static let trainedBaseFile = "base.safetensors"
@@ -38,7 +41,7 @@ public struct FineTunedDescription: Codable, Sendable, Equatable {
         case format, version, head, classes, preprocess, interpolation
         case baseReference = "base_reference", baseFile = "base_file", baseSHA256 = "base_sha256"
         case basePooling = "base_pooling", headInputShape = "head_input_shape", inputSize = "input_size"
-        case trainedBaseLayers = "trained_base_layers"
+        case trainedBaseLayers = "trained_base_layers", modelFile = "model_file"
     }
 
     public init(baseReference: String, baseFile: String, baseSHA256: String, basePooling: String, head: String,
@@ -81,6 +84,12 @@ extension ModelResolver {
     /// it, as one model whose `predict` gives class scores and whose class names are the folder's.
     func loadFineTuned(_ directory: URL, reference: String) async throws -> LoadedModel {
         let description = try FineTunedDescription.read(directory)
+        if let modelFile = description.modelFile {
+            let file = directory.appendingPathComponent(modelFile)
+            var loaded = LoadedModel(model: try Model.load(from: file), file: file, artifact: nil, reference: reference)
+            loaded.fineTuned = description
+            return loaded
+        }
         let base = try await load(description.baseReference)
         let hash = try base.weightsSHA256()
         guard hash == description.baseSHA256 else {

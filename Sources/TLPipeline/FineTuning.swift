@@ -290,8 +290,10 @@ enum FineTuneOutput {
             }
             let order = WeightDictionary(graph: head).entries.map(\.layer)
             let orderJSON = String(decoding: try JSONEncoder().encode(order), as: UTF8.self)
-            try SafeTensorsWriter.write(weights, metadata: ["format": "tlhub", "layer_order": orderJSON],
-                                        to: staging.appendingPathComponent("head.safetensors"))
+            if description.modelFile == nil {
+                try SafeTensorsWriter.write(weights, metadata: ["format": "tlhub", "layer_order": orderJSON],
+                                            to: staging.appendingPathComponent("head.safetensors"))
+            }
             if let trained = description.trainedBaseLayers {
                 // The unfrozen base layers' new weights (statistics included), applied over the base.
                 let names = Set(trained)
@@ -331,6 +333,8 @@ enum FineTuneOutput {
             do {
                 try KerasModelExport.write(kerasModel, to: staging.appendingPathComponent("model.h5"))
             } catch let error as EngineError {
+                // `tlhub train`'s folder is its model.h5; a finetune folder still has base + head.
+                if description.modelFile != nil { throw error }
                 note?("model.h5 not written: \(error.localizedDescription)")
             }
             // Replace an earlier run's folder only once the new one is complete.

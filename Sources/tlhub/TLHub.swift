@@ -23,6 +23,7 @@ struct TLHub: AsyncParsableCommand {
             Features.self,
             Predict.self,
             Finetune.self,
+            Train.self,
             Evaluate.self,
             Bench.self,
             Pull.self,

@@ -223,6 +223,7 @@ def main():
     (OUT / "cases.json").write_text(json.dumps(index, indent=1) + "\n")
     layer_order()
     augmentation()
+    photos_fit()
 
 
 def layer_order():
@@ -277,6 +278,35 @@ def augmentation():
         cases.append({"name": name, "fill": fill, **{k: float(v) if not isinstance(v, bool) else v for k, v in params.items()}})
     (OUT / "augment_cases.json").write_text(json.dumps(cases, indent=1) + "\n")
 
+
+
+def photos_fit():
+    """`tlhub train` end to end: a Keras 3 CNN saved before training (photos_cnn.keras, and its
+    to_json() config photos_cnn.json), trained by `fit` on flow_from_directory(shuffle=False)
+    batches of the finetune fixture photos, pixels 0–255: photos_cnn_final.safetensors."""
+    import keras
+    from keras.src.legacy.preprocessing.image import ImageDataGenerator
+    keras.utils.set_random_seed(8)
+    L = keras.layers
+    inp = keras.Input((48, 48, 3), name="image")
+    x = L.Conv2D(4, 3, strides=2, name="conv")(inp)
+    x = L.BatchNormalization(name="bn")(x)
+    x = L.Activation("relu", name="relu")(x)
+    x = L.MaxPooling2D(2, name="pool")(x)
+    x = L.Flatten(name="flatten")(x)
+    out = L.Dense(3, activation="softmax", name="classifier")(x)
+    model = keras.Model(inp, out, name="photos_cnn")
+    randomize(model, np.random.default_rng(3))
+    model.save(OUT / "photos_cnn.keras")
+    (OUT / "photos_cnn.json").write_text(model.to_json())
+    generator = ImageDataGenerator().flow_from_directory(
+        str(HERE / "finetune" / "photos" / "train"), target_size=(48, 48), batch_size=8, shuffle=False)
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.001, momentum=0.9),
+                  loss=keras.losses.CategoricalCrossentropy(), metrics=["categorical_accuracy"])
+    # fit shuffles the batches of a PyDataset unless told not to.
+    history = model.fit(generator, epochs=2, verbose=0, shuffle=False)
+    save(OUT / "photos_cnn_final.safetensors", weights_of(model))
+    print("photos_cnn:", history.history["loss"])
 
 if __name__ == "__main__":
     main()

@@ -34,13 +34,13 @@ public final class Graph {
     public let shapes: [[Int]]
     /// Layers a Keras config saved with `trainable: false`, directly or inside a frozen nested
     /// model: `tlhub train` leaves them as they are.
-    public internal(set) var frozenLayerNames: Set<String> = []
+    public var frozenLayerNames: Set<String> = []
     /// Layers inside a nested model called with `training=False` (the fine-tuning recipe): a
     /// training pass runs them in inference mode (BatchNormalization on its moving statistics).
-    public internal(set) var inferenceModeLayerNames: Set<String> = []
+    public var inferenceModeLayerNames: Set<String> = []
     /// The class name of each layer's configured kernel initializer (`HeNormal`), from a Keras
     /// config: what training from a config without weights starts from.
-    public internal(set) var kernelInitializerNames: [String: String] = [:]
+    public var kernelInitializerNames: [String: String] = [:]
 
     /// Wraps nodes in topological order and infers their shapes.
     /// - Throws: `EngineError.incompatibleShapes` when a layer rejects its inputs.

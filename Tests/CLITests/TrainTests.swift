@@ -1,0 +1,73 @@
+import Foundation
+import Testing
+import TLTensor
+
+/// `tlhub train` on the finetune fixture photos, against Keras 3 `fit` on
+/// `flow_from_directory(shuffle=False)` batches (`make_network_training_fixtures.py`).
+@Suite("tlhub train")
+struct TrainTests {
+    let cli = EndToEndTests()
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tlhub-train-\(UUID().uuidString)")
+    var photos: URL { cli.fixtures.appendingPathComponent("finetune/photos") }
+    var network: URL { cli.fixtures.appendingPathComponent("network-training") }
+    var cache: [String] { ["--cache-dir", folder.appendingPathComponent("cache").path] }
+
+    @Test("continuing a saved Keras model: every weight after two epochs equals Keras fit's, the folder predicts")
+    func continuesLikeKeras() throws {
+        let output = folder.appendingPathComponent("continued")
+        let train = try cli.run(["train", "--model", network.appendingPathComponent("photos_cnn.keras").path,
+                                 "--data", photos.appendingPathComponent("train").path, "--no-shuffle", "--batch", "8",
+                                 "--epochs", "2", "--optimizer", "sgd", "--lr", "0.001", "--momentum", "0.9", "-o", output.path] + cache)
+        #expect(train.status == 0, "\(train.stderr)")
+        #expect(train.stdout.contains("Epoch 1/2") && train.stdout.contains("loss: 1.6294"), "\(train.stdout)")
+        let converted = folder.appendingPathComponent("trained.safetensors")
+        let convert = try cli.run(["convert", output.appendingPathComponent("model.h5").path, "-o", converted.path])
+        #expect(convert.status == 0, "\(convert.stderr)")
+        let ours = try SafeTensorsFile(contentsOf: converted)
+        let keras = try SafeTensorsFile(contentsOf: network.appendingPathComponent("photos_cnn_final.safetensors"))
+        for entry in keras.entries {
+            let want = keras.tensor(entry)
+            let got = try ours.tensor(named: entry.name)
+            #expect(got.maxAbsoluteDifference(want) <= 1e-4 * max(1, want.maxAbsolute), "\(entry.name)")
+        }
+        let predict = try cli.run(["predict", "--model", output.path, "--top", "1", photos.appendingPathComponent("validation/dog").path] + cache)
+        #expect(predict.status == 0 && predict.stdout.split(separator: "\n").count == 4, "\(predict.stderr)")
+        #expect(predict.stderr.contains("input 48x48"), "\(predict.stderr)")
+    }
+
+    @Test("a model.to_json() config starts from seeded initializers; alexnet builds for the folder's classes")
+    func freshModels() throws {
+        let arguments = ["--data", photos.appendingPathComponent("train").path, "--val", photos.appendingPathComponent("validation").path,
+                         "--epochs", "1", "--batch", "8"] + cache
+        let first = try cli.run(["train", "--model", network.appendingPathComponent("photos_cnn.json").path, "--seed", "4",
+                                 "-o", folder.appendingPathComponent("a").path] + arguments)
+        let second = try cli.run(["train", "--model", network.appendingPathComponent("photos_cnn.json").path, "--seed", "4",
+                                  "-o", folder.appendingPathComponent("b").path] + arguments)
+        #expect(first.status == 0 && second.status == 0, "\(first.stderr)")
+        #expect(first.stderr.contains("a config: Keras initializers, seeded"), "\(first.stderr)")
+        #expect(first.stdout == second.stdout, "the same seed gives the same run")
+        let alexnet = try cli.run(["train", "--model", "alexnet", "--size", "67", "--preprocess", "unit", "--augment", "flip,zoom=0.1",
+                                   "-o", folder.appendingPathComponent("alexnet").path] + arguments)
+        #expect(alexnet.status == 0, "\(alexnet.stderr)")
+        #expect(alexnet.stderr.contains("augmenting the training images (flip,zoom=0.1)"), "\(alexnet.stderr)")
+    }
+
+    @Test("bad input: one clear line, nothing written")
+    func badInput() throws {
+        let base = ["--data", photos.appendingPathComponent("train").path, "--epochs", "1"] + cache
+        let cases: [([String], String)] = [
+            (["--model", cli.model], "holds weights without a model config"),
+            (["--model", network.appendingPathComponent("photos_cnn.keras").path, "--freeze", "conv,nosuch"], "no layer 'nosuch'"),
+            (["--model", network.appendingPathComponent("convnet.keras").path, "--size", "48"], "takes 12x12 images"),
+            (["--model", "nosuch.h5"], "no such file"),
+            (["--model", "alexnet", "--augment", "spin"], "'spin' is not one of"),
+        ]
+        for (index, (arguments, message)) in cases.enumerated() {
+            let output = folder.appendingPathComponent("bad\(index)")
+            let result = try cli.run(["train"] + arguments + base + ["-o", output.path])
+            #expect(result.status != 0 && result.stderr.contains(message), "\(arguments): \(result.stderr)")
+            #expect(result.stderr.split(separator: "\n").count == 1, "\(result.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: output.path))
+        }
+    }
+}
