@@ -2,7 +2,7 @@
 """Writes every committed test fixture from Keras itself. Run by hand, never by CI:
 
     python3 -m venv ~/venv-tf
-    ~/venv-tf/bin/pip install tensorflow-cpu tf-keras keras h5py onnxruntime tf2onnx pillow
+    ~/venv-tf/bin/pip install tensorflow-cpu tf-keras keras h5py onnxruntime tf2onnx pillow scipy tensorboard
     ~/venv-tf/bin/python Tests/Fixtures/make_fixtures.py [AREA ...]
 
 Each area (formats, engine, imaging, hub) has its own script `make_<area>_fixtures.py` beside this
