@@ -47,6 +47,52 @@ struct ConvolutionWindows {
         }
     }
 
+    /// Pixels per block in the backward pass, whose patches are laid out transposed
+    /// (`patchLength × pixels`): few enough that a block stays in L2 while it is written.
+    var backwardBlockPixels: Int { max(1, min(pixels, max(32, 196_608 / max(1, patchLength)))) }
+
+    /// `gather`, transposed: patch element `k` of the block's pixel `j` at `patches[k · range.count + j]`.
+    func gatherTransposed(_ input: UnsafePointer<Float>, pixels range: Range<Int>, group: Int, into patches: UnsafeMutablePointer<Float>) {
+        let gc = groupChannels, columns = range.count
+        for (row, pixel) in range.enumerated() {
+            let image = pixel / (outputHeight * outputWidth), position = pixel % (outputHeight * outputWidth)
+            let oy = position / outputWidth, ox = position % outputWidth
+            for ky in 0..<kernelHeight {
+                let y = oy * strideY - padTop + ky * dilationY
+                for kx in 0..<kernelWidth {
+                    let x = ox * strideX - padLeft + kx * dilationX
+                    let first = (ky * kernelWidth + kx) * gc
+                    if y < 0 || y >= height || x < 0 || x >= width {
+                        for c in 0..<gc { patches[(first + c) * columns + row] = 0 }
+                    } else {
+                        let source = input + ((image * height + y) * width + x) * channels + group * gc
+                        for c in 0..<gc { patches[(first + c) * columns + row] = source[c] }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds transposed patch gradients back onto the input gradient (the transpose of `gatherTransposed`).
+    func scatterTransposed(_ patches: UnsafePointer<Float>, pixels range: Range<Int>, group: Int, into input: UnsafeMutablePointer<Float>) {
+        let gc = groupChannels, columns = range.count
+        for (row, pixel) in range.enumerated() {
+            let image = pixel / (outputHeight * outputWidth), position = pixel % (outputHeight * outputWidth)
+            let oy = position / outputWidth, ox = position % outputWidth
+            for ky in 0..<kernelHeight {
+                let y = oy * strideY - padTop + ky * dilationY
+                guard y >= 0 && y < height else { continue }
+                for kx in 0..<kernelWidth {
+                    let x = ox * strideX - padLeft + kx * dilationX
+                    guard x >= 0 && x < width else { continue }
+                    let first = (ky * kernelWidth + kx) * gc
+                    let destination = input + ((image * height + y) * width + x) * channels + group * gc
+                    for c in 0..<gc { destination[c] += patches[(first + c) * columns + row] }
+                }
+            }
+        }
+    }
+
     /// Adds patch gradients back onto the input gradient (the transpose of `gather`).
     func scatter(_ patches: UnsafePointer<Float>, pixels range: Range<Int>, group: Int, into input: UnsafeMutablePointer<Float>) {
         let gc = groupChannels, length = patchLength
@@ -80,16 +126,15 @@ func columnSlice(_ matrix: [Float], columns: Int, first: Int, count: Int) -> [Fl
     return result
 }
 
-/// `a[m × k] · b[k × n]` into a new array (or added to `into`).
+/// `a[m × k] · b[k × n]` into a new array (every element written by the GEMM, so not zeroed first).
 func matrixProduct(_ a: UnsafePointer<Float>, _ b: [Float], m: Int, k: Int, n: Int) -> [Float] {
-    var result = [Float](repeating: 0, count: m * n)
-    guard m > 0, n > 0, k > 0 else { return result }
-    b.withUnsafeBufferPointer { b in
-        result.withUnsafeMutableBufferPointer { out in
+    guard m > 0, n > 0, k > 0 else { return [Float](repeating: 0, count: max(0, m * n)) }
+    return [Float](unsafeUninitializedCapacity: m * n) { out, initialized in
+        b.withUnsafeBufferPointer { b in
             MatrixMultiply.multiply(a, b.baseAddress!, m: m, k: k, n: n, into: out.baseAddress!)
         }
+        initialized = m * n
     }
-    return result
 }
 
 extension Activation {
@@ -169,46 +214,55 @@ extension Conv2D: DifferentiableLayer {
         return (Tensor(shape: shape, scalars: activated), [Tensor(shape: shape, scalars: z)])
     }
 
-    /// dKernel = patchesᵀ · dz, dBias = Σ dz, dInput = col2im(dz · kernelᵀ), per channel group
-    /// and pixel block (blocks summed in order, so results do not depend on the thread count).
+    /// dKernel = patchesᵀ · dz, dBias = Σ dz, dInput = col2im((kernel · dzᵀ)ᵀ), per channel group
+    /// and pixel block. Patches are gathered transposed, so neither product transposes a large
+    /// matrix; blocks are summed in order, so results do not depend on the thread count.
     public func backward(_ outputGradient: Tensor, isPreActivation: Bool, needsInputGradients: Bool, inputs: [Tensor], output: Tensor, saved: [Tensor],
                          accumulate: (String, [Float]) -> Void) throws -> [Tensor] {
         let input = inputs[0]
         let windows = self.windows(input: input.shape, output: output.shape)
         let dz = try preActivationGradient(outputGradient, activation: activation, isPreActivation: isPreActivation, saved: saved, output: output)
         let groupFilters = filters / groups, length = windows.patchLength
-        var kernelGradient = [Float](repeating: 0, count: length * filters)
+        let block = windows.backwardBlockPixels
+        var kernelGradient = groups == 1 ? [] : [Float](repeating: 0, count: length * filters)
         var inputGradient = [Float](repeating: 0, count: needsInputGradients ? input.count : 0)
         input.scalars.withUnsafeBufferPointer { source in
-            var patches = [Float](repeating: 0, count: windows.blockPixels * length)
+            var patches = [Float](repeating: 0, count: block * length)
             for group in 0..<groups {
                 let dzGroup = columnSlice(dz, columns: filters, first: group * groupFilters, count: groupFilters)
-                let kernelTransposed = columnSlice(kernel.scalars, columns: filters, first: group * groupFilters, count: groupFilters)
-                    .withUnsafeBufferPointer { MatrixMultiply.transposed($0.baseAddress!, rows: length, columns: groupFilters) }
+                let kernelGroup = columnSlice(kernel.scalars, columns: filters, first: group * groupFilters, count: groupFilters)
                 var groupGradient = [Float](repeating: 0, count: length * groupFilters)
-                for start in stride(from: 0, to: windows.pixels, by: windows.blockPixels) {
-                    let range = start..<min(windows.pixels, start + windows.blockPixels)
-                    patches.withUnsafeMutableBufferPointer { windows.gather(source.baseAddress!, pixels: range, group: group, into: $0.baseAddress!) }
-                    let patchesTransposed = patches.withUnsafeBufferPointer {
-                        MatrixMultiply.transposed($0.baseAddress!, rows: range.count, columns: length)
+                for start in stride(from: 0, to: windows.pixels, by: block) {
+                    let range = start..<min(windows.pixels, start + block)
+                    patches.withUnsafeMutableBufferPointer {
+                        windows.gatherTransposed(source.baseAddress!, pixels: range, group: group, into: $0.baseAddress!)
                     }
                     dzGroup.withUnsafeBufferPointer { g in
                         let dzBlock = g.baseAddress! + range.lowerBound * groupFilters
-                        patchesTransposed.withUnsafeBufferPointer { p in
+                        patches.withUnsafeBufferPointer { p in
                             groupGradient.withUnsafeMutableBufferPointer { out in
                                 MatrixMultiply.multiply(p.baseAddress!, dzBlock, m: length, k: range.count, n: groupFilters,
                                                         into: out.baseAddress!, accumulating: start > 0)
                             }
                         }
                         guard needsInputGradients else { return }
-                        let patchGradient = matrixProduct(dzBlock, kernelTransposed, m: range.count, k: groupFilters, n: length)
+                        let dzTransposed = MatrixMultiply.transposed(dzBlock, rows: range.count, columns: groupFilters)
+                        let patchGradient = kernelGroup.withUnsafeBufferPointer {
+                            matrixProduct($0.baseAddress!, dzTransposed, m: length, k: groupFilters, n: range.count)
+                        }
                         patchGradient.withUnsafeBufferPointer { p in
-                            inputGradient.withUnsafeMutableBufferPointer { windows.scatter(p.baseAddress!, pixels: range, group: group, into: $0.baseAddress!) }
+                            inputGradient.withUnsafeMutableBufferPointer {
+                                windows.scatterTransposed(p.baseAddress!, pixels: range, group: group, into: $0.baseAddress!)
+                            }
                         }
                     }
                 }
-                for row in 0..<length {
-                    for f in 0..<groupFilters { kernelGradient[row * filters + group * groupFilters + f] = groupGradient[row * groupFilters + f] }
+                if groups == 1 {
+                    kernelGradient = groupGradient
+                } else {
+                    for row in 0..<length {
+                        for f in 0..<groupFilters { kernelGradient[row * filters + group * groupFilters + f] = groupGradient[row * groupFilters + f] }
+                    }
                 }
             }
         }

@@ -21,7 +21,8 @@ extension Dense: DifferentiableLayer {
         return (Tensor(shape: shape, scalars: activated), [Tensor(shape: shape, scalars: z)])
     }
 
-    /// dKernel = xᵀ · dz, dBias = Σ dz over rows, dx = dz · kernelᵀ.
+    /// dKernel = xᵀ · dz, dBias = Σ dz over rows, dx = dz · kernelᵀ. Only the small matrices
+    /// (the batch's rows) are transposed: dxᵀ = kernel · dzᵀ reads the kernel as it is stored.
     public func backward(_ outputGradient: Tensor, isPreActivation: Bool, needsInputGradients: Bool, inputs: [Tensor], output: Tensor, saved: [Tensor],
                          accumulate: (String, [Float]) -> Void) throws -> [Tensor] {
         let input = inputs[0]
@@ -33,30 +34,19 @@ extension Dense: DifferentiableLayer {
             MatrixMultiply.transposed($0.baseAddress!, rows: rows, columns: features)
         }
         accumulate("kernel", product(inputTransposed, dz, m: features, k: rows, n: units))
-        if useBias {
-            var biasGradient = [Float](repeating: 0, count: units)
-            for row in 0..<rows { for unit in 0..<units { biasGradient[unit] += dz[row * units + unit] } }
-            accumulate("bias", biasGradient)
-        }
+        if useBias { accumulate("bias", channelSums(dz, channels: units)) }
         guard needsInputGradients else { return [Tensor(shape: [0])] }
-        let kernelTransposed = kernel.scalars.withUnsafeBufferPointer {
-            MatrixMultiply.transposed($0.baseAddress!, rows: features, columns: units)
+        let dzTransposed = dz.withUnsafeBufferPointer { MatrixMultiply.transposed($0.baseAddress!, rows: rows, columns: units) }
+        let inputGradientTransposed = product(kernel.scalars, dzTransposed, m: features, k: units, n: rows)
+        let inputGradient = inputGradientTransposed.withUnsafeBufferPointer {
+            MatrixMultiply.transposed($0.baseAddress!, rows: features, columns: rows)
         }
-        return [Tensor(shape: input.shape, scalars: product(dz, kernelTransposed, m: rows, k: units, n: features))]
+        return [Tensor(shape: input.shape, scalars: inputGradient)]
     }
 
     /// `a[m × k] · b[k × n]`.
     private func product(_ a: [Float], _ b: [Float], m: Int, k: Int, n: Int) -> [Float] {
-        var result = [Float](repeating: 0, count: m * n)
-        guard m > 0, k > 0, n > 0 else { return result }
-        a.withUnsafeBufferPointer { a in
-            b.withUnsafeBufferPointer { b in
-                result.withUnsafeMutableBufferPointer { out in
-                    MatrixMultiply.multiply(a.baseAddress!, b.baseAddress!, m: m, k: k, n: n, into: out.baseAddress!)
-                }
-            }
-        }
-        return result
+        a.withUnsafeBufferPointer { matrixProduct($0.baseAddress!, b, m: m, k: k, n: n) }
     }
 
     public var finalActivation: Activation? { activation }

@@ -13,7 +13,7 @@ public protocol Optimizer: AnyObject {
 public final class SGD: Optimizer {
     public let momentum: Float
     public let nesterov: Bool
-    private var velocities: [ObjectIdentifier: [Float]] = [:]
+    private var velocities: [ObjectIdentifier: Slot] = [:]
 
     public init(momentum: Float = 0, nesterov: Bool = false) {
         self.momentum = momentum
@@ -25,12 +25,16 @@ public final class SGD: Optimizer {
             var value = parameter.value
             let gradient = parameter.gradient
             if momentum != 0 {
-                var m = velocities[ObjectIdentifier(parameter)] ?? [Float](repeating: 0, count: gradient.count)
-                for i in m.indices {
-                    m[i] = m[i] * momentum - gradient[i] * learningRate
-                    value.scalars[i] += nesterov ? m[i] * momentum - gradient[i] * learningRate : m[i]
+                let slot = velocities[ObjectIdentifier(parameter)] ?? Slot(count: gradient.count)
+                velocities[ObjectIdentifier(parameter)] = slot
+                slot.first.withUnsafeMutableBufferPointer { m in
+                    value.scalars.withUnsafeMutableBufferPointer { w in
+                        for i in m.indices {
+                            m[i] = m[i] * momentum - gradient[i] * learningRate
+                            w[i] += nesterov ? m[i] * momentum - gradient[i] * learningRate : m[i]
+                        }
+                    }
                 }
-                velocities[ObjectIdentifier(parameter)] = m
             } else {
                 for i in gradient.indices { value.scalars[i] -= gradient[i] * learningRate }
             }
@@ -43,7 +47,7 @@ public final class SGD: Optimizer {
 /// `α = lr·√(1−β₂ᵗ)/(1−β₁ᵗ)`, `m += (g−m)(1−β₁)`, `v += (g²−v)(1−β₂)`, `w −= m·α/(√v + ε)`.
 public final class Adam: Optimizer {
     public let beta1: Float, beta2: Float, epsilon: Float
-    private var moments: [ObjectIdentifier: (m: [Float], v: [Float])] = [:]
+    private var moments: [ObjectIdentifier: Slot] = [:]
     /// Steps taken (Keras `iterations`).
     public private(set) var iterations = 0
 
@@ -60,15 +64,35 @@ public final class Adam: Optimizer {
         for parameter in parameters where parameter.isTrainable {
             var value = parameter.value
             let gradient = parameter.gradient
-            var (m, v) = moments[ObjectIdentifier(parameter)]
-                ?? ([Float](repeating: 0, count: gradient.count), [Float](repeating: 0, count: gradient.count))
-            for i in gradient.indices {
-                m[i] += (gradient[i] - m[i]) * (1 - beta1)
-                v[i] += (gradient[i] * gradient[i] - v[i]) * (1 - beta2)
-                value.scalars[i] -= m[i] * alpha / (v[i].squareRoot() + epsilon)
+            let slot = moments[ObjectIdentifier(parameter)] ?? Slot(count: gradient.count, second: true)
+            moments[ObjectIdentifier(parameter)] = slot
+            let (beta1, beta2, epsilon) = (beta1, beta2, epsilon)
+            slot.first.withUnsafeMutableBufferPointer { m in
+                slot.second.withUnsafeMutableBufferPointer { v in
+                    value.scalars.withUnsafeMutableBufferPointer { w in
+                        gradient.withUnsafeBufferPointer { g in
+                            for i in g.indices {
+                                m[i] += (g[i] - m[i]) * (1 - beta1)
+                                v[i] += (g[i] * g[i] - v[i]) * (1 - beta2)
+                                w[i] -= m[i] * alpha / (v[i].squareRoot() + epsilon)
+                            }
+                        }
+                    }
+                }
             }
-            moments[ObjectIdentifier(parameter)] = (m, v)
             parameter.value = value
         }
+    }
+}
+
+/// An optimizer's per-parameter state (momentum; Adam's first and second moments), held in a
+/// class so each step updates it in place instead of copying it out of and back into a table.
+final class Slot {
+    var first: [Float]
+    var second: [Float]
+
+    init(count: Int, second: Bool = false) {
+        first = [Float](repeating: 0, count: count)
+        self.second = second ? [Float](repeating: 0, count: count) : []
     }
 }

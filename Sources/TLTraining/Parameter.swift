@@ -12,13 +12,16 @@ public final class Parameter {
     /// Whether optimizers update it (Keras `trainable`).
     public var isTrainable: Bool
     /// dLoss/dValue, summed over everything that read the value since the last ``zeroGradient()``.
-    public internal(set) var gradient: [Float]
+    public var gradient: [Float] { hasGradient ? accumulated : [Float](repeating: 0, count: accumulated.count) }
+    /// The sum so far; meaningful only when `hasGradient` (zeroing is a flag, not a pass over it).
+    private var accumulated: [Float]
+    private var hasGradient = false
 
     init(layer: any Layer, name: String, isTrainable: Bool = true) {
         self.layer = layer
         self.name = name
         self.isTrainable = isTrainable
-        gradient = [Float](repeating: 0, count: layer.weights[name]?.count ?? 0)
+        accumulated = [Float](repeating: 0, count: layer.weights[name]?.count ?? 0)
     }
 
     /// The Keras path, `dense_1/kernel`.
@@ -36,13 +39,19 @@ public final class Parameter {
     }
 
     /// Clears the accumulated gradient.
-    public func zeroGradient() {
-        for index in gradient.indices { gradient[index] = 0 }
-    }
+    public func zeroGradient() { hasGradient = false }
 
-    /// Adds `values` (of the value's element count) to the gradient.
+    /// Adds `values` (of the value's element count) to the gradient; the first reader's values
+    /// are taken as they are.
     func accumulate(_ values: [Float]) {
-        precondition(values.count == gradient.count, "\(path): gradient of \(values.count) values for \(gradient.count)")
-        for index in gradient.indices { gradient[index] += values[index] }
+        precondition(values.count == accumulated.count, "\(path): gradient of \(values.count) values for \(accumulated.count)")
+        if !hasGradient {
+            accumulated = values
+            hasGradient = true
+            return
+        }
+        accumulated.withUnsafeMutableBufferPointer { sum in
+            values.withUnsafeBufferPointer { v in for index in sum.indices { sum[index] += v[index] } }
+        }
     }
 }
