@@ -3,16 +3,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
-
-void tl_keep_large_buffers(void) {
-#if defined(__GLIBC__)
-    mallopt(M_MMAP_THRESHOLD, 1 << 30);
-    mallopt(M_TRIM_THRESHOLD, 0x7fffffff);
-#endif
-}
 
 int tl_cpu_has_avx2_fma(void) {
     static int cached = -1;

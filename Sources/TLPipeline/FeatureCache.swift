@@ -26,7 +26,22 @@ public struct FeatureCache {
     }
 
     /// What `features(…)` did.
-    public struct Statistics: Sendable { public var hits = 0, computed = 0, unreadable: [(file: URL, reason: String)] = [] }
+    public struct Statistics: Sendable {
+        public var hits = 0, computed = 0, unreadable: [(file: URL, reason: String)] = []
+
+        /// Adds another pass's counts.
+        mutating func add(_ other: Statistics) {
+            hits += other.hits
+            computed += other.computed
+            unreadable += other.unreadable
+        }
+
+        /// One note per skipped image, then their count.
+        func reportUnreadable(_ note: ((String) -> Void)?) {
+            for item in unreadable { note?("skipped \(item.file.path): \(item.reason)") }
+            if !unreadable.isEmpty { note?("\(unreadable.count) unreadable images skipped") }
+        }
+    }
 
     /// The features of `files` in order (`[count] + shape`), computing only those not cached.
     /// Unreadable images are left out and reported (their rows are missing: see `kept`).

@@ -91,14 +91,7 @@ public struct FineTuning {
     public func run(hub: Hub, note: ((String) -> Void)? = nil, featureProgress: FeatureProgress? = nil,
                     onEpoch: ((EpochRecord) -> Void)? = nil) async throws -> Result {
         let parsedHead = try Head(parsing: head)
-        var train = try LabeledImages.load(data)
-        var held: LabeledImages?
-        if let validation {
-            held = try LabeledImages.load(validation, classNames: train.classNames)
-        } else if validationSplit > 0 {
-            let split = train.split(validationFraction: validationSplit)
-            (train, held) = (split.train, split.validation.files.isEmpty ? nil : split.validation)
-        }
+        let (train, held) = try LabeledImages.trainingAndValidation(data, validation: validation, split: validationSplit)
         let classCount = train.classNames.count
         if parsedHead.isBinary {
             guard classCount == 2 else {
@@ -199,7 +192,7 @@ public struct FineTuning {
             (trainSource, trainKept, statistics) = (InMemoryBatches(splitRows(x)), kept, trainStatistics)
         } else {
             // Augmented images change every epoch: the frozen part runs every step on them.
-            (trainKept, statistics) = try Self.readable(train.files, loader: loader, batchSize: featureBatchSize, progress: featureProgress)
+            (trainKept, statistics) = try train.readable(loader: loader, batchSize: featureBatchSize, progress: featureProgress)
             trainSource = ImageBatchSource(files: trainKept.map { train.files[$0] }, loader: loader, preprocessing: preprocessing,
                                            augmentation: augmentation, prefix: prefix)
             note?("augmenting the training images (\(augmentation)): the frozen base runs every step, nothing is cached for them")
@@ -208,28 +201,17 @@ public struct FineTuning {
         var validationCount = 0
         if let held {
             let (x, kept, heldStatistics) = try features(held)
-            statistics.hits += heldStatistics.hits
-            statistics.computed += heldStatistics.computed
-            statistics.unreadable += heldStatistics.unreadable
-            let targets = held.targets(binary: parsedHead.isBinary)
-            let width = parsedHead.isBinary ? 1 : classCount
-            validationData = (InMemoryBatches(splitRows(x)), Tensor(shape: [kept.count, width], scalars: kept.flatMap { targets[($0 * width)..<(($0 + 1) * width)] }))
+            statistics.add(heldStatistics)
+            validationData = (InMemoryBatches(splitRows(x)), held.targets(binary: parsedHead.isBinary, rows: kept))
             validationCount = kept.count
         }
-        for unreadable in statistics.unreadable { note?("skipped \(unreadable.file.path): \(unreadable.reason)") }
-        if !statistics.unreadable.isEmpty { note?("\(statistics.unreadable.count) unreadable images skipped") }
+        statistics.reportUnreadable(note)
         let featureSeconds = Date().timeIntervalSince(featureStart)
-
-        let width = parsedHead.isBinary ? 1 : classCount
-        let allTargets = train.targets(binary: parsedHead.isBinary)
-        let trainY = Tensor(shape: [trainKept.count, width], scalars: trainKept.flatMap { allTargets[($0 * width)..<(($0 + 1) * width)] })
+        let trainY = train.targets(binary: parsedHead.isBinary, rows: trainKept)
 
         let loss: Loss = parsedHead.isBinary ? .binaryCrossEntropy : .categoricalCrossEntropy(labelSmoothing: labelSmoothing)
         var options = self.options
-        if balancedClassWeights {
-            let counts = trainKept.reduce(into: [Int](repeating: 0, count: classCount)) { $0[train.labels[$1]] += 1 }
-            options.classWeights = counts.map { Float(trainKept.count) / Float(classCount * max($0, 1)) }
-        }
+        if balancedClassWeights { options.classWeights = train.balancedClassWeights(rows: trainKept) }
         let trainingStart = Date()
         let trainer = Trainer(model: trainingGraph, loss: loss, optimizer: optimizer.make())
         let history = try trainer.fit(source: trainSource, y: trainY, validation: validationData, options: options, onEpoch: onEpoch)
@@ -245,28 +227,6 @@ public struct FineTuning {
                                  tensorBoard: tensorBoard, kerasModel: combined, note: note)
         return Result(history: history, classes: train.classNames, trainCount: trainKept.count, validationCount: validationCount,
                       featureStatistics: statistics, featureSeconds: featureSeconds, trainingSeconds: trainingSeconds, output: output)
-    }
-}
-
-extension FineTuning {
-    /// The indices of `files` that decode, with the others reported (read once, in batches).
-    static func readable(_ files: [URL], loader: ImageLoader, batchSize: Int,
-                         progress: FeatureProgress?) throws -> (kept: [Int], statistics: FeatureCache.Statistics) {
-        var statistics = FeatureCache.Statistics()
-        var kept: [Int] = []
-        for start in stride(from: 0, to: files.count, by: max(batchSize, 1)) {
-            let range = start..<min(files.count, start + max(batchSize, 1))
-            for (index, result) in zip(range, loader.loadEach(Array(files[range]))) {
-                switch result {
-                case .success: kept.append(index)
-                case .failure(let error):
-                    statistics.unreadable.append((files[index], (error as? any FileProblem)?.problem ?? "\(error)"))
-                }
-            }
-            progress?(range.upperBound, files.count)
-        }
-        guard !kept.isEmpty else { throw PipelineError(files.first?.deletingLastPathComponent().path ?? "", "no image could be read") }
-        return (kept, statistics)
     }
 }
 

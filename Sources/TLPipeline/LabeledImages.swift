@@ -1,4 +1,5 @@
 import Foundation
+import TLTensor
 import TLFormats
 import TLImaging
 
@@ -57,6 +58,50 @@ public struct LabeledImages: Sendable {
         var result = [Float](repeating: 0, count: labels.count * classNames.count)
         for (row, label) in labels.enumerated() { result[row * classNames.count + label] = 1 }
         return result
+    }
+
+    /// The targets of the files at `rows` (those that could be read), as a `[rows, width]` tensor.
+    func targets(binary: Bool, rows: [Int]) -> Tensor {
+        let all = targets(binary: binary), width = binary ? 1 : classNames.count
+        return Tensor(shape: [rows.count, width], scalars: rows.flatMap { all[($0 * width)..<(($0 + 1) * width)] })
+    }
+
+    /// The training folder and the validation images: a separate folder (same classes), a
+    /// stratified split of the training folder, or none.
+    static func trainingAndValidation(_ data: URL, validation: URL?, split fraction: Double) throws
+        -> (train: LabeledImages, validation: LabeledImages?) {
+        let train = try load(data)
+        if let validation { return (train, try load(validation, classNames: train.classNames)) }
+        guard fraction > 0 else { return (train, nil) }
+        let split = train.split(validationFraction: fraction)
+        return (split.train, split.validation.files.isEmpty ? nil : split.validation)
+    }
+
+    /// scikit-learn's `balanced` class weights, `n / (classes · count)`, over the files at `rows`.
+    func balancedClassWeights(rows: [Int]) -> [Float] {
+        let counts = rows.reduce(into: [Int](repeating: 0, count: classNames.count)) { $0[labels[$1]] += 1 }
+        return counts.map { Float(rows.count) / Float(classNames.count * max($0, 1)) }
+    }
+
+    /// The indices of the files that decode, the others reported (each read once, in batches).
+    /// - Throws: ``PipelineError`` when none can be read.
+    func readable(loader: ImageLoader, batchSize: Int, progress: ((Int, Int) -> Void)?) throws
+        -> (kept: [Int], statistics: FeatureCache.Statistics) {
+        var statistics = FeatureCache.Statistics()
+        var kept: [Int] = []
+        let step = max(batchSize, 1)
+        for start in stride(from: 0, to: files.count, by: step) {
+            let range = start..<min(files.count, start + step)
+            for (index, result) in zip(range, loader.loadEach(Array(files[range]))) {
+                switch result {
+                case .success: kept.append(index)
+                case .failure(let error): statistics.unreadable.append((files[index], (error as? any FileProblem)?.problem ?? "\(error)"))
+                }
+            }
+            progress?(range.upperBound, files.count)
+        }
+        guard !kept.isEmpty else { throw PipelineError(root.path, "no image could be read") }
+        return (kept, statistics)
     }
 
     private static func fnv1a(_ text: String) -> UInt64 {

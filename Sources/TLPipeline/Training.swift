@@ -45,14 +45,7 @@ public struct Training {
     /// history.csv, curves.png, logs/).
     public func run(hub: Hub, note: ((String) -> Void)? = nil, progress: FineTuning.FeatureProgress? = nil,
                     onEpoch: ((EpochRecord) -> Void)? = nil) async throws -> FineTuning.Result {
-        var train = try LabeledImages.load(data)
-        var held: LabeledImages?
-        if let validation {
-            held = try LabeledImages.load(validation, classNames: train.classNames)
-        } else if validationSplit > 0 {
-            let split = train.split(validationFraction: validationSplit)
-            (train, held) = (split.train, split.validation.files.isEmpty ? nil : split.validation)
-        }
+        let (train, held) = try LabeledImages.trainingAndValidation(data, validation: validation, split: validationSplit)
         let classCount = train.classNames.count
         let (graph, source) = try buildGraph(classes: classCount)
         let outputShape = graph.shapes[graph.outputs[0]]
@@ -80,7 +73,7 @@ public struct Training {
             }
             size = ImageSize(height: declared[0], width: declared[1])
         }
-        let model = declared[0] > 0 ? graph : try resized(graph, to: size)
+        let model = declared[0] > 0 ? graph : try graph.withInputShape([size.height, size.width, declared.last ?? 3])
         let preprocessing = try preprocess.map { try Preprocessing(name: $0) } ?? .identity
 
         let trainingGraph = try TrainingGraph(graph: model)
@@ -108,11 +101,6 @@ public struct Training {
         let trainKept: [Int]
         var validationData: (source: any BatchSource, y: Tensor)?
         var validationCount = 0
-        let width = binary ? 1 : classCount
-        func targets(_ set: LabeledImages, _ kept: [Int]) -> Tensor {
-            let all = set.targets(binary: binary)
-            return Tensor(shape: [kept.count, width], scalars: kept.flatMap { all[($0 * width)..<(($0 + 1) * width)] })
-        }
         if let prefix, augmentation.isEmpty {
             // The frozen prefix's outputs, cached per image like finetune's features.
             let hash = try ModelResolver.sha256(of: URL(fileURLWithPath: self.model)).prefix(16)
@@ -121,47 +109,41 @@ public struct Training {
             func features(_ set: LabeledImages) throws -> (InMemoryBatches, [Int]) {
                 let result = try cache.features(of: set.files, loader: loader, preprocessing: preprocessing, batchSize: options.batchSize,
                                                 progress: progress) { try prefix.rows($0) }
-                statistics.hits += result.statistics.hits
-                statistics.computed += result.statistics.computed
-                statistics.unreadable += result.statistics.unreadable
+                statistics.add(result.statistics)
                 return (InMemoryBatches(FrozenPrefixRunner.split(result.features, shapes: split.cutShapes)), result.kept)
             }
             let (source, kept) = try features(train)
             (trainSource, trainKept) = (source, kept)
             if let held {
                 let (heldSource, kept) = try features(held)
-                validationData = (heldSource, targets(held, kept))
+                validationData = (heldSource, held.targets(binary: binary, rows: kept))
                 validationCount = kept.count
             }
         } else {
-            let checked = try FineTuning.readable(train.files, loader: loader, batchSize: options.batchSize, progress: progress)
+            let checked = try train.readable(loader: loader, batchSize: options.batchSize, progress: progress)
             trainKept = checked.kept
             statistics.unreadable += checked.statistics.unreadable
             trainSource = ImageBatchSource(files: trainKept.map { train.files[$0] }, loader: loader, preprocessing: preprocessing,
                                            augmentation: augmentation, prefix: prefix)
             if let held {
-                let heldChecked = try FineTuning.readable(held.files, loader: loader, batchSize: options.batchSize, progress: nil)
+                let heldChecked = try held.readable(loader: loader, batchSize: options.batchSize, progress: nil)
                 statistics.unreadable += heldChecked.statistics.unreadable
                 let heldSource = ImageBatchSource(files: heldChecked.kept.map { held.files[$0] }, loader: loader,
                                                   preprocessing: preprocessing, augmentation: Augmentation(), prefix: prefix)
-                validationData = (heldSource, targets(held, heldChecked.kept))
+                validationData = (heldSource, held.targets(binary: binary, rows: heldChecked.kept))
                 validationCount = heldChecked.kept.count
             }
             if !augmentation.isEmpty { note?("augmenting the training images (\(augmentation))") }
         }
-        for unreadable in statistics.unreadable { note?("skipped \(unreadable.file.path): \(unreadable.reason)") }
-        if !statistics.unreadable.isEmpty { note?("\(statistics.unreadable.count) unreadable images skipped") }
+        statistics.reportUnreadable(note)
         let featureSeconds = Date().timeIntervalSince(started)
 
         var fitOptions = options
-        if balancedClassWeights {
-            let counts = trainKept.reduce(into: [Int](repeating: 0, count: classCount)) { $0[train.labels[$1]] += 1 }
-            fitOptions.classWeights = counts.map { Float(trainKept.count) / Float(classCount * max($0, 1)) }
-        }
+        if balancedClassWeights { fitOptions.classWeights = train.balancedClassWeights(rows: trainKept) }
         let loss: Loss = binary ? .binaryCrossEntropy : .categoricalCrossEntropy(labelSmoothing: labelSmoothing)
         let trainingStart = Date()
         let trainer = Trainer(model: split.suffix, loss: loss, optimizer: optimizer.make())
-        let history = try trainer.fit(source: trainSource, y: targets(train, trainKept), validation: validationData,
+        let history = try trainer.fit(source: trainSource, y: train.targets(binary: binary, rows: trainKept), validation: validationData,
                                       options: fitOptions, onEpoch: onEpoch)
         let trainingSeconds = Date().timeIntervalSince(trainingStart)
 
@@ -204,19 +186,5 @@ public struct Training {
             throw PipelineError(model, "holds weights without a model config; train needs a full model (model.save(...) .h5 or .keras, or model.to_json())")
         }
         return (loaded.graph, "continuing from its weights")
-    }
-
-    /// A fully convolutional graph at a fixed input size.
-    private func resized(_ graph: Graph, to size: ImageSize) throws -> Graph {
-        var nodes = graph.nodes
-        for index in graph.inputs {
-            let shape = graph.shapes[index]
-            nodes[index] = GraphNode(layer: InputLayer(name: nodes[index].layer.name, shape: [size.height, size.width, shape.last ?? 3]),
-                                     inputs: [], scope: nodes[index].scope)
-        }
-        let result = try Graph(name: graph.name, nodes: nodes, inputs: graph.inputs, outputs: graph.outputs)
-        result.frozenLayerNames = graph.frozenLayerNames
-        result.inferenceModeLayerNames = graph.inferenceModeLayerNames
-        return result
     }
 }

@@ -79,10 +79,6 @@ extension Activation {
 }
 
 extension ActivationLayer: DifferentiableLayer {
-    public func trainingForward(_ inputs: [Tensor], mode: Mode, random: inout SeededRandom) throws -> (output: Tensor, saved: [Tensor]) {
-        (try inferenceForward(inputs), [])
-    }
-
     public func backward(_ outputGradient: Tensor, isPreActivation: Bool, needsInputGradients: Bool, inputs: [Tensor], output: Tensor, saved: [Tensor],
                          accumulate: (String, [Float]) -> Void) throws -> [Tensor] {
         if isPreActivation { return [outputGradient] }

@@ -21,6 +21,14 @@ struct ConvolutionWindows {
     /// Output pixels over the whole batch.
     var pixels: Int { batch * outputHeight * outputWidth }
 
+    /// The image of output pixel `pixel` (over the whole batch) and the input row and column of
+    /// its window's first tap (negative inside the padding).
+    func window(of pixel: Int) -> (image: Int, top: Int, left: Int) {
+        let perImage = outputHeight * outputWidth
+        let position = pixel % perImage
+        return (pixel / perImage, position / outputWidth * strideY - padTop, position % outputWidth * strideX - padLeft)
+    }
+
     /// Pixels per block, so a block's patches stay near 16 MB.
     var blockPixels: Int { max(1, min(pixels, 4_194_304 / max(1, patchLength))) }
 
@@ -29,13 +37,12 @@ struct ConvolutionWindows {
     func gather(_ input: UnsafePointer<Float>, pixels range: Range<Int>, group: Int, into patches: UnsafeMutablePointer<Float>) {
         let gc = groupChannels, length = patchLength
         for (row, pixel) in range.enumerated() {
-            let image = pixel / (outputHeight * outputWidth), position = pixel % (outputHeight * outputWidth)
-            let oy = position / outputWidth, ox = position % outputWidth
+            let (image, top, left) = window(of: pixel)
             let destination = patches + row * length
             for ky in 0..<kernelHeight {
-                let y = oy * strideY - padTop + ky * dilationY
+                let y = top + ky * dilationY
                 for kx in 0..<kernelWidth {
-                    let x = ox * strideX - padLeft + kx * dilationX
+                    let x = left + kx * dilationX
                     let cell = destination + (ky * kernelWidth + kx) * gc
                     if y < 0 || y >= height || x < 0 || x >= width {
                         cell.update(repeating: 0, count: gc)
@@ -55,12 +62,11 @@ struct ConvolutionWindows {
     func gatherTransposed(_ input: UnsafePointer<Float>, pixels range: Range<Int>, group: Int, into patches: UnsafeMutablePointer<Float>) {
         let gc = groupChannels, columns = range.count
         for (row, pixel) in range.enumerated() {
-            let image = pixel / (outputHeight * outputWidth), position = pixel % (outputHeight * outputWidth)
-            let oy = position / outputWidth, ox = position % outputWidth
+            let (image, top, left) = window(of: pixel)
             for ky in 0..<kernelHeight {
-                let y = oy * strideY - padTop + ky * dilationY
+                let y = top + ky * dilationY
                 for kx in 0..<kernelWidth {
-                    let x = ox * strideX - padLeft + kx * dilationX
+                    let x = left + kx * dilationX
                     let first = (ky * kernelWidth + kx) * gc
                     if y < 0 || y >= height || x < 0 || x >= width {
                         for c in 0..<gc { patches[(first + c) * columns + row] = 0 }
@@ -77,38 +83,16 @@ struct ConvolutionWindows {
     func scatterTransposed(_ patches: UnsafePointer<Float>, pixels range: Range<Int>, group: Int, into input: UnsafeMutablePointer<Float>) {
         let gc = groupChannels, columns = range.count
         for (row, pixel) in range.enumerated() {
-            let image = pixel / (outputHeight * outputWidth), position = pixel % (outputHeight * outputWidth)
-            let oy = position / outputWidth, ox = position % outputWidth
+            let (image, top, left) = window(of: pixel)
             for ky in 0..<kernelHeight {
-                let y = oy * strideY - padTop + ky * dilationY
+                let y = top + ky * dilationY
                 guard y >= 0 && y < height else { continue }
                 for kx in 0..<kernelWidth {
-                    let x = ox * strideX - padLeft + kx * dilationX
+                    let x = left + kx * dilationX
                     guard x >= 0 && x < width else { continue }
                     let first = (ky * kernelWidth + kx) * gc
                     let destination = input + ((image * height + y) * width + x) * channels + group * gc
                     for c in 0..<gc { destination[c] += patches[(first + c) * columns + row] }
-                }
-            }
-        }
-    }
-
-    /// Adds patch gradients back onto the input gradient (the transpose of `gather`).
-    func scatter(_ patches: UnsafePointer<Float>, pixels range: Range<Int>, group: Int, into input: UnsafeMutablePointer<Float>) {
-        let gc = groupChannels, length = patchLength
-        for (row, pixel) in range.enumerated() {
-            let image = pixel / (outputHeight * outputWidth), position = pixel % (outputHeight * outputWidth)
-            let oy = position / outputWidth, ox = position % outputWidth
-            let source = patches + row * length
-            for ky in 0..<kernelHeight {
-                let y = oy * strideY - padTop + ky * dilationY
-                guard y >= 0 && y < height else { continue }
-                for kx in 0..<kernelWidth {
-                    let x = ox * strideX - padLeft + kx * dilationX
-                    guard x >= 0 && x < width else { continue }
-                    let cell = source + (ky * kernelWidth + kx) * gc
-                    let destination = input + ((image * height + y) * width + x) * channels + group * gc
-                    for c in 0..<gc { destination[c] += cell[c] }
                 }
             }
         }
@@ -323,14 +307,13 @@ extension DepthwiseConv2D: DifferentiableLayer {
     /// Calls `body(pixel, inputOffset, tap)` for every in-bounds kernel tap of every output pixel,
     /// in pixel order then tap order.
     private func visit(_ windows: ConvolutionWindows, _ body: (Int, Int, Int) -> Void) {
-        let perImage = windows.outputHeight * windows.outputWidth
         for pixel in 0..<windows.pixels {
-            let image = pixel / perImage, oy = (pixel % perImage) / windows.outputWidth, ox = pixel % windows.outputWidth
+            let (image, top, left) = windows.window(of: pixel)
             for ky in 0..<windows.kernelHeight {
-                let y = oy * windows.strideY - windows.padTop + ky * windows.dilationY
+                let y = top + ky * windows.dilationY
                 guard y >= 0 && y < windows.height else { continue }
                 for kx in 0..<windows.kernelWidth {
-                    let x = ox * windows.strideX - windows.padLeft + kx * windows.dilationX
+                    let x = left + kx * windows.dilationX
                     guard x >= 0 && x < windows.width else { continue }
                     body(pixel, ((image * windows.height + y) * windows.width + x) * windows.channels, ky * windows.kernelWidth + kx)
                 }

@@ -38,6 +38,12 @@ public protocol DifferentiableLayer: Layer {
 extension DifferentiableLayer {
     public var finalActivation: Activation? { nil }
 
+    /// A layer whose training pass is its inference pass (no statistics, no randomness) keeps
+    /// nothing beyond its inputs and output.
+    public func trainingForward(_ inputs: [Tensor], mode: Mode, random: inout SeededRandom) throws -> (output: Tensor, saved: [Tensor]) {
+        (try inferenceForward(inputs), [])
+    }
+
     /// The engine's inference forward on whole tensors.
     func inferenceForward(_ inputs: [Tensor]) throws -> Tensor {
         let outputShape = [inputs[0].shape[0]] + (try outputShape(inputShapes: inputs.map { Array($0.shape.dropFirst()) }))

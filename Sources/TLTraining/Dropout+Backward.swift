@@ -22,11 +22,6 @@ extension Dropout: DifferentiableLayer {
 }
 
 extension IdentityLayer: DifferentiableLayer {
-    /// Flatten, Reshape and pass-through layers move no values: the gradient takes the input's shape.
-    public func trainingForward(_ inputs: [Tensor], mode: Mode, random: inout SeededRandom) throws -> (output: Tensor, saved: [Tensor]) {
-        (try inferenceForward(inputs), [])
-    }
-
     public func backward(_ outputGradient: Tensor, isPreActivation: Bool, needsInputGradients: Bool, inputs: [Tensor], output: Tensor, saved: [Tensor],
                          accumulate: (String, [Float]) -> Void) throws -> [Tensor] {
         [outputGradient.reshaped(inputs[0].shape)]

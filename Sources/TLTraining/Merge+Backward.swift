@@ -44,10 +44,6 @@ extension ElementwiseMerge: DifferentiableLayer {
 }
 
 extension Concatenate: DifferentiableLayer {
-    public func trainingForward(_ inputs: [Tensor], mode: Mode, random: inout SeededRandom) throws -> (output: Tensor, saved: [Tensor]) {
-        (try inferenceForward(inputs), [])
-    }
-
     /// Each input gets its own slice of the gradient along the axis.
     public func backward(_ outputGradient: Tensor, isPreActivation: Bool, needsInputGradients: Bool, inputs: [Tensor], output: Tensor, saved: [Tensor],
                          accumulate: (String, [Float]) -> Void) throws -> [Tensor] {

@@ -93,10 +93,6 @@ extension BatchNormalization: DifferentiableLayer {
 }
 
 extension Rescaling: DifferentiableLayer {
-    public func trainingForward(_ inputs: [Tensor], mode: Mode, random: inout SeededRandom) throws -> (output: Tensor, saved: [Tensor]) {
-        (try inferenceForward(inputs), [])
-    }
-
     /// `dx = dy · scale`.
     public func backward(_ outputGradient: Tensor, isPreActivation: Bool, needsInputGradients: Bool, inputs: [Tensor], output: Tensor, saved: [Tensor],
                          accumulate: (String, [Float]) -> Void) throws -> [Tensor] {
@@ -107,10 +103,6 @@ extension Rescaling: DifferentiableLayer {
 }
 
 extension Normalization: DifferentiableLayer {
-    public func trainingForward(_ inputs: [Tensor], mode: Mode, random: inout SeededRandom) throws -> (output: Tensor, saved: [Tensor]) {
-        (try inferenceForward(inputs), [])
-    }
-
     /// `dx = dy / √variance` (the statistics are not trained).
     public func backward(_ outputGradient: Tensor, isPreActivation: Bool, needsInputGradients: Bool, inputs: [Tensor], output: Tensor, saved: [Tensor],
                          accumulate: (String, [Float]) -> Void) throws -> [Tensor] {

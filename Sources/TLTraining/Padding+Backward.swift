@@ -3,10 +3,6 @@ import TLEngine
 import TLTensor
 
 extension SpatialPadding: DifferentiableLayer {
-    public func trainingForward(_ inputs: [Tensor], mode: Mode, random: inout SeededRandom) throws -> (output: Tensor, saved: [Tensor]) {
-        (try inferenceForward(inputs), [])
-    }
-
     /// Zero padding passes back the gradient of the inner cells; cropping puts the gradient back
     /// in the middle of zeros.
     public func backward(_ outputGradient: Tensor, isPreActivation: Bool, needsInputGradients: Bool, inputs: [Tensor], output: Tensor, saved: [Tensor],

@@ -3,10 +3,6 @@ import TLEngine
 import TLTensor
 
 extension Pooling2D: DifferentiableLayer {
-    public func trainingForward(_ inputs: [Tensor], mode: Mode, random: inout SeededRandom) throws -> (output: Tensor, saved: [Tensor]) {
-        (try inferenceForward(inputs), [])
-    }
-
     /// Max: each window's gradient goes to the first cell (row-major) holding its maximum, as
     /// TensorFlow's CPU kernel picks it; average: spread over the window's in-bounds cells (the
     /// count `same` padding divides by).
@@ -51,10 +47,6 @@ extension Pooling2D: DifferentiableLayer {
 }
 
 extension GlobalPooling2D: DifferentiableLayer {
-    public func trainingForward(_ inputs: [Tensor], mode: Mode, random: inout SeededRandom) throws -> (output: Tensor, saved: [Tensor]) {
-        (try inferenceForward(inputs), [])
-    }
-
     /// Average: the gradient spread evenly over the pixels; max: all of it to the (first) largest.
     public func backward(_ outputGradient: Tensor, isPreActivation: Bool, needsInputGradients: Bool, inputs: [Tensor], output: Tensor, saved: [Tensor],
                          accumulate: (String, [Float]) -> Void) throws -> [Tensor] {

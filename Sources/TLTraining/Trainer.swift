@@ -1,4 +1,3 @@
-import CKernels
 import Foundation
 import TLEngine
 import TLTensor
@@ -77,16 +76,7 @@ public final class Trainer {
         self.model = model
         self.loss = loss
         self.optimizer = optimizer
-        Self.keepLargeBuffersMapped
     }
-
-    /// A training step frees and reallocates buffers of the same large sizes (gradients, weight
-    /// copies, activations). glibc hands anything over its mmap threshold back to the kernel on
-    /// free, so every step paid for zeroing fresh pages (a fifth of AlexNet's step time); keeping
-    /// them in the heap lets the next step reuse them.
-    private static let keepLargeBuffersMapped: Void = {
-        tl_keep_large_buffers()
-    }()
 
     /// One optimizer step on a batch; returns its loss and correct count.
     public func step(_ x: Tensor, _ y: Tensor, learningRate: Float, sampleWeights: [Float]?,

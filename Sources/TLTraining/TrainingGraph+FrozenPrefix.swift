@@ -33,25 +33,12 @@ extension TrainingGraph {
         }
         cutNodes.sort()
         // The prefix: every frozen node some cut node needs.
-        var needed = Set(cutNodes)
-        for index in stride(from: graph.nodes.count - 1, through: 0, by: -1) where needed.contains(index) {
-            needed.formUnion(graph.nodes[index].inputs)
-        }
-        for index in needed.sorted() {
-            let layer = graph.nodes[index].layer
-            if mode(of: layer, in: .training) == .training && (layer is Dropout || layer is BatchNormalization) {
-                throw TrainingError(layer.name, "runs in training mode but sits before every trainable layer; freeze it or run it in inference mode")
+        let prefix = try graph.truncated(at: cutNodes)
+        for node in prefix.nodes {
+            if mode(of: node.layer, in: .training) == .training && (node.layer is Dropout || node.layer is BatchNormalization) {
+                throw TrainingError(node.layer.name, "runs in training mode but sits before every trainable layer; freeze it or run it in inference mode")
             }
         }
-        var remap: [Int: Int] = [:]
-        var prefixNodes: [GraphNode] = []
-        for index in needed.sorted() {
-            let node = graph.nodes[index]
-            remap[index] = prefixNodes.count
-            prefixNodes.append(GraphNode(layer: node.layer, inputs: node.inputs.compactMap { remap[$0] }, scope: node.scope))
-        }
-        let prefix = try Graph(name: "\(graph.name)_frozen", nodes: prefixNodes,
-                               inputs: graph.inputs.compactMap { remap[$0] }, outputs: cutNodes.compactMap { remap[$0] })
 
         var suffixRemap: [Int: Int] = [:]
         var suffixNodes: [GraphNode] = []

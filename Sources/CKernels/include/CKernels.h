@@ -19,12 +19,6 @@ extern "C" {
 /// Whether the AVX2+FMA kernels run on this CPU (cached after the first call).
 int tl_cpu_has_avx2_fma(void);
 
-/// Keeps freed large buffers in the heap for reuse instead of returning them to the kernel
-/// (glibc's mmap and trim thresholds raised), so a training loop that reallocates the same
-/// large gradients and weight copies every step stops paying for zeroed fresh pages.
-/// A no-op on other C libraries.
-void tl_keep_large_buffers(void);
-
 /// Floats needed to pack a `k × n` right-hand side: panels of 16 columns, zero-padded.
 size_t tl_gemm_packed_count(int k, int n);
 

@@ -74,20 +74,37 @@ public final class Graph {
         return result
     }
 
+    /// The same layers with every input fixed to per-sample `shape` (a fully convolutional
+    /// config graph, whose sizes are `-1`, at one image size); the config's training flags kept.
+    public func withInputShape(_ shape: [Int]) throws -> Graph {
+        var fixed = nodes
+        for index in inputs {
+            fixed[index] = GraphNode(layer: InputLayer(name: nodes[index].layer.name, shape: shape), inputs: [], scope: nodes[index].scope)
+        }
+        let result = try Graph(name: name, nodes: fixed, inputs: inputs, outputs: outputs)
+        result.frozenLayerNames = frozenLayerNames
+        result.inferenceModeLayerNames = inferenceModeLayerNames
+        result.kernelInitializerNames = kernelInitializerNames
+        return result
+    }
+
     /// The sub-graph that computes `output` (only its ancestors are kept).
-    public func truncated(at output: Int) throws -> Graph {
-        var needed = Set([output])
-        for index in stride(from: output, through: 0, by: -1) where needed.contains(index) {
+    public func truncated(at output: Int) throws -> Graph { try truncated(at: [output]) }
+
+    /// The sub-graph that computes `outputs`, in that order (only their ancestors are kept).
+    public func truncated(at outputs: [Int]) throws -> Graph {
+        var needed = Set(outputs)
+        for index in stride(from: outputs.max() ?? -1, through: 0, by: -1) where needed.contains(index) {
             needed.formUnion(nodes[index].inputs)
         }
         var remap: [Int: Int] = [:]
         var kept: [GraphNode] = []
-        for index in 0...output where needed.contains(index) {
+        for index in needed.sorted() {
             remap[index] = kept.count
             let node = nodes[index]
             kept.append(GraphNode(layer: node.layer, inputs: node.inputs.compactMap { remap[$0] }, scope: node.scope))
         }
-        return try Graph(name: name, nodes: kept, inputs: inputs.compactMap { remap[$0] }, outputs: [remap[output] ?? 0])
+        return try Graph(name: name, nodes: kept, inputs: inputs.compactMap { remap[$0] }, outputs: outputs.map { remap[$0] ?? 0 })
     }
 
     /// The last node with a spatial (`[H, W, C]`) output: where the features of a classifier are
