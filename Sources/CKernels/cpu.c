@@ -4,21 +4,28 @@
 #include <stdlib.h>
 #include <string.h>
 
-int tl_cpu_has_avx2_fma(void) {
+/// 0 portable, 1 AVX2 + FMA, 2 AVX-512F as well; `TLHUB_KERNELS=portable|avx2` caps it (the
+/// tests compare the levels, and benchmarks can pin one).
+int tl_cpu_kernel_level(void) {
     static int cached = -1;
     if (cached < 0) {
-        int supported = 0;
+        int level = 0;
 #if TL_X86
         __builtin_cpu_init();
-        supported = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) level = 1;
+        if (level == 1 && __builtin_cpu_supports("avx512f")) level = 2;
 #endif
-        // TLHUB_KERNELS=portable forces the portable kernels (tests compare both).
         const char *choice = getenv("TLHUB_KERNELS");
-        if (choice && strcmp(choice, "portable") == 0) supported = 0;
-        cached = supported;
+        if (choice && strcmp(choice, "portable") == 0) level = 0;
+        if (choice && strcmp(choice, "avx2") == 0 && level > 1) level = 1;
+        cached = level;
     }
     return cached;
 }
+
+int tl_cpu_has_avx2_fma(void) { return tl_cpu_kernel_level() >= 1; }
+
+int tl_cpu_has_avx512(void) { return tl_cpu_kernel_level() >= 2; }
 
 void tl_bias_clamp(float *values, int pixels, int channels, const float *bias, float low, float high) {
     for (int p = 0; p < pixels; p++) {

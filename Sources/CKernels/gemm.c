@@ -2,15 +2,17 @@
 //
 // Convolution weights are packed once at load into panels of 16 columns; activations are read
 // in place (NHWC rows are GEMM rows), so a call packs nothing. The AVX2 micro-kernel keeps a
-// 6 × 16 block of C in twelve ymm registers and broadcasts A one element at a time; K is cut
-// into blocks of at most 384 so a B panel slice stays in L1 while the 6-row strips of A pass.
+// 6 × 16 block of C in twelve ymm registers and broadcasts A one element at a time; the AVX-512
+// one an 8 × 32 block (two panels) in sixteen zmm registers. K is cut into blocks of at most 384
+// so a B panel slice stays in L1 while the row strips of A pass, and rows into chunks of 192 so
+// that chunk's K block of A stays in L2 while every panel passes over it.
 #include "CKernels.h"
 #include "internal.h"
 
 #include <math.h>
 #include <string.h>
 
-enum { PANEL = TL_GEMM_PANEL, ROWS = 6, DEPTH_BLOCK = 384 };
+enum { PANEL = TL_GEMM_PANEL, ROWS = 6, WIDE_ROWS = 8, DEPTH_BLOCK = 384, ROW_CHUNK = 192 };
 
 size_t tl_gemm_packed_count(int k, int n) {
     return (size_t)((n + PANEL - 1) / PANEL) * PANEL * (size_t)k;
@@ -199,11 +201,99 @@ DEFINE_AVX2_KERNEL(5)
 DEFINE_AVX2_KERNEL(6)
 #endif
 
+// MARK: - AVX-512
+
+#if TL_X86
+/// An 8×32 block (two adjacent 16-column panels, `b0` and `b1`; `b1` unused when `columns` ≤ 16)
+/// in sixteen zmm accumulators: per k, two panel loads and eight broadcasts feed sixteen FMAs,
+/// enough independent chains to keep both 512-bit FMA pipes busy.
+#define DEFINE_AVX512_KERNEL(ROWS_)                                                                    \
+TL_AVX512 static void kernel_avx512_##ROWS_(int columns, const Block *block, const float *a,          \
+                                             const float *b0, const float *b1, float *c,              \
+                                             const float *bias, const float *residual) {              \
+    __mmask16 mask0 = columns >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << columns) - 1);          \
+    __mmask16 mask1 = columns >= 32 ? (__mmask16)0xFFFF                                              \
+                    : columns > 16 ? (__mmask16)((1u << (columns - 16)) - 1) : (__mmask16)0;          \
+    int half = columns <= 16;                                                                         \
+    __m512 acc0[ROWS_], acc1[ROWS_];                                                                  \
+    for (int r = 0; r < ROWS_; r++) {                                                                 \
+        if (block->first) {                                                                           \
+            acc0[r] = _mm512_setzero_ps(); acc1[r] = _mm512_setzero_ps();                             \
+        } else {                                                                                      \
+            acc0[r] = _mm512_maskz_loadu_ps(mask0, c + (size_t)r * block->ldc);                       \
+            acc1[r] = _mm512_maskz_loadu_ps(mask1, c + (size_t)r * block->ldc + 16);                  \
+        }                                                                                             \
+    }                                                                                                 \
+    const float *rowA[ROWS_];                                                                         \
+    for (int r = 0; r < ROWS_; r++) rowA[r] = a + (size_t)r * block->lda;                             \
+    if (half) {                                                                                       \
+        _Pragma("clang loop unroll_count(4)")                                                         \
+        for (int k = 0; k < block->depth; k++) {                                                      \
+            __m512 p0 = _mm512_loadu_ps(b0 + (size_t)k * PANEL);                                      \
+            for (int r = 0; r < ROWS_; r++)                                                           \
+                acc0[r] = _mm512_fmadd_ps(_mm512_set1_ps(rowA[r][k]), p0, acc0[r]);                   \
+        }                                                                                             \
+    } else {                                                                                          \
+        _Pragma("clang loop unroll_count(2)")                                                         \
+        for (int k = 0; k < block->depth; k++) {                                                      \
+            __m512 p0 = _mm512_loadu_ps(b0 + (size_t)k * PANEL);                                      \
+            __m512 p1 = _mm512_loadu_ps(b1 + (size_t)k * PANEL);                                      \
+            for (int r = 0; r < ROWS_; r++) {                                                         \
+                __m512 value = _mm512_set1_ps(rowA[r][k]);                                            \
+                acc0[r] = _mm512_fmadd_ps(value, p0, acc0[r]);                                        \
+                acc1[r] = _mm512_fmadd_ps(value, p1, acc1[r]);                                        \
+            }                                                                                         \
+        }                                                                                             \
+    }                                                                                                 \
+    if (block->last) {                                                                                \
+        if (bias) {                                                                                   \
+            __m512 bias0 = _mm512_maskz_loadu_ps(mask0, bias);                                        \
+            __m512 bias1 = _mm512_maskz_loadu_ps(mask1, bias + 16);                                   \
+            for (int r = 0; r < ROWS_; r++) {                                                         \
+                acc0[r] = _mm512_add_ps(acc0[r], bias0); acc1[r] = _mm512_add_ps(acc1[r], bias1);     \
+            }                                                                                         \
+        }                                                                                             \
+        if (residual) {                                                                               \
+            for (int r = 0; r < ROWS_; r++) {                                                         \
+                const float *source = residual + (size_t)r * block->ldr;                              \
+                acc0[r] = _mm512_add_ps(acc0[r], _mm512_maskz_loadu_ps(mask0, source));               \
+                acc1[r] = _mm512_add_ps(acc1[r], _mm512_maskz_loadu_ps(mask1, source + 16));          \
+            }                                                                                         \
+        }                                                                                             \
+        __m512 low_ = _mm512_set1_ps(block->low), high_ = _mm512_set1_ps(block->high);                \
+        for (int r = 0; r < ROWS_; r++) {                                                             \
+            acc0[r] = _mm512_min_ps(_mm512_max_ps(acc0[r], low_), high_);                             \
+            acc1[r] = _mm512_min_ps(_mm512_max_ps(acc1[r], low_), high_);                             \
+        }                                                                                             \
+    }                                                                                                 \
+    for (int r = 0; r < ROWS_; r++) {                                                                 \
+        float *out = c + (size_t)r * block->ldc;                                                      \
+        _mm512_mask_storeu_ps(out, mask0, acc0[r]);                                                   \
+        _mm512_mask_storeu_ps(out + 16, mask1, acc1[r]);                                              \
+    }                                                                                                 \
+}
+
+DEFINE_AVX512_KERNEL(2)
+DEFINE_AVX512_KERNEL(3)
+DEFINE_AVX512_KERNEL(4)
+DEFINE_AVX512_KERNEL(5)
+DEFINE_AVX512_KERNEL(6)
+DEFINE_AVX512_KERNEL(7)
+DEFINE_AVX512_KERNEL(8)
+#endif
+
 // MARK: - Driver
 
 void tl_gemm_packed(int m, int n, int k, const float *a, int lda, const float *packed,
                     const float *bias, const float *residual, int ldr, float low, float high,
                     float *c, int ldc) {
+    tl_gemm_packed_level(tl_cpu_kernel_level(), m, n, k, a, lda, packed, bias, residual, ldr, low, high, c, ldc);
+}
+
+void tl_gemm_packed_level(int level, int m, int n, int k, const float *a, int lda, const float *packed,
+                          const float *bias, const float *residual, int ldr, float low, float high,
+                          float *c, int ldc) {
+    level = tl_min(level, tl_cpu_kernel_level());
     if (m <= 0 || n <= 0) return;
     if (k <= 0) {
         // An empty sum: the epilogue alone.
@@ -215,37 +305,72 @@ void tl_gemm_packed(int m, int n, int k, const float *a, int lda, const float *p
         }
         return;
     }
-    int avx2 = tl_cpu_has_avx2_fma();
     int blocks = (k + DEPTH_BLOCK - 1) / DEPTH_BLOCK;
     for (int blockIndex = 0; blockIndex < blocks; blockIndex++) {
         // Equal K blocks, so the last one is not a sliver.
         int k0 = (int)((long)k * blockIndex / blocks), k1 = (int)((long)k * (blockIndex + 1) / blocks);
         Block block = {k1 - k0, lda, ldc, ldr, blockIndex == 0, blockIndex == blocks - 1, low, high};
-        for (int j0 = 0; j0 < n; j0 += PANEL) {
-            int columns = tl_min(PANEL, n - j0);
-            const float *b = packed + (size_t)j0 * k + (size_t)k0 * PANEL;
-            const float *panelBias = bias ? bias + j0 : NULL;
-            for (int i0 = 0; i0 < m; i0 += ROWS) {
-                int rows = tl_min(ROWS, m - i0);
-                const float *blockA = a + (size_t)i0 * lda + k0;
-                float *blockC = c + (size_t)i0 * ldc + j0;
-                const float *blockResidual = residual ? residual + (size_t)i0 * ldr + j0 : NULL;
+        // Rows in chunks whose K block of A stays in L2 while every panel passes over it.
+        for (int chunk0 = 0; chunk0 < m; chunk0 += ROW_CHUNK) {
+            int chunk1 = tl_min(m, chunk0 + ROW_CHUNK);
 #if TL_X86
-                if (avx2) {
-                    switch (rows) {
-                    case 6: kernel_avx2_6(columns, &block, blockA, b, blockC, panelBias, blockResidual); break;
-                    case 5: kernel_avx2_5(columns, &block, blockA, b, blockC, panelBias, blockResidual); break;
-                    case 4: kernel_avx2_4(columns, &block, blockA, b, blockC, panelBias, blockResidual); break;
-                    case 3: kernel_avx2_3(columns, &block, blockA, b, blockC, panelBias, blockResidual); break;
-                    case 2: kernel_avx2_2(columns, &block, blockA, b, blockC, panelBias, blockResidual); break;
-                    default: kernel_avx2_1(columns, &block, blockA, b, blockC, panelBias, blockResidual); break;
+            if (level == 2) {
+                for (int j0 = 0; j0 < n; j0 += 2 * PANEL) {
+                    int columns = tl_min(2 * PANEL, n - j0);
+                    const float *b0 = packed + (size_t)j0 * k + (size_t)k0 * PANEL;
+                    const float *b1 = columns > PANEL ? b0 + (size_t)PANEL * k : b0;
+                    const float *panelBias = bias ? bias + j0 : NULL;
+                    for (int i0 = chunk0; i0 < chunk1; i0 += WIDE_ROWS) {
+                        int rows = tl_min(WIDE_ROWS, chunk1 - i0);
+                        const float *blockA = a + (size_t)i0 * lda + k0;
+                        float *blockC = c + (size_t)i0 * ldc + j0;
+                        const float *blockResidual = residual ? residual + (size_t)i0 * ldr + j0 : NULL;
+                        switch (rows) {
+                        case 8: kernel_avx512_8(columns, &block, blockA, b0, b1, blockC, panelBias, blockResidual); break;
+                        case 7: kernel_avx512_7(columns, &block, blockA, b0, b1, blockC, panelBias, blockResidual); break;
+                        case 6: kernel_avx512_6(columns, &block, blockA, b0, b1, blockC, panelBias, blockResidual); break;
+                        case 5: kernel_avx512_5(columns, &block, blockA, b0, b1, blockC, panelBias, blockResidual); break;
+                        case 4: kernel_avx512_4(columns, &block, blockA, b0, b1, blockC, panelBias, blockResidual); break;
+                        case 3: kernel_avx512_3(columns, &block, blockA, b0, b1, blockC, panelBias, blockResidual); break;
+                        case 2: kernel_avx512_2(columns, &block, blockA, b0, b1, blockC, panelBias, blockResidual); break;
+                        default:
+                            // One row streams B: the AVX2 kernel's four K phases, a panel at a time.
+                            kernel_avx2_1(tl_min(PANEL, columns), &block, blockA, b0, blockC, panelBias, blockResidual);
+                            if (columns > PANEL)
+                                kernel_avx2_1(columns - PANEL, &block, blockA, b1, blockC + PANEL,
+                                              panelBias ? panelBias + PANEL : NULL,
+                                              blockResidual ? blockResidual + PANEL : NULL);
+                            break;
+                        }
                     }
-                    continue;
                 }
-#else
-                (void)avx2;
+                continue;
+            }
 #endif
-                kernel_portable(rows, columns, &block, blockA, b, blockC, panelBias, blockResidual);
+            for (int j0 = 0; j0 < n; j0 += PANEL) {
+                int columns = tl_min(PANEL, n - j0);
+                const float *b = packed + (size_t)j0 * k + (size_t)k0 * PANEL;
+                const float *panelBias = bias ? bias + j0 : NULL;
+                for (int i0 = chunk0; i0 < chunk1; i0 += ROWS) {
+                    int rows = tl_min(ROWS, chunk1 - i0);
+                    const float *blockA = a + (size_t)i0 * lda + k0;
+                    float *blockC = c + (size_t)i0 * ldc + j0;
+                    const float *blockResidual = residual ? residual + (size_t)i0 * ldr + j0 : NULL;
+#if TL_X86
+                    if (level == 1) {
+                        switch (rows) {
+                        case 6: kernel_avx2_6(columns, &block, blockA, b, blockC, panelBias, blockResidual); break;
+                        case 5: kernel_avx2_5(columns, &block, blockA, b, blockC, panelBias, blockResidual); break;
+                        case 4: kernel_avx2_4(columns, &block, blockA, b, blockC, panelBias, blockResidual); break;
+                        case 3: kernel_avx2_3(columns, &block, blockA, b, blockC, panelBias, blockResidual); break;
+                        case 2: kernel_avx2_2(columns, &block, blockA, b, blockC, panelBias, blockResidual); break;
+                        default: kernel_avx2_1(columns, &block, blockA, b, blockC, panelBias, blockResidual); break;
+                        }
+                        continue;
+                    }
+#endif
+                    kernel_portable(rows, columns, &block, blockA, b, blockC, panelBias, blockResidual);
+                }
             }
         }
     }

@@ -7,6 +7,8 @@
 #include <immintrin.h>
 /// Compiles one function for AVX2 + FMA whatever the target flags are.
 #define TL_AVX2 __attribute__((target("avx2,fma")))
+/// The same for AVX-512F (Zen 4/5, Skylake-X and later): 16 floats per register, 32 registers.
+#define TL_AVX512 __attribute__((target("avx512f,avx2,fma")))
 #else
 #define TL_X86 0
 #endif

@@ -52,6 +52,9 @@ public protocol Layer: AnyObject {
     func setWeights(_ weights: [String: Tensor])
     /// The current weights under their Keras names (empty when the layer has none).
     var weights: [String: Tensor] { get }
+    /// Changes weight `name` through `body` (an optimizer step). Layers with large weights do it
+    /// in place; by default the weight is read, changed and set back (one copy).
+    func updateWeight(named name: String, _ body: (inout Tensor) -> Void)
     /// Floats of scratch memory `forward` needs for these inputs (0 by default).
     func scratchCount(inputs: [[Int]], output: [Int]) -> Int
     /// Whether the output is the first input's data unchanged (reshape, dropout): no copy is made.
@@ -72,6 +75,13 @@ extension Layer {
     public func expectedWeights(inputShapes: [[Int]]) -> [WeightSpec] { [] }
     public func setWeights(_ weights: [String: Tensor]) {}
     public var weights: [String: Tensor] { [:] }
+    public func updateWeight(named name: String, _ body: (inout Tensor) -> Void) {
+        var weights = self.weights
+        guard var tensor = weights.removeValue(forKey: name) else { return }
+        body(&tensor)
+        weights[name] = tensor
+        setWeights(weights)
+    }
     public func scratchCount(inputs: [[Int]], output: [Int]) -> Int { 0 }
     public var isIdentity: Bool { false }
     public var parameterVersion: Int { 0 }

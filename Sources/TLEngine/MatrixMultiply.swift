@@ -27,6 +27,29 @@ public enum MatrixMultiply {
         }
     }
 
+    /// A right-hand side packed once (`tl_gemm_pack`'s 16-column panels) for many products.
+    public final class PackedOperand {
+        let buffer: FloatBuffer
+        /// The matrix's shape, `rows × columns` (`k × n` of the products it enters).
+        public let rows: Int, columns: Int
+
+        /// Packs the row-major `rows × columns` matrix at `matrix`, rows `leadingDimension` apart.
+        public init(_ matrix: UnsafePointer<Float>, rows: Int, columns: Int, leadingDimension: Int) {
+            (self.rows, self.columns) = (rows, columns)
+            buffer = packedForGEMM(matrix, rows: rows, columns: columns, leadingDimension: leadingDimension)
+        }
+    }
+
+    /// `c = a · b` (or `c += a · b` when `accumulating`) on the calling thread alone, for callers
+    /// that split their own work between cores: `a` is `m × b.rows` with rows `lda` apart, `c` is
+    /// `m × b.columns` with rows `ldc` apart.
+    public static func multiply(_ a: UnsafePointer<Float>, lda: Int, m: Int, by b: PackedOperand,
+                                into c: UnsafeMutablePointer<Float>, ldc: Int, accumulating: Bool) {
+        guard m > 0, b.columns > 0 else { return }
+        tl_gemm_packed(Int32(m), Int32(b.columns), Int32(b.rows), a, Int32(lda), b.buffer.pointer, nil,
+                       accumulating ? UnsafePointer(c) : nil, Int32(ldc), -.infinity, .infinity, c, Int32(ldc))
+    }
+
     /// The transpose of a row-major `rows × columns` matrix.
     public static func transposed(_ a: UnsafePointer<Float>, rows: Int, columns: Int) -> [Float] {
         var result = [Float](repeating: 0, count: rows * columns)

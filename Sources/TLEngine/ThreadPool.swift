@@ -2,11 +2,11 @@ import CKernels
 import Foundation
 
 /// Threads the engine's parallel loops run on, the caller included (one per core, or `TLHUB_THREADS`).
-var engineThreads: Int { Int(tl_parallel_threads()) }
+package var engineThreads: Int { Int(tl_parallel_threads()) }
 
 /// Runs `body(i)` for `i in 0..<count` on all cores when the work is large enough.
 @inline(__always)
-func parallelFor(_ count: Int, work: Int, _ body: (Int) -> Void) {
+package func parallelFor(_ count: Int, work: Int, _ body: (Int) -> Void) {
     if count > 1 && work >= 32_768 {
         concurrentPerform(iterations: count, body)
     } else {
@@ -16,7 +16,7 @@ func parallelFor(_ count: Int, work: Int, _ body: (Int) -> Void) {
 
 /// Splits `0..<count` into one contiguous chunk per core and runs them concurrently.
 @inline(__always)
-func parallelChunks(_ count: Int, work: Int, _ body: (Range<Int>) -> Void) {
+package func parallelChunks(_ count: Int, work: Int, _ body: (Range<Int>) -> Void) {
     let chunks = (work >= 65_536 && count > 1) ? min(engineThreads, count) : 1
     if chunks == 1 { body(0..<count); return }
     concurrentPerform(iterations: chunks) { c in
@@ -27,7 +27,7 @@ func parallelChunks(_ count: Int, work: Int, _ body: (Range<Int>) -> Void) {
 
 /// Runs `body(i)` for `i in 0..<iterations` on the engine's thread pool.
 @inline(__always)
-func concurrentPerform(iterations: Int, _ body: (Int) -> Void) {
+package func concurrentPerform(iterations: Int, _ body: (Int) -> Void) {
     concurrentPerform(iterations: iterations) { index, _ in body(index) }
 }
 
@@ -37,7 +37,7 @@ func concurrentPerform(iterations: Int, _ body: (Int) -> Void) {
 ///
 /// The iterations write disjoint memory and the call returns only after all of them finish,
 /// so the non-escaping closure (capturing raw pointers) cannot race or outlive the call.
-func concurrentPerform(iterations: Int, _ body: (_ index: Int, _ thread: Int) -> Void) {
+package func concurrentPerform(iterations: Int, _ body: (_ index: Int, _ thread: Int) -> Void) {
     withoutActuallyEscaping(body) { escapable in
         var closure = escapable
         withUnsafeMutablePointer(to: &closure) { pointer in

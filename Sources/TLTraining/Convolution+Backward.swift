@@ -54,9 +54,9 @@ struct ConvolutionWindows {
         }
     }
 
-    /// Pixels per block in the backward pass, whose patches are laid out transposed
-    /// (`patchLength × pixels`): few enough that a block stays in L2 while it is written.
-    var backwardBlockPixels: Int { max(1, min(pixels, max(32, 196_608 / max(1, patchLength)))) }
+    /// Pixels per block in the backward pass: a block's patches (either layout) near 4 MB, so the
+    /// weight-gradient product sums over a few hundred pixels per call or more.
+    var backwardBlockPixels: Int { max(1, min(pixels, max(64, 1_048_576 / max(1, patchLength)))) }
 
     /// `gather`, transposed: patch element `k` of the block's pixel `j` at `patches[k · range.count + j]`.
     func gatherTransposed(_ input: UnsafePointer<Float>, pixels range: Range<Int>, group: Int, into patches: UnsafeMutablePointer<Float>) {
@@ -79,20 +79,22 @@ struct ConvolutionWindows {
         }
     }
 
-    /// Adds transposed patch gradients back onto the input gradient (the transpose of `gatherTransposed`).
-    func scatterTransposed(_ patches: UnsafePointer<Float>, pixels range: Range<Int>, group: Int, into input: UnsafeMutablePointer<Float>) {
-        let gc = groupChannels, columns = range.count
+    /// Adds patch gradients (`range.count × patchLength`, `gather`'s layout) back onto the input
+    /// gradient: the transpose of `gather`.
+    func scatter(_ patches: UnsafePointer<Float>, pixels range: Range<Int>, group: Int, into input: UnsafeMutablePointer<Float>) {
+        let gc = groupChannels, length = patchLength
         for (row, pixel) in range.enumerated() {
             let (image, top, left) = window(of: pixel)
+            let source = patches + row * length
             for ky in 0..<kernelHeight {
                 let y = top + ky * dilationY
                 guard y >= 0 && y < height else { continue }
                 for kx in 0..<kernelWidth {
                     let x = left + kx * dilationX
                     guard x >= 0 && x < width else { continue }
-                    let first = (ky * kernelWidth + kx) * gc
+                    let cell = source + (ky * kernelWidth + kx) * gc
                     let destination = input + ((image * height + y) * width + x) * channels + group * gc
-                    for c in 0..<gc { destination[c] += patches[(first + c) * columns + row] }
+                    for c in 0..<gc { destination[c] += cell[c] }
                 }
             }
         }
@@ -198,57 +200,74 @@ extension Conv2D: DifferentiableLayer {
         return (Tensor(shape: shape, scalars: activated), [Tensor(shape: shape, scalars: z)])
     }
 
-    /// dKernel = patchesᵀ · dz, dBias = Σ dz, dInput = col2im((kernel · dzᵀ)ᵀ), per channel group
-    /// and pixel block. Patches are gathered transposed, so neither product transposes a large
-    /// matrix; blocks are summed in order, so results do not depend on the thread count.
+    /// dKernel = patchesᵀ · dz, dBias = Σ dz, dInput = col2im(dz · kernelᵀ), per channel group
+    /// and pixel block.
+    ///
+    /// The batch is cut into a fixed number of parts (at most 4, by image) that run on the cores
+    /// side by side, each with single-threaded products, its own kernel-gradient sum and its own
+    /// images' input gradient; the parts' sums are added in order at the end, so the bits do not
+    /// depend on the thread count. kernelᵀ is packed once per call.
     public func backward(_ outputGradient: Tensor, isPreActivation: Bool, needsInputGradients: Bool, inputs: [Tensor], output: Tensor, saved: [Tensor],
                          accumulate: (String, [Float]) -> Void) throws -> [Tensor] {
         let input = inputs[0]
         let windows = self.windows(input: input.shape, output: output.shape)
         let dz = try preActivationGradient(outputGradient, activation: activation, isPreActivation: isPreActivation, saved: saved, output: output)
-        let groupFilters = filters / groups, length = windows.patchLength
+        let groupFilters = filters / groups, length = windows.patchLength, filters = self.filters, groups = self.groups
         let block = windows.backwardBlockPixels
-        var kernelGradient = groups == 1 ? [] : [Float](repeating: 0, count: length * filters)
-        var inputGradient = [Float](repeating: 0, count: needsInputGradients ? input.count : 0)
-        input.scalars.withUnsafeBufferPointer { source in
-            var patches = [Float](repeating: 0, count: block * length)
-            for group in 0..<groups {
-                let dzGroup = columnSlice(dz, columns: filters, first: group * groupFilters, count: groupFilters)
-                let kernelGroup = columnSlice(kernel.scalars, columns: filters, first: group * groupFilters, count: groupFilters)
-                var groupGradient = [Float](repeating: 0, count: length * groupFilters)
-                for start in stride(from: 0, to: windows.pixels, by: block) {
-                    let range = start..<min(windows.pixels, start + block)
-                    patches.withUnsafeMutableBufferPointer {
-                        windows.gatherTransposed(source.baseAddress!, pixels: range, group: group, into: $0.baseAddress!)
-                    }
-                    dzGroup.withUnsafeBufferPointer { g in
-                        let dzBlock = g.baseAddress! + range.lowerBound * groupFilters
-                        patches.withUnsafeBufferPointer { p in
-                            groupGradient.withUnsafeMutableBufferPointer { out in
-                                MatrixMultiply.multiply(p.baseAddress!, dzBlock, m: length, k: range.count, n: groupFilters,
-                                                        into: out.baseAddress!, accumulating: start > 0)
-                            }
-                        }
-                        guard needsInputGradients else { return }
-                        let dzTransposed = MatrixMultiply.transposed(dzBlock, rows: range.count, columns: groupFilters)
-                        let patchGradient = kernelGroup.withUnsafeBufferPointer {
-                            matrixProduct($0.baseAddress!, dzTransposed, m: length, k: groupFilters, n: range.count)
-                        }
-                        patchGradient.withUnsafeBufferPointer { p in
-                            inputGradient.withUnsafeMutableBufferPointer {
-                                windows.scatterTransposed(p.baseAddress!, pixels: range, group: group, into: $0.baseAddress!)
-                            }
-                        }
-                    }
+        let imagePixels = windows.outputHeight * windows.outputWidth
+        let parts = max(1, min(windows.batch, 4))
+        // kernelᵀ per group (`groupFilters × length`), the right-hand side of dz · kernelᵀ.
+        let transposedKernels: [MatrixMultiply.PackedOperand] = needsInputGradients ? kernel.scalars.withUnsafeBufferPointer { k in
+            (0..<groups).map { group in
+                let slice = columnSlice(Array(k), columns: filters, first: group * groupFilters, count: groupFilters)
+                let transposed = slice.withUnsafeBufferPointer { MatrixMultiply.transposed($0.baseAddress!, rows: length, columns: groupFilters) }
+                return transposed.withUnsafeBufferPointer {
+                    MatrixMultiply.PackedOperand($0.baseAddress!, rows: groupFilters, columns: length, leadingDimension: length)
                 }
-                if groups == 1 {
-                    kernelGradient = groupGradient
-                } else {
-                    for row in 0..<length {
-                        for f in 0..<groupFilters { kernelGradient[row * filters + group * groupFilters + f] = groupGradient[row * groupFilters + f] }
+            }
+        } : []
+        var partSums = [Float](unsafeUninitializedCapacity: parts * length * filters) { _, count in count = parts * length * filters }
+        var inputGradient = [Float](repeating: 0, count: needsInputGradients ? input.count : 0)
+        let threads = engineThreads
+        var scratch = [Float](unsafeUninitializedCapacity: threads * 2 * block * length) { _, count in count = threads * 2 * block * length }
+        input.scalars.withUnsafeBufferPointer { source in
+            dz.withUnsafeBufferPointer { dz in
+                partSums.withUnsafeMutableBufferPointer { sums in
+                    inputGradient.withUnsafeMutableBufferPointer { inputGradient in
+                        scratch.withUnsafeMutableBufferPointer { scratch in
+                            concurrentPerform(iterations: parts) { part, thread in
+                                let patches = scratch.baseAddress! + thread * 2 * block * length
+                                let patchGradient = patches + block * length
+                                let sum = sums.baseAddress! + part * length * filters
+                                let first = windows.batch * part / parts * imagePixels
+                                let last = windows.batch * (part + 1) / parts * imagePixels
+                                // No output pixels (a window wider than the image): nothing to sum.
+                                if first == last { sum.update(repeating: 0, count: length * filters) }
+                                for group in 0..<groups {
+                                    for start in stride(from: first, to: last, by: block) {
+                                        let range = start..<min(last, start + block)
+                                        let dzBlock = dz.baseAddress! + start * filters + group * groupFilters
+                                        windows.gatherTransposed(source.baseAddress!, pixels: range, group: group, into: patches)
+                                        let dzPacked = MatrixMultiply.PackedOperand(dzBlock, rows: range.count, columns: groupFilters,
+                                                                                    leadingDimension: filters)
+                                        MatrixMultiply.multiply(patches, lda: range.count, m: length, by: dzPacked,
+                                                                into: sum + group * groupFilters, ldc: filters, accumulating: start > first)
+                                        guard needsInputGradients else { continue }
+                                        MatrixMultiply.multiply(dzBlock, lda: filters, m: range.count, by: transposedKernels[group],
+                                                                into: patchGradient, ldc: length, accumulating: false)
+                                        windows.scatter(patchGradient, pixels: range, group: group, into: inputGradient.baseAddress!)
+                                    }
+                                }
+                            }
+                        }
                     }
                 }
             }
+        }
+        var kernelGradient = Array(partSums[0..<(length * filters)])
+        for part in 1..<parts {
+            let offset = part * length * filters
+            for index in 0..<kernelGradient.count { kernelGradient[index] += partSums[offset + index] }
         }
         accumulate("kernel", kernelGradient)
         if useBias { accumulate("bias", channelSums(dz, channels: filters)) }

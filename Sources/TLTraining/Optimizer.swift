@@ -1,4 +1,5 @@
 import Foundation
+import TLEngine
 import TLTensor
 
 /// Keras' optimizers, with Keras 3's exact update rules (float32 throughout).
@@ -21,24 +22,26 @@ public final class SGD: Optimizer {
     }
 
     public func step(_ parameters: [Parameter], learningRate: Float) {
+        let (momentum, nesterov) = (self.momentum, self.nesterov)
         for parameter in parameters where parameter.isTrainable {
-            var value = parameter.value
-            let gradient = parameter.gradient
-            if momentum != 0 {
-                let slot = velocities[ObjectIdentifier(parameter)] ?? Slot(count: gradient.count)
-                velocities[ObjectIdentifier(parameter)] = slot
+            let slot = momentum == 0 ? nil : velocities[ObjectIdentifier(parameter)] ?? Slot(count: parameter.gradient.count)
+            if let slot { velocities[ObjectIdentifier(parameter)] = slot }
+            parameter.update { w, g, count in
+                guard let slot else {
+                    parallelChunks(count, work: count) { range in for i in range { w[i] -= g[i] * learningRate } }
+                    return
+                }
                 slot.first.withUnsafeMutableBufferPointer { m in
-                    value.scalars.withUnsafeMutableBufferPointer { w in
-                        for i in m.indices {
-                            m[i] = m[i] * momentum - gradient[i] * learningRate
-                            w[i] += nesterov ? m[i] * momentum - gradient[i] * learningRate : m[i]
+                    let m = m.baseAddress!
+                    // Element by element, so the cores' shares give the same bits as one core.
+                    parallelChunks(count, work: count) { range in
+                        for i in range {
+                            m[i] = m[i] * momentum - g[i] * learningRate
+                            w[i] += nesterov ? m[i] * momentum - g[i] * learningRate : m[i]
                         }
                     }
                 }
-            } else {
-                for i in gradient.indices { value.scalars[i] -= gradient[i] * learningRate }
             }
-            parameter.value = value
         }
     }
 }
@@ -61,17 +64,17 @@ public final class Adam: Optimizer {
         iterations += 1
         let t = Float(iterations)
         let alpha = learningRate * (1 - pow(beta2, t)).squareRoot() / (1 - pow(beta1, t))
+        let (beta1, beta2, epsilon) = (beta1, beta2, epsilon)
         for parameter in parameters where parameter.isTrainable {
-            var value = parameter.value
-            let gradient = parameter.gradient
-            let slot = moments[ObjectIdentifier(parameter)] ?? Slot(count: gradient.count, second: true)
+            let slot = moments[ObjectIdentifier(parameter)] ?? Slot(count: parameter.gradient.count, second: true)
             moments[ObjectIdentifier(parameter)] = slot
-            let (beta1, beta2, epsilon) = (beta1, beta2, epsilon)
-            slot.first.withUnsafeMutableBufferPointer { m in
-                slot.second.withUnsafeMutableBufferPointer { v in
-                    value.scalars.withUnsafeMutableBufferPointer { w in
-                        gradient.withUnsafeBufferPointer { g in
-                            for i in g.indices {
+            parameter.update { w, g, count in
+                slot.first.withUnsafeMutableBufferPointer { m in
+                    slot.second.withUnsafeMutableBufferPointer { v in
+                        let (m, v) = (m.baseAddress!, v.baseAddress!)
+                        // Element by element, so the cores' shares give the same bits as one core.
+                        parallelChunks(count, work: count) { range in
+                            for i in range {
                                 m[i] += (g[i] - m[i]) * (1 - beta1)
                                 v[i] += (g[i] * g[i] - v[i]) * (1 - beta2)
                                 w[i] -= m[i] * alpha / (v[i].squareRoot() + epsilon)
@@ -80,7 +83,6 @@ public final class Adam: Optimizer {
                     }
                 }
             }
-            parameter.value = value
         }
     }
 }

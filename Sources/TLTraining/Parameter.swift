@@ -38,6 +38,19 @@ public final class Parameter {
         }
     }
 
+    /// Changes the value in place through `body(value, gradient)` (an optimizer step): a large
+    /// kernel is neither copied out of its layer nor back; the layer rebuilds its derived state
+    /// (packed panels) as after any weight change.
+    func update(_ body: (UnsafeMutablePointer<Float>, UnsafePointer<Float>, Int) -> Void) {
+        let gradient = self.gradient
+        layer.updateWeight(named: name) { tensor in
+            let count = min(tensor.count, gradient.count)
+            tensor.scalars.withUnsafeMutableBufferPointer { value in
+                gradient.withUnsafeBufferPointer { gradient in body(value.baseAddress!, gradient.baseAddress!, count) }
+            }
+        }
+    }
+
     /// Clears the accumulated gradient.
     public func zeroGradient() { hasGradient = false }
 

@@ -16,6 +16,9 @@ public struct TrainingOptions: Sendable {
     public var classWeights: [Float]?
     /// Stop when the monitored value has not improved for `patience` epochs, restoring the best weights.
     public var earlyStopping: EarlyStopping?
+    /// When set, per-layer forward/backward times, the loss, the optimizer and waiting for input
+    /// batches are summed into it.
+    public var profile: TrainingProfile?
 
     public init() {}
 
@@ -87,11 +90,16 @@ public final class Trainer {
     /// One optimizer step on a batch of a multi-input model (one tensor per model input).
     public func step(_ x: [Tensor], _ y: Tensor, learningRate: Float, sampleWeights: [Float]?,
                      random: inout SeededRandom) throws -> (loss: Float, correct: Int) {
+        let profile = model.profile
         let pass = try model.forward(x, mode: .training, random: &random)
         let result = loss.evaluate(output: pass.output, logits: model.logits(pass), labels: y, sampleWeights: sampleWeights)
         model.zeroGradients()
         try model.backward(pass, outputGradient: result.gradient, isPreActivation: result.isPreActivation)
-        optimizer.step(model.trainableParameters, learningRate: learningRate)
+        if let profile {
+            profile.measure("(optimizer)") { optimizer.step(model.trainableParameters, learningRate: learningRate) }
+        } else {
+            optimizer.step(model.trainableParameters, learningRate: learningRate)
+        }
         return (result.loss, loss.correctCount(output: pass.output, labels: y))
     }
 
@@ -147,6 +155,8 @@ public final class Trainer {
         var history: [EpochRecord] = []
         var best: (value: Float, weights: [Tensor])?
         var sinceBest = 0
+        model.profile = options.profile
+        defer { model.profile = nil }
         let labels = (0..<count).map { row -> Int in
             let width = y.count / max(count, 1)
             return (0..<width).max { y.scalars[row * width + $0] < y.scalars[row * width + $1] } ?? 0
@@ -161,8 +171,9 @@ public final class Trainer {
             for (index, rows) in batches.enumerated() {
                 let start = index * options.batchSize
                 let weights = options.classWeights.map { classWeights in rows.map { classWeights[labels[$0]] } }
-                let result = try step(try prefetch.batch(index), Self.rows(y, rows), learningRate: rate, sampleWeights: weights,
-                                      random: &random)
+                let batch = try options.profile.map { try $0.measure("(waiting for input)") { try prefetch.batch(index) } }
+                    ?? prefetch.batch(index)
+                let result = try step(batch, Self.rows(y, rows), learningRate: rate, sampleWeights: weights, random: &random)
                 lossSum += result.loss * Float(rows.count)
                 correct += result.correct
                 onBatch?(min(count, start + options.batchSize), count)
@@ -170,7 +181,9 @@ public final class Trainer {
             var record = EpochRecord(epoch: epoch + 1, loss: lossSum / Float(count), accuracy: Float(correct) / Float(count),
                                      learningRate: rate, seconds: 0)
             if let validation {
+                let started = DispatchTime.now().uptimeNanoseconds
                 let (valueLoss, valueAccuracy) = try evaluate(source: validation.source, validation.y, batchSize: options.batchSize)
+                options.profile?.add("(validation)", seconds: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9)
                 record.validationLoss = valueLoss
                 record.validationAccuracy = valueAccuracy
             }

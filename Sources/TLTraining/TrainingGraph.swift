@@ -42,6 +42,9 @@ public final class TrainingGraph {
         setTrainable(false, layers: graph.frozenLayerNames)
     }
 
+    /// When set, every layer's forward and backward wall time is added to it.
+    public var profile: TrainingProfile?
+
     /// Names of the layers whose weights are frozen (Keras `layer.trainable = False`).
     public private(set) var frozenLayers: Set<String> = []
 
@@ -124,7 +127,10 @@ public final class TrainingGraph {
             guard let layer = node.layer as? DifferentiableLayer else {
                 throw TrainingError(node.layer.name, "no training forward pass")
             }
-            let result = try layer.trainingForward(node.inputs.map { outputs[$0] }, mode: self.mode(of: layer, in: mode), random: &random)
+            let layerInputs = node.inputs.map { outputs[$0] }, layerMode = self.mode(of: layer, in: mode)
+            let result = try profile.map { profile in
+                try profile.measure(layer.name) { try layer.trainingForward(layerInputs, mode: layerMode, random: &random) }
+            } ?? layer.trainingForward(layerInputs, mode: layerMode, random: &random)
             outputs.append(result.output)
             saved.append(result.saved)
         }
@@ -156,10 +162,12 @@ public final class TrainingGraph {
             let parameters = (parameterIndex[ObjectIdentifier(node.layer)] ?? [:]).filter { $0.value.isTrainable }
             let needsInputGradients = tracksInputGradient || node.inputs.contains { upstreamLearns[$0] }
             if !needsInputGradients && parameters.isEmpty { continue }
+            let started = profile == nil ? 0 : DispatchTime.now().uptimeNanoseconds
             let inputGradients = try layer.backward(
                 gradient, isPreActivation: isPreActivation && index == pass.outputNode, needsInputGradients: needsInputGradients,
                 inputs: node.inputs.map { pass.outputs[$0] }, output: pass.outputs[index], saved: pass.saved[index],
                 accumulate: { name, values in parameters[name]?.accumulate(values) })
+            profile?.add(layer.name, seconds: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9, backward: true)
             for (input, inputGradient) in zip(node.inputs, inputGradients) where inputGradient.shape != [0] {
                 if let existing = gradients[input] {
                     gradients[input] = Tensor(shape: existing.shape, scalars: zip(existing.scalars, inputGradient.scalars).map { $0 + $1 })

@@ -60,10 +60,20 @@ struct KernelTests {
         GEMMCase(m: 64, k: 385, n: 16, bias: false, residual: true, low: 0, high: .infinity),
         GEMMCase(m: 47, k: 16, n: 96, bias: true, residual: true, low: -0.5, high: 0.5),
         GEMMCase(m: 3, k: 0, n: 9, bias: true, residual: true, low: -.infinity, high: .infinity),
+        // The AVX-512 tile: 8 rows (every last-strip count 1…8), two panels (≤ 16, 17…31, 32
+        // columns and a pair plus a partial panel), and more rows than one L2 chunk (192).
+        GEMMCase(m: 15, k: 33, n: 32, bias: true, residual: true, low: -.infinity, high: .infinity),
+        GEMMCase(m: 23, k: 400, n: 40, bias: true, residual: false, low: 0, high: 6),
+        GEMMCase(m: 407, k: 70, n: 29, bias: false, residual: true, low: -1, high: .infinity),
+        GEMMCase(m: 9, k: 5, n: 70, bias: true, residual: true, low: -.infinity, high: .infinity),
     ]
 
-    @Test("the packed GEMM with its epilogue equals OpenBLAS sgemm plus bias, residual and clamp", arguments: gemmCases)
-    func gemm(_ config: GEMMCase) {
+    /// Every kernel level this CPU runs: portable, AVX2, AVX-512.
+    static let kernelLevels = Array(0...Int(tl_cpu_kernel_level()))
+
+    @Test("the packed GEMM with its epilogue equals OpenBLAS sgemm plus bias, residual and clamp, at every kernel level",
+          arguments: gemmCases, kernelLevels)
+    func gemm(_ config: GEMMCase, level: Int) {
         var noise = Noise(state: UInt64(config.m * 31 + config.k * 7 + config.n))
         let (m, k, n) = (config.m, config.k, config.n)
         // Padded leading dimensions, as when a GEMM reads a slice of a wider tensor.
@@ -77,7 +87,7 @@ struct KernelTests {
         var actual = [Float](repeating: .nan, count: m * ldc)
         bias.withUnsafeBufferPointer { biasBuffer in
             residual.withUnsafeBufferPointer { residualBuffer in
-                tl_gemm_packed(Int32(m), Int32(n), Int32(k), a, Int32(lda), packed,
+                tl_gemm_packed_level(Int32(level), Int32(m), Int32(n), Int32(k), a, Int32(lda), packed,
                                config.bias ? biasBuffer.baseAddress : nil, config.residual ? residualBuffer.baseAddress : nil,
                                Int32(ldr), config.low, config.high, &actual, Int32(ldc))
             }

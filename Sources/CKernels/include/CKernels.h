@@ -19,6 +19,13 @@ extern "C" {
 /// Whether the AVX2+FMA kernels run on this CPU (cached after the first call).
 int tl_cpu_has_avx2_fma(void);
 
+/// Whether the AVX-512F kernels run (the GEMM's 8 × 32 micro-kernel); `TLHUB_KERNELS=avx2` or
+/// `portable` turns them off.
+int tl_cpu_has_avx512(void);
+
+/// The kernels this process uses: 0 portable, 1 AVX2 + FMA, 2 AVX-512F.
+int tl_cpu_kernel_level(void);
+
 /// Floats needed to pack a `k × n` right-hand side: panels of 16 columns, zero-padded.
 size_t tl_gemm_packed_count(int k, int n);
 
@@ -32,6 +39,12 @@ void tl_gemm_pack(const float *b, int ldb, int k, int n, float *packed);
 void tl_gemm_packed(int m, int n, int k, const float *a, int lda, const float *packed,
                     const float *bias, const float *residual, int ldr, float low, float high,
                     float *c, int ldc);
+
+/// `tl_gemm_packed` on the kernels of `level` (capped at `tl_cpu_kernel_level()`), so tests
+/// and benchmarks can compare the levels in one process.
+void tl_gemm_packed_level(int level, int m, int n, int k, const float *a, int lda, const float *packed,
+                          const float *bias, const float *residual, int ldr, float low, float high,
+                          float *c, int ldc);
 
 /// One output row of a depthwise convolution with depth multiplier 1, NHWC.
 ///

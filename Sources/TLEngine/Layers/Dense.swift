@@ -60,6 +60,16 @@ public final class Dense: Layer {
         return specs
     }
 
+    /// In place: the kernel's observer (which drops the packed panels) does not read the old value,
+    /// so the kernel is modified where it lies, without a copy.
+    public func updateWeight(named name: String, _ body: (inout Tensor) -> Void) {
+        switch name {
+        case "kernel": body(&kernel)
+        case "bias" where bias != nil: body(&bias!)
+        default: break
+        }
+    }
+
     public func setWeights(_ weights: [String: Tensor]) {
         if let kernel = weights["kernel"] { self.kernel = kernel }
         bias = useBias ? weights["bias"] : nil

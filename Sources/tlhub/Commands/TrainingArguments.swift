@@ -70,6 +70,9 @@ struct TrainingArguments: ParsableArguments {
             transform: URL.init(fileURLWithPath:))
     var tensorboard: URL?
 
+    @Flag(help: "After training, print seconds per layer (forward, backward), optimizer and input wait, slowest first.")
+    var profile = false
+
     func validate() throws {
         guard ["adam", "sgd"].contains(optimizer) else { throw ValidationError("--optimizer must be adam or sgd") }
         guard batch > 0, epochs > 0, lr > 0 else { throw ValidationError("--batch, --epochs and --lr must be positive") }
@@ -119,6 +122,7 @@ struct TrainingArguments: ParsableArguments {
         options.shuffle = !noShuffle
         options.seed = seed
         options.earlyStopping = try parsedEarlyStopping()
+        if profile { options.profile = TrainingProfile() }
         if options.earlyStopping != nil && val == nil && valSplit == 0 {
             throw InputError("--early-stopping needs validation images (--val or --val-split)")
         }
