@@ -80,7 +80,7 @@ extension Activation {
 
 extension ActivationLayer: DifferentiableLayer {
     public func backward(_ outputGradient: Tensor, isPreActivation: Bool, needsInputGradients: Bool, inputs: [Tensor], output: Tensor, saved: [Tensor],
-                         accumulate: (String, [Float]) -> Void) throws -> [Tensor] {
+                         accumulate: GradientSink) throws -> [Tensor] {
         if isPreActivation { return [outputGradient] }
         let values = try activation.backward(outputGradient.scalars, input: inputs[0].scalars, output: output.scalars,
                                              lastAxis: output.shape.last ?? 1)

@@ -208,7 +208,7 @@ extension Conv2D: DifferentiableLayer {
     /// images' input gradient; the parts' sums are added in order at the end, so the bits do not
     /// depend on the thread count. kernelᵀ is packed once per call.
     public func backward(_ outputGradient: Tensor, isPreActivation: Bool, needsInputGradients: Bool, inputs: [Tensor], output: Tensor, saved: [Tensor],
-                         accumulate: (String, [Float]) -> Void) throws -> [Tensor] {
+                         accumulate: GradientSink) throws -> [Tensor] {
         let input = inputs[0]
         let windows = self.windows(input: input.shape, output: output.shape)
         let dz = try preActivationGradient(outputGradient, activation: activation, isPreActivation: isPreActivation, saved: saved, output: output)
@@ -264,12 +264,18 @@ extension Conv2D: DifferentiableLayer {
                 }
             }
         }
-        var kernelGradient = Array(partSums[0..<(length * filters)])
-        for part in 1..<parts {
-            let offset = part * length * filters
-            for index in 0..<kernelGradient.count { kernelGradient[index] += partSums[offset + index] }
+        accumulate.write("kernel", count: length * filters) { gradient, accumulating in
+            partSums.withUnsafeBufferPointer { sums in
+                let count = length * filters
+                parallelChunks(count, work: count * parts) { range in
+                    for index in range {
+                        var total = sums[index]
+                        for part in 1..<parts { total += sums[part * count + index] }
+                        gradient[index] = accumulating ? gradient[index] + total : total
+                    }
+                }
+            }
         }
-        accumulate("kernel", kernelGradient)
         if useBias { accumulate("bias", channelSums(dz, channels: filters)) }
         return needsInputGradients ? [Tensor(shape: input.shape, scalars: inputGradient)] : [Tensor(shape: [0])]
     }
@@ -341,7 +347,7 @@ extension DepthwiseConv2D: DifferentiableLayer {
     }
 
     public func backward(_ outputGradient: Tensor, isPreActivation: Bool, needsInputGradients: Bool, inputs: [Tensor], output: Tensor, saved: [Tensor],
-                         accumulate: (String, [Float]) -> Void) throws -> [Tensor] {
+                         accumulate: GradientSink) throws -> [Tensor] {
         let input = inputs[0]
         let windows = self.windows(input: input.shape, output: output.shape)
         let dz = try preActivationGradient(outputGradient, activation: activation, isPreActivation: isPreActivation, saved: saved, output: output)
@@ -391,14 +397,14 @@ extension SeparableConv2D: DifferentiableLayer {
     }
 
     public func backward(_ outputGradient: Tensor, isPreActivation: Bool, needsInputGradients: Bool, inputs: [Tensor], output: Tensor, saved: [Tensor],
-                         accumulate: (String, [Float]) -> Void) throws -> [Tensor] {
+                         accumulate: GradientSink) throws -> [Tensor] {
         let middle = saved[0]
         let middleGradient = try pointwise.backward(outputGradient, isPreActivation: isPreActivation, needsInputGradients: true,
                                                     inputs: [middle], output: output, saved: Array(saved.dropFirst()),
-                                                    accumulate: { name, values in accumulate(name == "kernel" ? "pointwise_kernel" : name, values) })
+                                                    accumulate: accumulate.renamed { $0 == "kernel" ? "pointwise_kernel" : $0 })
         return try depthwise.backward(middleGradient[0], isPreActivation: false, needsInputGradients: needsInputGradients,
                                       inputs: inputs, output: middle, saved: [],
-                                      accumulate: { name, values in if name == "depthwise_kernel" { accumulate(name, values) } })
+                                      accumulate: accumulate.renamed { $0 == "depthwise_kernel" ? $0 : nil })
     }
 
     public var finalActivation: Activation? { pointwise.finalActivation }

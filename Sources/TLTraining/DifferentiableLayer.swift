@@ -21,7 +21,8 @@ public protocol DifferentiableLayer: Layer {
     func trainingForward(_ inputs: [Tensor], mode: Mode, random: inout SeededRandom) throws -> (output: Tensor, saved: [Tensor])
 
     /// The backward pass: gradients of the loss with respect to each input, given the gradient
-    /// with respect to the output; parameter gradients go to `accumulate(weightName, values)`.
+    /// with respect to the output; parameter gradients go to `accumulate(weightName, values)`
+    /// (or are written in place through `accumulate.write`).
     /// - Parameters:
     ///   - outputGradient: dLoss/dOutput, or, when `isPreActivation` is true,
     ///     dLoss/d(pre-activation) — a loss fused with the layer's activation (softmax + cross-
@@ -29,7 +30,7 @@ public protocol DifferentiableLayer: Layer {
     ///   - needsInputGradients: false when nothing upstream learns (the layer reads the model
     ///     input): a layer may then skip computing them and return empty tensors.
     func backward(_ outputGradient: Tensor, isPreActivation: Bool, needsInputGradients: Bool, inputs: [Tensor], output: Tensor, saved: [Tensor],
-                  accumulate: (String, [Float]) -> Void) throws -> [Tensor]
+                  accumulate: GradientSink) throws -> [Tensor]
 
     /// The activation applied last, when a loss may fuse with it (`Dense(…, softmax)`).
     var finalActivation: Activation? { get }
@@ -101,4 +102,52 @@ public struct TrainingError: FileProblem, LocalizedError, Equatable {
     public init(_ subject: String, _ problem: String) { path = subject; self.problem = problem }
     public var description: String { path.isEmpty ? problem : "\(path): \(problem)" }
     public var errorDescription: String? { description }
+}
+
+/// Where a backward pass puts its weight gradients. `sink("kernel", values)` adds an array;
+/// `sink.write("kernel", count:)` hands a layer with a large weight the gradient's storage, to
+/// write (first reader) or add to in place, so no fresh array (fresh pages) is made every step.
+public struct GradientSink {
+    private let add: (String, [Float]) -> Void
+    private let storage: (String) -> Parameter?
+
+    /// Gradients handed to `add`; `write` builds an array and hands that over.
+    public init(_ add: @escaping (String, [Float]) -> Void) {
+        self.add = add
+        storage = { _ in nil }
+    }
+
+    /// Gradients summed into the named parameters (names without one are dropped).
+    init(parameters: [String: Parameter]) {
+        add = { name, values in parameters[name]?.accumulate(values) }
+        storage = { parameters[$0] }
+    }
+
+    private init(add: @escaping (String, [Float]) -> Void, storage: @escaping (String) -> Parameter?) {
+        self.add = add
+        self.storage = storage
+    }
+
+    /// Adds `values` to weight `name`'s gradient.
+    public func callAsFunction(_ name: String, _ values: [Float]) { add(name, values) }
+
+    /// Lets `body(gradient, accumulating)` write weight `name`'s `count` gradient values in place:
+    /// set them when `accumulating` is false, add to them when it is true.
+    public func write(_ name: String, count: Int, _ body: (UnsafeMutablePointer<Float>, _ accumulating: Bool) -> Void) {
+        if let parameter = storage(name), parameter.gradientCount == count {
+            parameter.accumulate(inPlace: body)
+            return
+        }
+        var values = [Float](repeating: 0, count: count)
+        values.withUnsafeMutableBufferPointer { body($0.baseAddress!, false) }
+        add(name, values)
+    }
+
+    /// The same sink under other names: `rename(layerName)` is the weight's name here, or nil to drop it
+    /// (a wrapped layer's `kernel` is its wrapper's `pointwise_kernel`).
+    public func renamed(_ rename: @escaping (String) -> String?) -> GradientSink {
+        let (add, storage) = (self.add, self.storage)
+        return GradientSink(add: { name, values in if let name = rename(name) { add(name, values) } },
+                            storage: { name in rename(name).flatMap(storage) })
+    }
 }

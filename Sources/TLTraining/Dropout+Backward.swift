@@ -15,7 +15,7 @@ extension Dropout: DifferentiableLayer {
     }
 
     public func backward(_ outputGradient: Tensor, isPreActivation: Bool, needsInputGradients: Bool, inputs: [Tensor], output: Tensor, saved: [Tensor],
-                         accumulate: (String, [Float]) -> Void) throws -> [Tensor] {
+                         accumulate: GradientSink) throws -> [Tensor] {
         guard let mask = saved.first else { return [outputGradient] }
         return [Tensor(shape: outputGradient.shape, scalars: zip(outputGradient.scalars, mask.scalars).map { $0 * $1 })]
     }
@@ -23,7 +23,7 @@ extension Dropout: DifferentiableLayer {
 
 extension IdentityLayer: DifferentiableLayer {
     public func backward(_ outputGradient: Tensor, isPreActivation: Bool, needsInputGradients: Bool, inputs: [Tensor], output: Tensor, saved: [Tensor],
-                         accumulate: (String, [Float]) -> Void) throws -> [Tensor] {
+                         accumulate: GradientSink) throws -> [Tensor] {
         [outputGradient.reshaped(inputs[0].shape)]
     }
 }

@@ -13,7 +13,7 @@ extension ElementwiseMerge: DifferentiableLayer {
     /// (as TensorFlow does). An input broadcast over the pixels (`[N, 1, 1, C]`, squeeze-excite's
     /// gate) receives the sum over the pixels it was repeated to.
     public func backward(_ outputGradient: Tensor, isPreActivation: Bool, needsInputGradients: Bool, inputs: [Tensor], output: Tensor, saved: [Tensor],
-                         accumulate: (String, [Float]) -> Void) throws -> [Tensor] {
+                         accumulate: GradientSink) throws -> [Tensor] {
         let g = outputGradient.scalars
         let channels = output.shape.last ?? 1
         let perImage = output.count / max(output.shape[0], 1)
@@ -46,7 +46,7 @@ extension ElementwiseMerge: DifferentiableLayer {
 extension Concatenate: DifferentiableLayer {
     /// Each input gets its own slice of the gradient along the axis.
     public func backward(_ outputGradient: Tensor, isPreActivation: Bool, needsInputGradients: Bool, inputs: [Tensor], output: Tensor, saved: [Tensor],
-                         accumulate: (String, [Float]) -> Void) throws -> [Tensor] {
+                         accumulate: GradientSink) throws -> [Tensor] {
         let rank = output.shape.count
         let along = axis < 0 ? rank + axis : axis
         let outer = output.shape[..<along].reduce(1, *)

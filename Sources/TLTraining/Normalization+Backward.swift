@@ -57,7 +57,7 @@ extension BatchNormalization: DifferentiableLayer {
     /// With batch statistics: `dx = γ·inv·(dy − Σdy/n − x̂·Σ(dy·x̂)/n)`; with moving statistics
     /// `dx = γ·inv·dy`. Both: `dγ = Σ dy·x̂`, `dβ = Σ dy`.
     public func backward(_ outputGradient: Tensor, isPreActivation: Bool, needsInputGradients: Bool, inputs: [Tensor], output: Tensor, saved: [Tensor],
-                         accumulate: (String, [Float]) -> Void) throws -> [Tensor] {
+                         accumulate: GradientSink) throws -> [Tensor] {
         let input = inputs[0], dy = outputGradient.scalars
         let channels = input.shape.last ?? 1
         let positions = input.count / max(channels, 1)
@@ -95,7 +95,7 @@ extension BatchNormalization: DifferentiableLayer {
 extension Rescaling: DifferentiableLayer {
     /// `dx = dy · scale`.
     public func backward(_ outputGradient: Tensor, isPreActivation: Bool, needsInputGradients: Bool, inputs: [Tensor], output: Tensor, saved: [Tensor],
-                         accumulate: (String, [Float]) -> Void) throws -> [Tensor] {
+                         accumulate: GradientSink) throws -> [Tensor] {
         let channels = outputGradient.shape.last ?? 1
         let values = outputGradient.scalars.enumerated().map { $1 * scale[scale.count == 1 ? 0 : $0 % channels] }
         return [Tensor(shape: inputs[0].shape, scalars: values)]
@@ -105,7 +105,7 @@ extension Rescaling: DifferentiableLayer {
 extension Normalization: DifferentiableLayer {
     /// `dx = dy / √variance` (the statistics are not trained).
     public func backward(_ outputGradient: Tensor, isPreActivation: Bool, needsInputGradients: Bool, inputs: [Tensor], output: Tensor, saved: [Tensor],
-                         accumulate: (String, [Float]) -> Void) throws -> [Tensor] {
+                         accumulate: GradientSink) throws -> [Tensor] {
         let channels = outputGradient.shape.last ?? 1
         let m = multiplier
         let values = outputGradient.scalars.enumerated().map { $1 * m[m.count == 1 ? 0 : $0 % channels] }

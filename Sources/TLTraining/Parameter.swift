@@ -51,6 +51,17 @@ public final class Parameter {
         }
     }
 
+    /// Values in the gradient.
+    var gradientCount: Int { accumulated.count }
+
+    /// Lets `body(storage, accumulating)` write the gradient in place: set it when `accumulating`
+    /// is false (the first reader since zeroing), add to it when true.
+    func accumulate(inPlace body: (UnsafeMutablePointer<Float>, _ accumulating: Bool) -> Void) {
+        let accumulating = hasGradient
+        accumulated.withUnsafeMutableBufferPointer { body($0.baseAddress!, accumulating) }
+        hasGradient = true
+    }
+
     /// Clears the accumulated gradient.
     public func zeroGradient() { hasGradient = false }
 

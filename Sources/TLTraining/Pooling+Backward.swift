@@ -7,7 +7,7 @@ extension Pooling2D: DifferentiableLayer {
     /// TensorFlow's CPU kernel picks it; average: spread over the window's in-bounds cells (the
     /// count `same` padding divides by).
     public func backward(_ outputGradient: Tensor, isPreActivation: Bool, needsInputGradients: Bool, inputs: [Tensor], output: Tensor, saved: [Tensor],
-                         accumulate: (String, [Float]) -> Void) throws -> [Tensor] {
+                         accumulate: GradientSink) throws -> [Tensor] {
         let input = inputs[0]
         let (batch, height, width, channels) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
         let (outputHeight, outputWidth) = (output.shape[1], output.shape[2])
@@ -49,7 +49,7 @@ extension Pooling2D: DifferentiableLayer {
 extension GlobalPooling2D: DifferentiableLayer {
     /// Average: the gradient spread evenly over the pixels; max: all of it to the (first) largest.
     public func backward(_ outputGradient: Tensor, isPreActivation: Bool, needsInputGradients: Bool, inputs: [Tensor], output: Tensor, saved: [Tensor],
-                         accumulate: (String, [Float]) -> Void) throws -> [Tensor] {
+                         accumulate: GradientSink) throws -> [Tensor] {
         let input = inputs[0]
         let (batch, pixels, channels) = (input.shape[0], input.shape[1] * input.shape[2], input.shape[3])
         var result = [Float](repeating: 0, count: input.count)

@@ -166,7 +166,7 @@ public final class TrainingGraph {
             let inputGradients = try layer.backward(
                 gradient, isPreActivation: isPreActivation && index == pass.outputNode, needsInputGradients: needsInputGradients,
                 inputs: node.inputs.map { pass.outputs[$0] }, output: pass.outputs[index], saved: pass.saved[index],
-                accumulate: { name, values in parameters[name]?.accumulate(values) })
+                accumulate: GradientSink(parameters: parameters))
             profile?.add(layer.name, seconds: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9, backward: true)
             for (input, inputGradient) in zip(node.inputs, inputGradients) where inputGradient.shape != [0] {
                 if let existing = gradients[input] {

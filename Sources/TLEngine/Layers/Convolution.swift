@@ -150,12 +150,12 @@ public final class Conv2D: Layer {
     public func prepare() { packedKernel.prepare(packKernel) }
 
     /// The kernel as GEMM panels, one packed matrix per group.
-    private func packKernel() -> FloatBuffer? {
+    private func packKernel(reusing spare: FloatBuffer?) -> FloatBuffer? {
         do {
             let patch = patchLength, groupFilters = filters / groups
             guard patch > 0, kernel.shape.last == filters else { return nil }
             let groupCount = tl_gemm_packed_count(Int32(patch), Int32(groupFilters))
-            let packed = FloatBuffer(count: groupCount * groups)
+            let packed = spare.flatMap { $0.count == groupCount * groups ? $0 : nil } ?? FloatBuffer(count: groupCount * groups)
             kernel.scalars.withUnsafeBufferPointer { source in
                 for group in 0..<groups {
                     tl_gemm_pack(source.baseAddress! + group * groupFilters, Int32(filters), Int32(patch),

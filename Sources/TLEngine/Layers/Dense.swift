@@ -84,10 +84,10 @@ public final class Dense: Layer {
     public func prepare() { packedKernel.prepare(packKernel) }
 
     /// The kernel as GEMM panels of 16 units.
-    private func packKernel() -> FloatBuffer? {
+    private func packKernel(reusing spare: FloatBuffer?) -> FloatBuffer? {
         guard kernel.rank == 2, kernel.shape[1] == units else { return nil }
         return kernel.scalars.withUnsafeBufferPointer { source in
-            packedForGEMM(source.baseAddress!, rows: kernel.shape[0], columns: units, leadingDimension: units)
+            packedForGEMM(source.baseAddress!, rows: kernel.shape[0], columns: units, leadingDimension: units, reusing: spare)
         }
     }
 

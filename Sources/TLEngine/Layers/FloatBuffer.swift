@@ -27,9 +27,13 @@ final class FloatBuffer {
     deinit { pointer.deallocate() }
 }
 
-/// A row-major `[rows, columns]` matrix (leading dimension `columns`) packed for `tl_gemm_packed`.
-func packedForGEMM(_ matrix: UnsafePointer<Float>, rows: Int, columns: Int, leadingDimension: Int) -> FloatBuffer {
-    let packed = FloatBuffer(count: tl_gemm_packed_count(Int32(rows), Int32(columns)))
+/// A row-major `[rows, columns]` matrix (leading dimension `columns`) packed for `tl_gemm_packed`,
+/// into `reusing` when it has the right size (a kernel repacked after every training step then
+/// costs no fresh pages).
+func packedForGEMM(_ matrix: UnsafePointer<Float>, rows: Int, columns: Int, leadingDimension: Int,
+                   reusing spare: FloatBuffer? = nil) -> FloatBuffer {
+    let count = tl_gemm_packed_count(Int32(rows), Int32(columns))
+    let packed = spare.flatMap { $0.count == count ? $0 : nil } ?? FloatBuffer(count: count)
     tl_gemm_pack(matrix, Int32(leadingDimension), Int32(rows), Int32(columns), packed.pointer)
     return packed
 }
@@ -39,22 +43,29 @@ func packedForGEMM(_ matrix: UnsafePointer<Float>, rows: Int, columns: Int, lead
 /// planned on several threads share one packing.
 final class PackedKernel {
     private var buffer: FloatBuffer?
+    private var isStale = true
     private let lock = NSLock()
 
-    /// Forgets the packing (the kernel changed).
-    func invalidate() { lock.withLock { buffer = nil } }
+    /// Marks the packing out of date (the kernel changed); its memory is kept for the repacking.
+    func invalidate() { lock.withLock { isStale = true } }
 
-    /// Packs with `pack` unless already packed.
-    func prepare(_ pack: () -> FloatBuffer?) {
-        lock.withLock { if buffer == nil { buffer = pack() } }
+    /// Packs with `pack` (handed the old buffer to reuse) unless already packed.
+    func prepare(_ pack: (_ reusing: FloatBuffer?) -> FloatBuffer?) {
+        lock.withLock { repackIfStale(pack) }
     }
 
     /// The packed panels, packing them now with `pack` when the kernel changed since the last
     /// packing; valid until the kernel changes again.
-    func pointer(packingWith pack: () -> FloatBuffer?) -> UnsafePointer<Float>? {
+    func pointer(packingWith pack: (_ reusing: FloatBuffer?) -> FloatBuffer?) -> UnsafePointer<Float>? {
         lock.withLock {
-            if buffer == nil { buffer = pack() }
+            repackIfStale(pack)
             return buffer.map { UnsafePointer($0.pointer) }
         }
+    }
+
+    private func repackIfStale(_ pack: (FloatBuffer?) -> FloatBuffer?) {
+        guard isStale else { return }
+        buffer = pack(buffer)
+        isStale = false
     }
 }
