@@ -35,14 +35,21 @@ public enum Initializer: Sendable, Equatable {
         let receptive = shape.count > 2 ? shape.dropLast(2).reduce(1, *) : 1
         let fanIn = Float(shape.count >= 2 ? shape[shape.count - 2] * receptive : (shape.first ?? 1))
         let fanOut = Float(shape.count >= 2 ? shape[shape.count - 1] * receptive : (shape.first ?? 1))
-        func uniform(_ limit: Float) -> [Float] { (0..<count).map { _ in (random.unit() * 2 - 1) * limit } }
+        func uniform(_ limit: Float) -> [Float] {
+            Self.generated(count: count, random: &random) { random, out in
+                for i in out.indices { out[i] = (random.unit() * 2 - 1) * limit }
+            }
+        }
         /// Keras' truncated normal: within two deviations, the deviation corrected for the cut.
         func truncated(_ deviation: Float) -> [Float] {
             let corrected = deviation / 0.879_625_661
-            return (0..<count).map { _ in
-                while true {
-                    let value = gaussian(&random)
-                    if abs(value) <= 2 { return value * corrected }
+            return Self.generated(count: count, random: &random) { random, out in
+                var i = 0
+                while i < out.count {
+                    // Box–Muller gives two independent normals per draw; both are used.
+                    let (a, b) = Self.gaussianPair(&random)
+                    if abs(a) <= 2 { out[i] = a * corrected; i += 1 }
+                    if i < out.count && abs(b) <= 2 { out[i] = b * corrected; i += 1 }
                 }
             }
         }
@@ -55,15 +62,45 @@ public enum Initializer: Sendable, Equatable {
         case .lecunUniform: return uniform((3 / fanIn).squareRoot())
         case .zeros: return [Float](repeating: 0, count: count)
         case .ones: return [Float](repeating: 1, count: count)
-        case let .randomNormal(mean, deviation): return (0..<count).map { _ in mean + gaussian(&random) * deviation }
-        case let .randomUniform(low, high): return (0..<count).map { _ in low + random.unit() * (high - low) }
+        case let .randomNormal(mean, deviation):
+            return Self.generated(count: count, random: &random) { random, out in
+                var i = 0
+                while i < out.count {
+                    let (a, b) = Self.gaussianPair(&random)
+                    out[i] = mean + a * deviation; i += 1
+                    if i < out.count { out[i] = mean + b * deviation; i += 1 }
+                }
+            }
+        case let .randomUniform(low, high):
+            return Self.generated(count: count, random: &random) { random, out in
+                for i in out.indices { out[i] = low + random.unit() * (high - low) }
+            }
         }
     }
 
-    private func gaussian(_ random: inout SeededRandom) -> Float {
-        let u = max(random.unit(), 1e-7), v = random.unit()
-        return (-2 * log(u)).squareRoot() * cos(2 * .pi * v)
+    /// `count` values made by `fill` in chunks of 2¹⁸, each chunk from its own generator seeded by
+    /// one draw of `random` and the chunk's index, so the chunks fill on all cores and the values
+    /// do not depend on the thread count.
+    private static func generated(count: Int, random: inout SeededRandom,
+                                  _ fill: (inout SeededRandom, UnsafeMutableBufferPointer<Float>) -> Void) -> [Float] {
+        let chunk = 1 << 18, base = random.next()
+        return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+            let start = buffer.baseAddress
+            parallelFor((count + chunk - 1) / chunk, work: count * 16) { index in
+                var generator = SeededRandom(seed: base &+ UInt64(index) &* 0x9E37_79B9_7F4A_7C15)
+                let first = index * chunk, length = min(chunk, count - first)
+                fill(&generator, UnsafeMutableBufferPointer(start: start! + first, count: length))
+            }
+            initialized = count
+        }
     }
+
+    private static func gaussianPair(_ random: inout SeededRandom) -> (Float, Float) {
+        let u = max(random.unit(), 1e-7), v = random.unit()
+        let radius = (-2 * log(u)).squareRoot(), angle = 2 * Float.pi * v
+        return (radius * cos(angle), radius * sin(angle))
+    }
+
 }
 
 extension Graph {
