@@ -83,6 +83,15 @@ def keras_fit(case, data, size, epochs, batch):
     return time.perf_counter() - started
 
 
+def keras_run(case, data, size, epochs, batch):
+    """`keras_fit` in a child process, as tlhub runs in one: an idle TensorFlow in this process
+    would otherwise share the machine with tlhub's runs."""
+    code = (f"import sys; sys.path.insert(0, {str(ROOT / 'bench')!r}); import pathlib, train_compare as t; "
+            f"print('FIT', t.keras_fit({case!r}, pathlib.Path({str(data)!r}), {size}, {epochs}, {batch}))")
+    result = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    return float([line for line in result.stdout.splitlines() if line.startswith("FIT ")][-1].split()[1])
+
+
 def tlhub_run(case, data, size, epochs, batch, work, model_file):
     output = work / f"out-{case}-{time.time_ns()}"
     if case == "alexnet":
@@ -116,7 +125,7 @@ def main():
             make_images(data, args.images, size, rng)
             model_file = None
             if case != "alexnet":
-                import keras
+                import keras  # only to save the base's weights; fits run in child processes
                 model_file = work / "mobilenet_v2_035.weights.h5"
                 base = keras.applications.MobileNetV2(weights=None, include_top=False, alpha=0.35, input_shape=(size, size, 3))
                 base.save_weights(model_file)
@@ -125,7 +134,7 @@ def main():
                 # The first tlhub run of a finetune case fills the feature cache; later ones reuse it,
                 # as a user's second run would. Both are reported.
                 ours.append(tlhub_run(case, data, size, args.epochs, args.batch, work, model_file))
-                theirs.append(keras_fit(case, data, size, args.epochs, args.batch))
+                theirs.append(keras_run(case, data, size, args.epochs, args.batch))
             results[case] = (ours, theirs)
             print(f"{case}: tlhub {[round(t, 2) for t in ours]} s, Keras fit {[round(t, 2) for t in theirs]} s, "
                   f"median ratio Keras/tlhub {statistics.median(theirs) / statistics.median(ours):.2f}x", flush=True)

@@ -216,8 +216,12 @@ extension Conv2D: DifferentiableLayer {
         let block = windows.backwardBlockPixels
         let imagePixels = windows.outputHeight * windows.outputWidth
         let parts = max(1, min(windows.batch, 4))
+        // Stride 1, undilated, one group: dInput is itself a convolution, run on the engine's
+        // blocked forward path instead of patch gradients scattered back.
+        let asConvolution = needsInputGradients && strides == (1, 1) && dilation == (1, 1) && groups == 1
+        let scatters = needsInputGradients && !asConvolution
         // kernelᵀ per group (`groupFilters × length`), the right-hand side of dz · kernelᵀ.
-        let transposedKernels: [MatrixMultiply.PackedOperand] = needsInputGradients ? kernel.scalars.withUnsafeBufferPointer { k in
+        let transposedKernels: [MatrixMultiply.PackedOperand] = scatters ? kernel.scalars.withUnsafeBufferPointer { k in
             (0..<groups).map { group in
                 let slice = columnSlice(Array(k), columns: filters, first: group * groupFilters, count: groupFilters)
                 let transposed = slice.withUnsafeBufferPointer { MatrixMultiply.transposed($0.baseAddress!, rows: length, columns: groupFilters) }
@@ -227,7 +231,7 @@ extension Conv2D: DifferentiableLayer {
             }
         } : []
         var partSums = [Float](unsafeUninitializedCapacity: parts * length * filters) { _, count in count = parts * length * filters }
-        var inputGradient = [Float](repeating: 0, count: needsInputGradients ? input.count : 0)
+        var inputGradient = [Float](repeating: 0, count: scatters ? input.count : 0)
         let threads = engineThreads
         var scratch = [Float](unsafeUninitializedCapacity: threads * 2 * block * length) { _, count in count = threads * 2 * block * length }
         input.scalars.withUnsafeBufferPointer { source in
@@ -252,7 +256,7 @@ extension Conv2D: DifferentiableLayer {
                                                                                     leadingDimension: filters)
                                         MatrixMultiply.multiply(patches, lda: range.count, m: length, by: dzPacked,
                                                                 into: sum + group * groupFilters, ldc: filters, accumulating: start > first)
-                                        guard needsInputGradients else { continue }
+                                        guard scatters else { continue }
                                         MatrixMultiply.multiply(dzBlock, lda: filters, m: range.count, by: transposedKernels[group],
                                                                 into: patchGradient, ldc: length, accumulating: false)
                                         windows.scatter(patchGradient, pixels: range, group: group, into: inputGradient.baseAddress!)
@@ -277,7 +281,31 @@ extension Conv2D: DifferentiableLayer {
             }
         }
         if useBias { accumulate("bias", channelSums(dz, channels: filters)) }
+        if asConvolution { return [try inputGradientByConvolution(dz, windows: windows, outputShape: output.shape)] }
         return needsInputGradients ? [Tensor(shape: input.shape, scalars: inputGradient)] : [Tensor(shape: [0])]
+    }
+
+    /// dInput of a stride-1, undilated, ungrouped convolution: dz convolved with the kernel
+    /// flipped in space, its channel axes swapped (`[kh, kw, filters, channels]`), padded so the
+    /// result has the input's size: `kh − 1 − top` zeros before, the rest after.
+    private func inputGradientByConvolution(_ dz: [Float], windows: ConvolutionWindows, outputShape: [Int]) throws -> Tensor {
+        let (kh, kw) = kernelSize, channels = windows.channels, filters = self.filters
+        var flipped = [Float](repeating: 0, count: kernel.count)
+        kernel.scalars.withUnsafeBufferPointer { source in
+            for ky in 0..<kh {
+                for kx in 0..<kw {
+                    let from = ((kh - 1 - ky) * kw + (kw - 1 - kx)) * channels * filters
+                    let to = (ky * kw + kx) * filters * channels
+                    for c in 0..<channels { for f in 0..<filters { flipped[to + f * channels + c] = source[from + c * filters + f] } }
+                }
+            }
+        }
+        let transposed = Conv2D(name: name + "/input_gradient", filters: channels, kernelSize: kernelSize, padding: .valid, useBias: false)
+        let top = kh - 1 - windows.padTop, left = kw - 1 - windows.padLeft
+        transposed.extraPadding = ((top, windows.height - windows.outputHeight + windows.padTop),
+                                   (left, windows.width - windows.outputWidth + windows.padLeft))
+        transposed.setWeights(["kernel": Tensor(shape: [kh, kw, filters, channels], scalars: flipped)])
+        return try transposed.inferenceForward([Tensor(shape: outputShape, scalars: dz)])
     }
 
     public var finalActivation: Activation? { activation }

@@ -135,6 +135,11 @@ extension GradientCheckTests {
             ("3x2 valid dilated", Conv2D(name: "c", filters: 3, kernelSize: (3, 2), dilation: (2, 1), activation: .relu)),
             ("grouped swish", Conv2D(name: "c", filters: 4, kernelSize: (2, 2), padding: .same, groups: 2, activation: .swish)),
             ("1x1 no bias", Conv2D(name: "c", filters: 3, kernelSize: (1, 1), useBias: false, activation: .tanh)),
+            // Stride 1, one group: the input gradient is a convolution with the flipped kernel
+            // (odd and even windows, same padding uneven for the even one, and valid).
+            ("3x3 same relu", Conv2D(name: "c", filters: 6, kernelSize: (3, 3), padding: .same, activation: .relu)),
+            ("4x2 same", Conv2D(name: "c", filters: 3, kernelSize: (4, 2), padding: .same)),
+            ("2x3 valid", Conv2D(name: "c", filters: 2, kernelSize: (2, 3), activation: .sigmoid)),
         ]
         for (label, layer) in cases {
             let g = try graph(input: [6, 5, 4]) { builder, x in try builder.apply(layer, to: [x]) }

@@ -42,8 +42,8 @@ public final class Conv2D: Layer {
     /// The bias at a stable address for the kernels.
     private var biasBuffer: FloatBuffer?
     /// `((top, bottom), (left, right))` zeros of a preceding `ZeroPadding2D` merged in by
-    /// `Graph.fused()` (only with `valid` padding).
-    var extraPadding: ((Int, Int), (Int, Int)) = ((0, 0), (0, 0))
+    /// `Graph.fused()` (only with `valid` padding), or set by training for a transposed pass.
+    package var extraPadding: ((Int, Int), (Int, Int)) = ((0, 0), (0, 0))
     /// Whether a second input of the output's shape is added before the activation (an `Add`
     /// merged in by `Graph.fused()`).
     public internal(set) var addsResidual = false
