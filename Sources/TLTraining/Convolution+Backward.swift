@@ -134,13 +134,25 @@ extension Activation {
     }
 
     /// dLoss/dInput for an activation whose derivative follows its output.
+    /// Element by element on the cores (a large activation, such as a stem's, is tens of MB).
     func backward(_ outputGradient: [Float], output: [Float]) -> [Float] {
+        let rule: (Float, Float) -> Float
         switch self {
-        case .relu: return zip(outputGradient, output).map { $1 > 0 ? $0 : 0 }
-        case .relu6: return zip(outputGradient, output).map { $1 > 0 && $1 < 6 ? $0 : 0 }
-        case .sigmoid: return zip(outputGradient, output).map { $0 * $1 * (1 - $1) }
-        case .tanh: return zip(outputGradient, output).map { $0 * (1 - $1 * $1) }
+        case .relu: rule = { gradient, y in y > 0 ? gradient : 0 }
+        case .relu6: rule = { gradient, y in y > 0 && y < 6 ? gradient : 0 }
+        case .sigmoid: rule = { gradient, y in gradient * y * (1 - y) }
+        case .tanh: rule = { gradient, y in gradient * (1 - y * y) }
         default: return outputGradient
+        }
+        let count = min(outputGradient.count, output.count)
+        return [Float](unsafeUninitializedCapacity: count) { result, initialized in
+            outputGradient.withUnsafeBufferPointer { g in
+                output.withUnsafeBufferPointer { y in
+                    let (g, y, result) = (g.baseAddress!, y.baseAddress!, result.baseAddress!)
+                    parallelChunks(count, work: count) { range in for i in range { result[i] = rule(g[i], y[i]) } }
+                }
+            }
+            initialized = count
         }
     }
 }
@@ -316,9 +328,12 @@ func channelSums(_ values: [Float], channels: Int) -> [Float] {
     var sums = [Float](repeating: 0, count: channels)
     let positions = values.count / max(channels, 1)
     values.withUnsafeBufferPointer { v in
-        for position in 0..<positions {
-            let row = v.baseAddress! + position * channels
-            for c in 0..<channels { sums[c] += row[c] }
+        sums.withUnsafeMutableBufferPointer { sums in
+            let (v, sums) = (v.baseAddress!, sums.baseAddress!)
+            for position in 0..<positions {
+                let row = v + position * channels
+                for c in 0..<channels { sums[c] += row[c] }
+            }
         }
     }
     return sums
