@@ -58,27 +58,6 @@ struct ConvolutionWindows {
     /// weight-gradient product sums over a few hundred pixels per call or more.
     var backwardBlockPixels: Int { max(1, min(pixels, max(64, 1_048_576 / max(1, patchLength)))) }
 
-    /// `gather`, transposed: patch element `k` of the block's pixel `j` at `patches[k · range.count + j]`.
-    func gatherTransposed(_ input: UnsafePointer<Float>, pixels range: Range<Int>, group: Int, into patches: UnsafeMutablePointer<Float>) {
-        let gc = groupChannels, columns = range.count
-        for (row, pixel) in range.enumerated() {
-            let (image, top, left) = window(of: pixel)
-            for ky in 0..<kernelHeight {
-                let y = top + ky * dilationY
-                for kx in 0..<kernelWidth {
-                    let x = left + kx * dilationX
-                    let first = (ky * kernelWidth + kx) * gc
-                    if y < 0 || y >= height || x < 0 || x >= width {
-                        for c in 0..<gc { patches[(first + c) * columns + row] = 0 }
-                    } else {
-                        let source = input + ((image * height + y) * width + x) * channels + group * gc
-                        for c in 0..<gc { patches[(first + c) * columns + row] = source[c] }
-                    }
-                }
-            }
-        }
-    }
-
     /// Adds patch gradients (`range.count × patchLength`, `gather`'s layout) back onto the input
     /// gradient: the transpose of `gather`.
     func scatter(_ patches: UnsafePointer<Float>, pixels range: Range<Int>, group: Int, into input: UnsafeMutablePointer<Float>) {
@@ -212,8 +191,9 @@ extension Conv2D: DifferentiableLayer {
         return (Tensor(shape: shape, scalars: activated), [Tensor(shape: shape, scalars: z)])
     }
 
-    /// dKernel = patchesᵀ · dz, dBias = Σ dz, dInput = col2im(dz · kernelᵀ), per channel group
-    /// and pixel block.
+    /// dKernelᵀ = dzᵀ · patches, dBias = Σ dz, dInput = col2im(dz · kernelᵀ) (or, at stride 1, a
+    /// convolution of dz), per channel group and pixel block. Patches are gathered as the forward
+    /// pass gathers them (contiguous runs) and packed as the product's right-hand side.
     ///
     /// The batch is cut into a fixed number of parts (at most 4, by image) that run on the cores
     /// side by side, each with single-threaded products, its own kernel-gradient sum and its own
@@ -245,15 +225,18 @@ extension Conv2D: DifferentiableLayer {
         var partSums = [Float](unsafeUninitializedCapacity: parts * length * filters) { _, count in count = parts * length * filters }
         var inputGradient = [Float](repeating: 0, count: scatters ? input.count : 0)
         let threads = engineThreads
-        var scratch = [Float](unsafeUninitializedCapacity: threads * 2 * block * length) { _, count in count = threads * 2 * block * length }
+        // Per thread: the block's patches, its patch gradients (strided convolutions) and dzᵀ.
+        let perThread = (scatters ? 2 : 1) * block * length + block * groupFilters
+        var scratch = [Float](unsafeUninitializedCapacity: threads * perThread) { _, count in count = threads * perThread }
         input.scalars.withUnsafeBufferPointer { source in
             dz.withUnsafeBufferPointer { dz in
                 partSums.withUnsafeMutableBufferPointer { sums in
                     inputGradient.withUnsafeMutableBufferPointer { inputGradient in
                         scratch.withUnsafeMutableBufferPointer { scratch in
                             concurrentPerform(iterations: parts) { part, thread in
-                                let patches = scratch.baseAddress! + thread * 2 * block * length
-                                let patchGradient = patches + block * length
+                                let patches = scratch.baseAddress! + thread * perThread
+                                let dzTransposed = patches + block * length
+                                let patchGradient = dzTransposed + block * groupFilters
                                 let sum = sums.baseAddress! + part * length * filters
                                 let first = windows.batch * part / parts * imagePixels
                                 let last = windows.batch * (part + 1) / parts * imagePixels
@@ -263,11 +246,15 @@ extension Conv2D: DifferentiableLayer {
                                     for start in stride(from: first, to: last, by: block) {
                                         let range = start..<min(last, start + block)
                                         let dzBlock = dz.baseAddress! + start * filters + group * groupFilters
-                                        windows.gatherTransposed(source.baseAddress!, pixels: range, group: group, into: patches)
-                                        let dzPacked = MatrixMultiply.PackedOperand(dzBlock, rows: range.count, columns: groupFilters,
-                                                                                    leadingDimension: filters)
-                                        MatrixMultiply.multiply(patches, lda: range.count, m: length, by: dzPacked,
-                                                                into: sum + group * groupFilters, ldc: filters, accumulating: start > first)
+                                        windows.gather(source.baseAddress!, pixels: range, group: group, into: patches)
+                                        let patchesPacked = MatrixMultiply.PackedOperand(patches, rows: range.count, columns: length,
+                                                                                         leadingDimension: length)
+                                        for row in 0..<range.count {
+                                            for f in 0..<groupFilters { dzTransposed[f * range.count + row] = dzBlock[row * filters + f] }
+                                        }
+                                        MatrixMultiply.multiply(dzTransposed, lda: range.count, m: groupFilters, by: patchesPacked,
+                                                                into: sum + group * groupFilters * length, ldc: length,
+                                                                accumulating: start > first)
                                         guard scatters else { continue }
                                         MatrixMultiply.multiply(dzBlock, lda: filters, m: range.count, by: transposedKernels[group],
                                                                 into: patchGradient, ldc: length, accumulating: false)
@@ -283,11 +270,15 @@ extension Conv2D: DifferentiableLayer {
         accumulate.write("kernel", count: length * filters) { gradient, accumulating in
             partSums.withUnsafeBufferPointer { sums in
                 let count = length * filters
-                parallelChunks(count, work: count * parts) { range in
-                    for index in range {
-                        var total = sums[index]
-                        for part in 1..<parts { total += sums[part * count + index] }
-                        gradient[index] = accumulating ? gradient[index] + total : total
+                // The parts hold dKernelᵀ (`filters × length`); the kernel is `length × filters`.
+                parallelChunks(length, work: count * parts) { rows in
+                    for row in rows {
+                        for f in 0..<filters {
+                            var total = sums[f * length + row]
+                            for part in 1..<parts { total += sums[part * count + f * length + row] }
+                            let index = row * filters + f
+                            gradient[index] = accumulating ? gradient[index] + total : total
+                        }
                     }
                 }
             }
