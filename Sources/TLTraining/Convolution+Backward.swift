@@ -36,11 +36,18 @@ struct ConvolutionWindows {
     /// (`range.count × patchLength`); cells outside the image are zero.
     func gather(_ input: UnsafePointer<Float>, pixels range: Range<Int>, group: Int, into patches: UnsafeMutablePointer<Float>) {
         let gc = groupChannels, length = patchLength
+        // With one group and undilated columns, a kernel row inside the image is one contiguous
+        // run of the input (one copy instead of `kernelWidth` copies of a few channels: RGB stems).
+        let rowsAreContiguous = groups == 1 && dilationX == 1, rowLength = kernelWidth * channels
         for (row, pixel) in range.enumerated() {
             let (image, top, left) = window(of: pixel)
             let destination = patches + row * length
             for ky in 0..<kernelHeight {
                 let y = top + ky * dilationY
+                if rowsAreContiguous && y >= 0 && y < height && left >= 0 && left + kernelWidth <= width {
+                    (destination + ky * rowLength).update(from: input + ((image * height + y) * width + left) * channels, count: rowLength)
+                    continue
+                }
                 for kx in 0..<kernelWidth {
                     let x = left + kx * dilationX
                     let cell = destination + (ky * kernelWidth + kx) * gc
