@@ -149,51 +149,9 @@ TL_AVX2 static void kernel_avx2_##ROWS_(int columns, const Block *block, const f
     }                                                                                                 \
 }
 
-/// One row (a classifier at batch 1): two accumulators per panel half would make every FMA wait
-/// for the previous one, so four K phases accumulate separately and are summed at the end.
-TL_AVX2 static void kernel_avx2_1(int columns, const Block *block, const float *a, const float *b, float *c,
-                                  const float *bias, const float *residual) {
-    __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    __m256i mask0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(columns), lane);
-    __m256i mask1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(columns - 8), lane);
-    __m256 acc[4][2];
-    for (int phase = 0; phase < 4; phase++) acc[phase][0] = acc[phase][1] = _mm256_setzero_ps();
-    int k = 0;
-    for (; k + 4 <= block->depth; k += 4) {
-        for (int phase = 0; phase < 4; phase++) {
-            __m256 value = _mm256_broadcast_ss(a + k + phase);
-            acc[phase][0] = _mm256_fmadd_ps(value, _mm256_loadu_ps(b + (size_t)(k + phase) * PANEL), acc[phase][0]);
-            acc[phase][1] = _mm256_fmadd_ps(value, _mm256_loadu_ps(b + (size_t)(k + phase) * PANEL + 8), acc[phase][1]);
-        }
-    }
-    for (; k < block->depth; k++) {
-        __m256 value = _mm256_broadcast_ss(a + k);
-        acc[0][0] = _mm256_fmadd_ps(value, _mm256_loadu_ps(b + (size_t)k * PANEL), acc[0][0]);
-        acc[0][1] = _mm256_fmadd_ps(value, _mm256_loadu_ps(b + (size_t)k * PANEL + 8), acc[0][1]);
-    }
-    __m256 sum0 = _mm256_add_ps(_mm256_add_ps(acc[0][0], acc[1][0]), _mm256_add_ps(acc[2][0], acc[3][0]));
-    __m256 sum1 = _mm256_add_ps(_mm256_add_ps(acc[0][1], acc[1][1]), _mm256_add_ps(acc[2][1], acc[3][1]));
-    if (!block->first) {
-        sum0 = _mm256_add_ps(sum0, _mm256_maskload_ps(c, mask0));
-        sum1 = _mm256_add_ps(sum1, _mm256_maskload_ps(c + 8, mask1));
-    }
-    if (block->last) {
-        if (bias) {
-            sum0 = _mm256_add_ps(sum0, _mm256_maskload_ps(bias, mask0));
-            sum1 = _mm256_add_ps(sum1, _mm256_maskload_ps(bias + 8, mask1));
-        }
-        if (residual) {
-            sum0 = _mm256_add_ps(sum0, _mm256_maskload_ps(residual, mask0));
-            sum1 = _mm256_add_ps(sum1, _mm256_maskload_ps(residual + 8, mask1));
-        }
-        __m256 low = _mm256_set1_ps(block->low), high = _mm256_set1_ps(block->high);
-        sum0 = _mm256_min_ps(_mm256_max_ps(sum0, low), high);
-        sum1 = _mm256_min_ps(_mm256_max_ps(sum1, low), high);
-    }
-    _mm256_maskstore_ps(c, mask0, sum0);
-    _mm256_maskstore_ps(c + 8, mask1, sum1);
-}
-
+// One row sums over k in the same order as every other row count (no split K phases), so a row's
+// bits do not depend on how many rows share its strip: a batch and its shards agree exactly.
+DEFINE_AVX2_KERNEL(1)
 DEFINE_AVX2_KERNEL(2)
 DEFINE_AVX2_KERNEL(3)
 DEFINE_AVX2_KERNEL(4)
@@ -273,6 +231,7 @@ TL_AVX512 static void kernel_avx512_##ROWS_(int columns, const Block *block, con
     }                                                                                                 \
 }
 
+DEFINE_AVX512_KERNEL(1)
 DEFINE_AVX512_KERNEL(2)
 DEFINE_AVX512_KERNEL(3)
 DEFINE_AVX512_KERNEL(4)
@@ -333,14 +292,7 @@ void tl_gemm_packed_level(int level, int m, int n, int k, const float *a, int ld
                         case 4: kernel_avx512_4(columns, &block, blockA, b0, b1, blockC, panelBias, blockResidual); break;
                         case 3: kernel_avx512_3(columns, &block, blockA, b0, b1, blockC, panelBias, blockResidual); break;
                         case 2: kernel_avx512_2(columns, &block, blockA, b0, b1, blockC, panelBias, blockResidual); break;
-                        default:
-                            // One row streams B: the AVX2 kernel's four K phases, a panel at a time.
-                            kernel_avx2_1(tl_min(PANEL, columns), &block, blockA, b0, blockC, panelBias, blockResidual);
-                            if (columns > PANEL)
-                                kernel_avx2_1(columns - PANEL, &block, blockA, b1, blockC + PANEL,
-                                              panelBias ? panelBias + PANEL : NULL,
-                                              blockResidual ? blockResidual + PANEL : NULL);
-                            break;
+                        default: kernel_avx512_1(columns, &block, blockA, b0, b1, blockC, panelBias, blockResidual); break;
                         }
                     }
                 }

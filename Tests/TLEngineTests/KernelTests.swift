@@ -115,6 +115,36 @@ struct KernelTests {
     }
 
     /// Direct NHWC convolution with TF `same`/`valid` padding, in Double.
+    @Test("a row's bits do not depend on how many rows share the product (a batch and its shards agree)",
+          arguments: kernelLevels)
+    func rowIndependence(level: Int) {
+        var noise = Noise(state: 99)
+        let (m, k, n) = (19, 700, 45)
+        let a = (0..<(m * k)).map { _ in noise.next() }
+        let b = (0..<(k * n)).map { _ in noise.next() }
+        let bias = (0..<n).map { _ in noise.next() }
+        var packed = [Float](repeating: 0, count: tl_gemm_packed_count(Int32(k), Int32(n)))
+        tl_gemm_pack(b, Int32(n), Int32(k), Int32(n), &packed)
+        var whole = [Float](repeating: 0, count: m * n)
+        tl_gemm_packed_level(Int32(level), Int32(m), Int32(n), Int32(k), a, Int32(k), packed, bias, nil, 0,
+                             -.infinity, .infinity, &whole, Int32(n))
+        // Every split of the rows: one at a time, and runs of 3 (strips of every height).
+        for runLength in [1, 3] {
+            var pieces = [Float](repeating: 0, count: m * n)
+            for first in stride(from: 0, to: m, by: runLength) {
+                let rows = min(runLength, m - first)
+                a.withUnsafeBufferPointer { a in
+                    pieces.withUnsafeMutableBufferPointer { out in
+                        tl_gemm_packed_level(Int32(level), Int32(rows), Int32(n), Int32(k), a.baseAddress! + first * k, Int32(k),
+                                             packed, bias, nil, 0, -.infinity, .infinity, out.baseAddress! + first * n, Int32(n))
+                    }
+                }
+            }
+            let differing = zip(pieces, whole).filter { $0 != $1 }.count
+            #expect(differing == 0, "rows in runs of \(runLength): \(differing) values differ from the whole product")
+        }
+    }
+
     func directConvolution(_ input: Tensor, kernel: Tensor, bias: Tensor, stride: Int, padding: Padding) -> Tensor {
         let (batch, height, width, channels) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
         let (kernelSize, filters) = (kernel.shape[0], kernel.shape[3])
