@@ -33,10 +33,13 @@ public enum MatrixMultiply {
         /// The matrix's shape, `rows × columns` (`k × n` of the products it enters).
         public let rows: Int, columns: Int
 
-        /// Packs the row-major `rows × columns` matrix at `matrix`, rows `leadingDimension` apart.
-        public init(_ matrix: UnsafePointer<Float>, rows: Int, columns: Int, leadingDimension: Int) {
+        /// Packs the row-major `rows × columns` matrix at `matrix`, rows `leadingDimension` apart,
+        /// into `reusing`'s memory when that is the same size (it must not be used afterwards).
+        public init(_ matrix: UnsafePointer<Float>, rows: Int, columns: Int, leadingDimension: Int,
+                    reusing spare: PackedOperand? = nil) {
             (self.rows, self.columns) = (rows, columns)
-            buffer = packedForGEMM(matrix, rows: rows, columns: columns, leadingDimension: leadingDimension)
+            buffer = packedForGEMM(matrix, rows: rows, columns: columns, leadingDimension: leadingDimension,
+                                   reusing: spare?.buffer)
         }
     }
 

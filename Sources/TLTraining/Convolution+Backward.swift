@@ -15,6 +15,19 @@ struct ConvolutionWindows {
     let padTop: Int, padLeft: Int
     let groups: Int
 
+    /// The windows of a layer with these settings between NHWC `input` and `output` shapes;
+    /// `padding` is the layer's geometry (zeros before each spatial axis).
+    init(input: [Int], output: [Int], kernelSize: (Int, Int), strides: (Int, Int), dilation: (Int, Int),
+         padding: (rows: (output: Int, before: Int), columns: (output: Int, before: Int)), groups: Int) {
+        (batch, height, width, channels) = (input[0], input[1], input[2], input[3])
+        (outputHeight, outputWidth) = (output[1], output[2])
+        (kernelHeight, kernelWidth) = kernelSize
+        (strideY, strideX) = strides
+        (dilationY, dilationX) = dilation
+        (padTop, padLeft) = (padding.rows.before, padding.columns.before)
+        self.groups = groups
+    }
+
     var groupChannels: Int { channels / groups }
     /// Length of a patch row.
     var patchLength: Int { kernelHeight * kernelWidth * groupChannels }
@@ -158,12 +171,8 @@ func preActivationGradient(_ outputGradient: Tensor, activation: Activation, isP
 
 extension Conv2D: DifferentiableLayer {
     func windows(input: [Int], output: [Int]) -> ConvolutionWindows {
-        let (rows, columns) = geometry(height: input[1], width: input[2])
-        return ConvolutionWindows(batch: input[0], height: input[1], width: input[2], channels: input[3],
-                                  outputHeight: output[1], outputWidth: output[2],
-                                  kernelHeight: kernelSize.0, kernelWidth: kernelSize.1,
-                                  strideY: strides.0, strideX: strides.1, dilationY: dilation.0, dilationX: dilation.1,
-                                  padTop: rows.before, padLeft: columns.before, groups: groups)
+        ConvolutionWindows(input: input, output: output, kernelSize: kernelSize, strides: strides, dilation: dilation,
+                           padding: geometry(height: input[1], width: input[2]), groups: groups)
     }
 
     /// The engine's forward pass when the activation's derivative follows from the output;
@@ -220,15 +229,13 @@ extension Conv2D: DifferentiableLayer {
         let asConvolution = needsInputGradients && strides == (1, 1) && dilation == (1, 1) && groups == 1
         let scatters = needsInputGradients && !asConvolution
         // kernelᵀ per group (`groupFilters × length`), the right-hand side of dz · kernelᵀ.
-        let transposedKernels: [MatrixMultiply.PackedOperand] = scatters ? kernel.scalars.withUnsafeBufferPointer { k in
-            (0..<groups).map { group in
-                let slice = columnSlice(Array(k), columns: filters, first: group * groupFilters, count: groupFilters)
-                let transposed = slice.withUnsafeBufferPointer { MatrixMultiply.transposed($0.baseAddress!, rows: length, columns: groupFilters) }
-                return transposed.withUnsafeBufferPointer {
-                    MatrixMultiply.PackedOperand($0.baseAddress!, rows: groupFilters, columns: length, leadingDimension: length)
-                }
+        let transposedKernels: [MatrixMultiply.PackedOperand] = !scatters ? [] : (0..<groups).map { group in
+            let slice = columnSlice(kernel.scalars, columns: filters, first: group * groupFilters, count: groupFilters)
+            let transposed = slice.withUnsafeBufferPointer { MatrixMultiply.transposed($0.baseAddress!, rows: length, columns: groupFilters) }
+            return transposed.withUnsafeBufferPointer {
+                MatrixMultiply.PackedOperand($0.baseAddress!, rows: groupFilters, columns: length, leadingDimension: length)
             }
-        } : []
+        }
         var partSums = [Float](unsafeUninitializedCapacity: parts * length * filters) { _, count in count = parts * length * filters }
         var inputGradient = [Float](repeating: 0, count: scatters ? input.count : 0)
         let threads = engineThreads
@@ -249,17 +256,20 @@ extension Conv2D: DifferentiableLayer {
                                 let last = windows.batch * (part + 1) / parts * imagePixels
                                 // No output pixels (a window wider than the image): nothing to sum.
                                 if first == last { sum.update(repeating: 0, count: length * filters) }
+                                // Every full block packs into the same memory.
+                                var patchesPacked: MatrixMultiply.PackedOperand?
                                 for group in 0..<groups {
                                     for start in stride(from: first, to: last, by: block) {
                                         let range = start..<min(last, start + block)
                                         let dzBlock = dz.baseAddress! + start * filters + group * groupFilters
                                         windows.gather(source.baseAddress!, pixels: range, group: group, into: patches)
-                                        let patchesPacked = MatrixMultiply.PackedOperand(patches, rows: range.count, columns: length,
-                                                                                         leadingDimension: length)
+                                        let packed = MatrixMultiply.PackedOperand(patches, rows: range.count, columns: length,
+                                                                                  leadingDimension: length, reusing: patchesPacked)
+                                        patchesPacked = packed
                                         for row in 0..<range.count {
                                             for f in 0..<groupFilters { dzTransposed[f * range.count + row] = dzBlock[row * filters + f] }
                                         }
-                                        MatrixMultiply.multiply(dzTransposed, lda: range.count, m: groupFilters, by: patchesPacked,
+                                        MatrixMultiply.multiply(dzTransposed, lda: range.count, m: groupFilters, by: packed,
                                                                 into: sum + group * groupFilters * length, ldc: length,
                                                                 accumulating: start > first)
                                         guard scatters else { continue }
@@ -341,12 +351,8 @@ func channelSums(_ values: [Float], channels: Int) -> [Float] {
 
 extension DepthwiseConv2D: DifferentiableLayer {
     func windows(input: [Int], output: [Int]) -> ConvolutionWindows {
-        let (rows, columns) = geometry(height: input[1], width: input[2])
-        return ConvolutionWindows(batch: input[0], height: input[1], width: input[2], channels: input[3],
-                                  outputHeight: output[1], outputWidth: output[2],
-                                  kernelHeight: kernelSize.0, kernelWidth: kernelSize.1,
-                                  strideY: strides.0, strideX: strides.1, dilationY: dilation.0, dilationX: dilation.1,
-                                  padTop: rows.before, padLeft: columns.before, groups: 1)
+        ConvolutionWindows(input: input, output: output, kernelSize: kernelSize, strides: strides, dilation: dilation,
+                           padding: geometry(height: input[1], width: input[2]), groups: 1)
     }
 
     public func trainingForward(_ inputs: [Tensor], mode: Mode, random: inout SeededRandom) throws -> (output: Tensor, saved: [Tensor]) {

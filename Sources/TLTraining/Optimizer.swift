@@ -24,7 +24,7 @@ public final class SGD: Optimizer {
     public func step(_ parameters: [Parameter], learningRate: Float) {
         let (momentum, nesterov) = (self.momentum, self.nesterov)
         for parameter in parameters where parameter.isTrainable {
-            let slot = momentum == 0 ? nil : velocities[ObjectIdentifier(parameter)] ?? Slot(count: parameter.gradient.count)
+            let slot = momentum == 0 ? nil : velocities[ObjectIdentifier(parameter)] ?? Slot(count: parameter.gradientCount)
             if let slot { velocities[ObjectIdentifier(parameter)] = slot }
             parameter.update { w, g, count in
                 guard let slot else {
@@ -66,7 +66,7 @@ public final class Adam: Optimizer {
         let alpha = learningRate * (1 - pow(beta2, t)).squareRoot() / (1 - pow(beta1, t))
         let (beta1, beta2, epsilon) = (beta1, beta2, epsilon)
         for parameter in parameters where parameter.isTrainable {
-            let slot = moments[ObjectIdentifier(parameter)] ?? Slot(count: parameter.gradient.count, second: true)
+            let slot = moments[ObjectIdentifier(parameter)] ?? Slot(count: parameter.gradientCount, second: true)
             moments[ObjectIdentifier(parameter)] = slot
             parameter.update { w, g, count in
                 slot.first.withUnsafeMutableBufferPointer { m in

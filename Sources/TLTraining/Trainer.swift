@@ -90,16 +90,11 @@ public final class Trainer {
     /// One optimizer step on a batch of a multi-input model (one tensor per model input).
     public func step(_ x: [Tensor], _ y: Tensor, learningRate: Float, sampleWeights: [Float]?,
                      random: inout SeededRandom) throws -> (loss: Float, correct: Int) {
-        let profile = model.profile
         let pass = try model.forward(x, mode: .training, random: &random)
         let result = loss.evaluate(output: pass.output, logits: model.logits(pass), labels: y, sampleWeights: sampleWeights)
         model.zeroGradients()
         try model.backward(pass, outputGradient: result.gradient, isPreActivation: result.isPreActivation)
-        if let profile {
-            profile.measure("(optimizer)") { optimizer.step(model.trainableParameters, learningRate: learningRate) }
-        } else {
-            optimizer.step(model.trainableParameters, learningRate: learningRate)
-        }
+        model.profile.measure("(optimizer)") { optimizer.step(model.trainableParameters, learningRate: learningRate) }
         return (result.loss, loss.correctCount(output: pass.output, labels: y))
     }
 
@@ -171,8 +166,7 @@ public final class Trainer {
             for (index, rows) in batches.enumerated() {
                 let start = index * options.batchSize
                 let weights = options.classWeights.map { classWeights in rows.map { classWeights[labels[$0]] } }
-                let batch = try options.profile.map { try $0.measure("(waiting for input)") { try prefetch.batch(index) } }
-                    ?? prefetch.batch(index)
+                let batch = try options.profile.measure("(waiting for input)") { try prefetch.batch(index) }
                 let result = try step(batch, Self.rows(y, rows), learningRate: rate, sampleWeights: weights, random: &random)
                 lossSum += result.loss * Float(rows.count)
                 correct += result.correct
@@ -181,9 +175,9 @@ public final class Trainer {
             var record = EpochRecord(epoch: epoch + 1, loss: lossSum / Float(count), accuracy: Float(correct) / Float(count),
                                      learningRate: rate, seconds: 0)
             if let validation {
-                let started = DispatchTime.now().uptimeNanoseconds
-                let (valueLoss, valueAccuracy) = try evaluate(source: validation.source, validation.y, batchSize: options.batchSize)
-                options.profile?.add("(validation)", seconds: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9)
+                let (valueLoss, valueAccuracy) = try options.profile.measure("(validation)") {
+                    try evaluate(source: validation.source, validation.y, batchSize: options.batchSize)
+                }
                 record.validationLoss = valueLoss
                 record.validationAccuracy = valueAccuracy
             }

@@ -128,9 +128,7 @@ public final class TrainingGraph {
                 throw TrainingError(node.layer.name, "no training forward pass")
             }
             let layerInputs = node.inputs.map { outputs[$0] }, layerMode = self.mode(of: layer, in: mode)
-            let result = try profile.map { profile in
-                try profile.measure(layer.name) { try layer.trainingForward(layerInputs, mode: layerMode, random: &random) }
-            } ?? layer.trainingForward(layerInputs, mode: layerMode, random: &random)
+            let result = try profile.measure(layer.name) { try layer.trainingForward(layerInputs, mode: layerMode, random: &random) }
             outputs.append(result.output)
             saved.append(result.saved)
         }
@@ -162,12 +160,12 @@ public final class TrainingGraph {
             let parameters = (parameterIndex[ObjectIdentifier(node.layer)] ?? [:]).filter { $0.value.isTrainable }
             let needsInputGradients = tracksInputGradient || node.inputs.contains { upstreamLearns[$0] }
             if !needsInputGradients && parameters.isEmpty { continue }
-            let started = profile == nil ? 0 : DispatchTime.now().uptimeNanoseconds
-            let inputGradients = try layer.backward(
-                gradient, isPreActivation: isPreActivation && index == pass.outputNode, needsInputGradients: needsInputGradients,
-                inputs: node.inputs.map { pass.outputs[$0] }, output: pass.outputs[index], saved: pass.saved[index],
-                accumulate: GradientSink(parameters: parameters))
-            profile?.add(layer.name, seconds: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9, backward: true)
+            let inputGradients = try profile.measure(layer.name, backward: true) {
+                try layer.backward(
+                    gradient, isPreActivation: isPreActivation && index == pass.outputNode, needsInputGradients: needsInputGradients,
+                    inputs: node.inputs.map { pass.outputs[$0] }, output: pass.outputs[index], saved: pass.saved[index],
+                    accumulate: GradientSink(parameters: parameters))
+            }
             for (input, inputGradient) in zip(node.inputs, inputGradients) where inputGradient.shape != [0] {
                 if let existing = gradients[input] {
                     gradients[input] = Tensor(shape: existing.shape, scalars: zip(existing.scalars, inputGradient.scalars).map { $0 + $1 })

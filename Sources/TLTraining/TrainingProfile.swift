@@ -57,3 +57,12 @@ public final class TrainingProfile: @unchecked Sendable {
         return lines.joined(separator: "\n")
     }
 }
+
+extension Optional where Wrapped == TrainingProfile {
+    /// Runs `body`, timing it under `name` when there is a profile (no clock read otherwise).
+    @discardableResult
+    func measure<T>(_ name: String, backward: Bool = false, _ body: () throws -> T) rethrows -> T {
+        guard let profile = self else { return try body() }
+        return try profile.measure(name, backward: backward, body)
+    }
+}

@@ -79,7 +79,6 @@ struct Finetune: AsyncParsableCommand {
         job.labelSmoothing = training.labelSmoothing
         job.balancedClassWeights = training.classWeight == "balanced"
         job.options = try training.trainingOptions()
-        let profile = job.options.profile
         job.featureBatchSize = training.batch
         job.size = training.size
         job.interpolation = try Interpolation(name: training.interpolation)
@@ -100,6 +99,6 @@ struct Finetune: AsyncParsableCommand {
             format: "finetune: %d train / %d validation images, %d classes; features %.1f s (%d cached, %d computed), training %.2f s → %@\n",
             result.trainCount, result.validationCount, result.classes.count, result.featureSeconds, stats.hits, stats.computed,
             result.trainingSeconds, result.output.path).utf8))
-        if let profile { FileHandle.standardError.write(Data((profile.report() + "\n").utf8)) }
+        training.printProfile(job.options)
     }
 }

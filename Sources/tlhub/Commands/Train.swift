@@ -50,7 +50,6 @@ struct Train: AsyncParsableCommand {
         job.labelSmoothing = training.labelSmoothing
         job.balancedClassWeights = training.classWeight == "balanced"
         job.options = try training.trainingOptions()
-        let profile = job.options.profile
         job.size = training.size
         job.interpolation = try Interpolation(name: training.interpolation)
         job.preprocess = training.preprocess
@@ -66,6 +65,6 @@ struct Train: AsyncParsableCommand {
             format: "train: %d train / %d validation images, %d classes; images %.1f s, training %.2f s → %@\n",
             result.trainCount, result.validationCount, result.classes.count, result.featureSeconds,
             result.trainingSeconds, result.output.path).utf8))
-        if let profile { FileHandle.standardError.write(Data((profile.report() + "\n").utf8)) }
+        training.printProfile(job.options)
     }
 }

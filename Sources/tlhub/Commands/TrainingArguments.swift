@@ -129,6 +129,11 @@ struct TrainingArguments: ParsableArguments {
         return options
     }
 
+    /// The `--profile` table on stderr, when one was asked for.
+    func printProfile(_ options: TrainingOptions) {
+        if let profile = options.profile { FileHandle.standardError.write(Data((profile.report() + "\n").utf8)) }
+    }
+
     /// Epoch lines on stdout (Keras' format), the feature/decode pass as a bar on a terminal.
     func progress() -> (bar: ProgressBar, onEpoch: (EpochRecord) -> Void) {
         let bar = ProgressBar()
