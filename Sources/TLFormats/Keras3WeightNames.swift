@@ -29,6 +29,9 @@ public enum Keras3WeightNames {
             names = ["embeddings"]
         case "p_re_lu", "prelu":
             names = ["alpha"]
+        case "layer_scale":
+            // ConvNeXt's LayerScale: an unnamed variable (`variable`) in Keras 3, `gamma` in tf.keras.
+            names = ["gamma"]
         default:
             names = []
         }

@@ -456,3 +456,22 @@ extension SeparableConv2D: DifferentiableLayer {
 
     public var finalActivation: Activation? { pointwise.finalActivation }
 }
+
+// MARK: - ChannelwiseConv2D
+
+extension ChannelwiseConv2D: DifferentiableLayer {
+    /// ConvNeXt's `groups == channels` Conv2D is its depthwise layer; only the kernel's name and
+    /// shape differ (`[kh, kw, 1, C]` against `[kh, kw, C, 1]`, the same memory order).
+    public func trainingForward(_ inputs: [Tensor], mode: Mode, random: inout SeededRandom) throws -> (output: Tensor, saved: [Tensor]) {
+        try depthwise.trainingForward(inputs, mode: mode, random: &random)
+    }
+
+    public func backward(_ outputGradient: Tensor, isPreActivation: Bool, needsInputGradients: Bool, inputs: [Tensor], output: Tensor, saved: [Tensor],
+                         accumulate: GradientSink) throws -> [Tensor] {
+        try depthwise.backward(outputGradient, isPreActivation: isPreActivation, needsInputGradients: needsInputGradients,
+                               inputs: inputs, output: output, saved: saved,
+                               accumulate: accumulate.renamed { $0 == "depthwise_kernel" ? "kernel" : $0 })
+    }
+
+    public var finalActivation: Activation? { depthwise.finalActivation }
+}

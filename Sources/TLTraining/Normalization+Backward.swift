@@ -112,3 +112,44 @@ extension Normalization: DifferentiableLayer {
         return [Tensor(shape: inputs[0].shape, scalars: values)]
     }
 }
+
+extension LayerNormalization: DifferentiableLayer {
+    /// Per row of the last axis, with `x̂ = (x − μ) · inv`, `inv = 1 / √(σ² + ε)` (recomputed as
+    /// the forward pass computes them): `dγ = Σ dy · x̂`, `dβ = Σ dy` over the rows, and
+    /// `dx = inv · (g − mean(g) − x̂ · mean(g · x̂))` with `g = dy · γ`. Training and inference
+    /// passes are the same: a layer normalization keeps no statistics.
+    public func backward(_ outputGradient: Tensor, isPreActivation: Bool, needsInputGradients: Bool, inputs: [Tensor], output: Tensor, saved: [Tensor],
+                         accumulate: GradientSink) throws -> [Tensor] {
+        let input = inputs[0].scalars, dy = outputGradient.scalars
+        let features = inputs[0].shape.last ?? 1, rows = input.count / max(features, 1)
+        let gamma = self.gamma?.scalars
+        var gammaGradient = [Double](repeating: 0, count: features), betaGradient = [Double](repeating: 0, count: features)
+        var dx = [Float](repeating: 0, count: needsInputGradients ? input.count : 0)
+        var normalized = [Float](repeating: 0, count: features), g = [Float](repeating: 0, count: features)
+        for row in 0..<rows {
+            let offset = row * features
+            var mean: Double = 0
+            for j in 0..<features { mean += Double(input[offset + j]) }
+            mean /= Double(features)
+            var variance: Double = 0
+            for j in 0..<features { let d = Double(input[offset + j]) - mean; variance += d * d }
+            variance /= Double(features)
+            let inverse = Float(1 / (variance + Double(epsilon)).squareRoot())
+            var gSum: Double = 0, gxSum: Double = 0
+            for j in 0..<features {
+                normalized[j] = (input[offset + j] - Float(mean)) * inverse
+                gammaGradient[j] += Double(dy[offset + j] * normalized[j])
+                betaGradient[j] += Double(dy[offset + j])
+                g[j] = dy[offset + j] * (gamma?[j] ?? 1)
+                gSum += Double(g[j])
+                gxSum += Double(g[j] * normalized[j])
+            }
+            guard needsInputGradients else { continue }
+            let gMean = Float(gSum / Double(features)), gxMean = Float(gxSum / Double(features))
+            for j in 0..<features { dx[offset + j] = inverse * (g[j] - gMean - normalized[j] * gxMean) }
+        }
+        if scale { accumulate("gamma", gammaGradient.map { Float($0) }) }
+        if center { accumulate("beta", betaGradient.map { Float($0) }) }
+        return needsInputGradients ? [Tensor(shape: inputs[0].shape, scalars: dx)] : [Tensor(shape: [0])]
+    }
+}

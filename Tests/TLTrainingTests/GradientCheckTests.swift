@@ -207,6 +207,36 @@ extension GradientCheckTests {
         }
     }
 
+    @Test("ConvNeXt block: groups=channels conv, LayerNormalization, Dense on pixels, gelu, LayerScale, residual Add")
+    func convNeXtBlock() throws {
+        let g = try graph(input: [4, 4, 6]) { builder, x in
+            var y = try builder.apply(ChannelwiseConv2D(name: "dw", channels: 6, kernelSize: (3, 3), padding: .same), to: [x])
+            y = try builder.apply(LayerNormalization(name: "ln", epsilon: 1e-6), to: [y])
+            y = try builder.apply(Dense(name: "pw1", units: 12, activation: .gelu(approximate: false)), to: [y])
+            y = try builder.apply(Dense(name: "pw2", units: 6), to: [y])
+            y = try builder.apply(LayerScale(name: "scale", projectionDimension: 6), to: [y])
+            return try builder.apply(ElementwiseMerge(name: "add", operation: .add), to: [x, y])
+        }
+        try check(g, input: input([2, 4, 4, 6], seed: 14))
+        for (center, scale) in [(false, true), (true, false)] {
+            let ln = try graph(input: [3, 5]) { builder, x in
+                let y = try builder.apply(Dense(name: "d", units: 5), to: [x])
+                return try builder.apply(LayerNormalization(name: "ln", epsilon: 1e-3, center: center, scale: scale), to: [y])
+            }
+            try check(ln, input: input([2, 3, 5], seed: 15), label: "center \(center) scale \(scale)")
+        }
+    }
+
+    @Test("InceptionResNetV2's scaled residual: the shortcut and the scaled branch")
+    func scaledResidual() throws {
+        let g = try graph(input: [3, 3, 4]) { builder, x in
+            let branch = try builder.apply(Conv2D(name: "branch", filters: 4, kernelSize: (1, 1), activation: .tanh), to: [x])
+            let y = try builder.apply(ScaledResidual(name: "custom_scale_layer", scale: 0.17), to: [x, branch])
+            return try builder.apply(Conv2D(name: "after", filters: 3, kernelSize: (1, 1)), to: [y])
+        }
+        try check(g, input: input([2, 3, 3, 4], seed: 16))
+    }
+
     @Test("activations: every one the engine runs", arguments: ["hard_swish", "hard_sigmoid", "gelu", "selu", "softsign", "exponential", "softplus", "relu6", "leaky_relu"])
     func activations(name: String) throws {
         let g = try graph(input: [6]) { builder, x in

@@ -13,7 +13,8 @@ public final class ChannelwiseConv2D: Layer {
     public let name: String
     /// Channels in and out.
     public let channels: Int
-    private let depthwise: DepthwiseConv2D
+    /// The depthwise layer that holds the weights and runs the pass.
+    package let depthwise: DepthwiseConv2D
     public var parameterVersion: Int { depthwise.parameterVersion }
 
     /// Creates the convolution with weights to be loaded later.
