@@ -11,6 +11,7 @@ public enum KerasModelExport {
     /// - Throws: `EngineError.unsupportedLayer` for a layer with no Keras config written here,
     ///   or the HDF5 error naming the file.
     public static func write(_ graph: Graph, to output: URL) throws {
+        let graph = try graph.withKerasBuiltinLayers()
         let config = try KerasConfigWriter.config(of: graph)
         try AtomicFile.write(to: output) { _, temporary in
             let file = try HDF5File.create(temporary)
