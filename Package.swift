@@ -36,7 +36,7 @@ let package = Package(
         .target(
             name: "TLFormats",
             dependencies: [
-                "CHDF5", "TLTensor",
+                "CHDF5", "CZlibInflate", "TLTensor",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ZIPFoundation", package: "ZIPFoundation"),
             ]

@@ -1,3 +1,4 @@
+import CZlibInflate
 import Foundation
 import ZIPFoundation
 
@@ -27,17 +28,24 @@ enum KerasArchiveReader {
             }
             var data = Data()
             data.reserveCapacity(Int(entry.uncompressedSize))
+            // The CRC is zlib's (several times faster than ZIPFoundation's table loop, which was
+            // most of a warm `finetune`'s time on a 14 MB base).
+            var checksum = crc32(0, nil, 0)
             do {
-                _ = try archive.extract(entry, bufferSize: 1 << 20) { chunk in
+                _ = try archive.extract(entry, bufferSize: 1 << 20, skipCRC32: true) { chunk in
                     guard UInt64(data.count + chunk.count) <= entry.uncompressedSize else {
                         throw FormatError(path: path, problem: "member \(name) is longer than declared")
                     }
+                    checksum = chunk.withUnsafeBytes { crc32(checksum, $0.bindMemory(to: Bytef.self).baseAddress, uInt($0.count)) }
                     data.append(chunk)
                 }
             } catch let error as FormatError {
                 throw error
             } catch {
                 throw FormatError(path: path, problem: "cannot extract \(name): \(error)")
+            }
+            guard UInt32(checksum) == entry.checksum else {
+                throw FormatError(path: path, problem: "member \(name) is corrupt (CRC-32 mismatch)")
             }
             return data
         }

@@ -90,7 +90,14 @@ extension ModelResolver {
             loaded.fineTuned = description
             return loaded
         }
-        let base = try await load(description.baseReference)
+        // A base given as a relative path is found by the absolute path recorded beside it, so the
+        // folder works from any directory.
+        var baseReference = description.baseReference
+        if Self.looksLikePath(baseReference), !FileManager.default.fileExists(atPath: baseReference),
+           FileManager.default.fileExists(atPath: description.baseFile) {
+            baseReference = description.baseFile
+        }
+        let base = try await load(baseReference)
         let hash = try base.weightsSHA256()
         guard hash == description.baseSHA256 else {
             throw PipelineError(base.file.path, "base weights changed since \(directory.path) was trained (SHA-256 \(hash.prefix(12))…, expected \(description.baseSHA256.prefix(12))…)")

@@ -153,7 +153,7 @@ public struct FineTuning {
         }
         let split = try full.splitAtFrozenPrefix()
         let trainingGraph = split.suffix
-        let prefix = try FrozenPrefixRunner(split.prefix)
+        let prefix = FrozenPrefixRunner(split.prefix)
         let compute: (Tensor) throws -> Tensor = { try prefix.rows($0) }
         let splitRows: (Tensor) -> [Tensor] = { FrozenPrefixRunner.split($0, shapes: split.cutShapes) }
         var settings = "\(size.height)x\(size.width)|\(interpolation)|\(preprocessing)|\(pooling.rawValue)"

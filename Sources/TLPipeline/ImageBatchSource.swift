@@ -43,15 +43,19 @@ struct ImageBatchSource: BatchSource, @unchecked Sendable {
 /// A frozen prefix (``TrainingGraph/FrozenSplit/prefix``) fused for inference, with an executor
 /// per batch shape.
 final class FrozenPrefixRunner: @unchecked Sendable {
-    private let graph: Graph
+    private let prefix: Graph
+    /// Fused on the first batch: a run whose features are all cached never pays for it.
+    private var fused: Graph?
     private var executors: [[Int]: GraphExecutor] = [:]
     private let lock = NSLock()
 
-    init(_ prefix: Graph) throws { graph = try prefix.fused() }
+    init(_ prefix: Graph) { self.prefix = prefix }
 
     /// The cut tensors for `batch`.
     func run(_ batch: Tensor) throws -> [Tensor] {
         try lock.withLock {
+            let graph = try fused ?? prefix.fused()
+            fused = graph
             let executor = try executors[batch.shape] ?? GraphExecutor(graph: graph, inputShapes: [batch.shape])
             executors[batch.shape] = executor
             return try executor.run([batch])

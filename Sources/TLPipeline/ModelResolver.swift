@@ -33,9 +33,7 @@ public struct ModelResolver {
                                               : try Model.load(from: path, architecture: architecture)
             return LoadedModel(model: model, file: path, artifact: nil, reference: reference)
         }
-        let looksLikePath = reference.contains("/") && !reference.contains("://")
-            || [".h5", ".keras", ".safetensors", ".hdf5"].contains { reference.lowercased().hasSuffix($0) }
-        if looksLikePath { throw PipelineError(reference, "no such file") }
+        if Self.looksLikePath(reference) { throw PipelineError(reference, "no such file") }
         let resolved = try hub.resolve(reference)
         switch resolved.artifact.format {
         case "keras-h5":
@@ -51,6 +49,12 @@ public struct ModelResolver {
         default:
             throw PipelineError(resolved.artifact.qualifiedName, "a \(resolved.artifact.format) artifact, not a model tlhub can run")
         }
+    }
+
+    /// Whether `reference` names a file rather than a hub entry.
+    static func looksLikePath(_ reference: String) -> Bool {
+        reference.contains("/") && !reference.contains("://")
+            || [".h5", ".keras", ".safetensors", ".hdf5"].contains { reference.lowercased().hasSuffix($0) }
     }
 
     /// Loads a TF Hub MobileNetV2 SavedModel directory (TF-Slim variable names) onto the native

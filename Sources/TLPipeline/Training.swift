@@ -90,7 +90,7 @@ public struct Training {
         }
         let split = try trainingGraph.splitAtFrozenPrefix()
         let hasPrefix = split.prefix.nodes.contains { !($0.layer is InputLayer) }
-        let prefix = hasPrefix ? try FrozenPrefixRunner(split.prefix) : nil
+        let prefix = hasPrefix ? FrozenPrefixRunner(split.prefix) : nil
         let trainable = split.suffix.trainableParameters.reduce(0) { $0 + $1.gradient.count }
         note?("training \(trainable) weights of \(model.name) (\(source)) on \(size.height)x\(size.width) images, preprocessing \(preprocessing.rawValue)\(hasPrefix ? "; frozen up to \(split.cut.joined(separator: ", "))" : "")")
 

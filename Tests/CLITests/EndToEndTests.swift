@@ -24,9 +24,11 @@ struct EndToEndTests {
     }
 
     /// Runs tlhub; returns exit status, stdout and stderr.
-    func run(_ arguments: [String], environment extra: [String: String] = [:]) throws -> (status: Int32, stdout: String, stderr: String) {
+    func run(_ arguments: [String], environment extra: [String: String] = [:],
+             in directory: URL? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
         let process = Process()
         process.executableURL = try Self.binary()
+        if let directory { process.currentDirectoryURL = directory }
         process.arguments = arguments
         var environment = ProcessInfo.processInfo.environment
         environment["TLHUB_OFFLINE"] = "1"

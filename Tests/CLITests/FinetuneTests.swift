@@ -139,6 +139,19 @@ struct FinetuneTests {
         #expect(predict.stderr.contains("input 96x96 (the fine-tuned model)"), "\(predict.stderr)")
     }
 
+    @Test("a base given by a relative path: the folder predicts from any directory")
+    func relativeBasePath() throws {
+        let work = folder.appendingPathComponent("relative")
+        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: cli.model, toPath: work.appendingPathComponent("base.h5").path)
+        let train = try cli.run(["finetune", "--model", "base.h5", "--data", photos.appendingPathComponent("train").path,
+                                 "--head", "dense3", "--epochs", "1", "-o", "out"] + hub, in: work)
+        #expect(train.status == 0, "\(train.stderr)")
+        let predict = try cli.run(["predict", "--model", work.appendingPathComponent("out").path, "--top", "1",
+                                   photos.appendingPathComponent("validation/dog").path] + hub, in: folder)
+        #expect(predict.status == 0, "\(predict.stderr)")
+    }
+
     @Test("model.h5 is a full Keras model (config + weights) that predicts what the folder predicts")
     func kerasModelFile() throws {
         let output = folder.appendingPathComponent("h5")

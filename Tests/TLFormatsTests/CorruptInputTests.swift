@@ -78,6 +78,26 @@ struct CorruptInputTests {
 
     /// Flips bytes at many offsets and truncates at many lengths; every variant must either
     /// read completely or throw one of tlhub's errors naming the file (a crash fails the run).
+    @Test("a flipped bit inside a .keras archive's weights member fails its CRC-32, naming the file")
+    func keras3MemberCorruption() throws {
+        var data = try Data(contentsOf: Fixtures.url("small.keras"))
+        // The local header of model.weights.h5: signature, 26 bytes of fields, the name, the extra field.
+        let name = Data("model.weights.h5".utf8)
+        let nameRange = try #require(data.range(of: name))
+        let header = nameRange.lowerBound - 30
+        #expect(data[header..<header + 4] == Data([0x50, 0x4B, 0x03, 0x04]))
+        let field = { (offset: Int) in Int(data[header + offset]) | Int(data[header + offset + 1]) << 8 }
+        let start = header + 30 + field(26) + field(28)
+        let size = Int(data[header + 18]) | Int(data[header + 19]) << 8 | Int(data[header + 20]) << 16 | Int(data[header + 21]) << 24
+        data[start + size / 2] ^= 0x10
+        let scratch = try ScratchDirectory()
+        let url = scratch.file("flipped.keras")
+        try data.write(to: url)
+        let error = try #require(Self.openAndReadAll(url))
+        Self.expectOneLine(error, naming: url.path)
+        #expect("\(error)".contains("model.weights.h5"), "\(error)")
+    }
+
     @Test("fuzz: bit flips and truncations", arguments: ["mobile_tiny_weights_tf.h5", "vgg_tiny_full.h5", "small.keras", "small.weights.h5"])
     func fuzz(file: String) throws {
         let scratch = try ScratchDirectory()

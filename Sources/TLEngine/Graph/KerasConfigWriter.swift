@@ -50,8 +50,58 @@ public enum KerasConfigWriter {
                        "input_layers": graph.inputs.map(reference), "output_layers": graph.outputs.map(reference)],
             "keras_version": "2.21.0", "backend": "tensorflow",
         ]
-        let data = try JSONSerialization.data(withJSONObject: root, options: [.sortedKeys])
-        return String(decoding: data, as: UTF8.self)
+        var json = ""
+        try writeJSON(root, to: &json)
+        return json
+    }
+
+    /// Appends `value` (a dictionary, array, string, integer, float, Bool or NSNull) as JSON, keys
+    /// sorted. What `JSONSerialization` with `.sortedKeys` writes, minus its cost: its key sort
+    /// took most of a warm `finetune` run (~50 ms for MobileNetV2's config).
+    static func writeJSON(_ value: Any, to json: inout String) throws {
+        switch value {
+        case let dictionary as [String: Any]:
+            json += "{"
+            for (index, key) in dictionary.keys.sorted().enumerated() {
+                if index > 0 { json += "," }
+                writeString(key, to: &json)
+                json += ":"
+                try writeJSON(dictionary[key]!, to: &json)
+            }
+            json += "}"
+        case let array as [Any]:
+            json += "["
+            for (index, element) in array.enumerated() {
+                if index > 0 { json += "," }
+                try writeJSON(element, to: &json)
+            }
+            json += "]"
+        case let string as String: writeString(string, to: &json)
+        case let bool as Bool: json += bool ? "true" : "false"
+        case let integer as Int: json += String(integer)
+        case let number as Double:
+            guard number.isFinite else { throw EngineError.unsupportedOption(layer: "model config", option: "value", value: "\(number)") }
+            json += "\(number)"
+        case let number as Float: try writeJSON(Double(number), to: &json)
+        case is NSNull: json += "null"
+        default: throw EngineError.unsupportedOption(layer: "model config", option: "value", value: "\(type(of: value))")
+        }
+    }
+
+    private static func writeString(_ string: String, to json: inout String) {
+        json += "\""
+        for scalar in string.unicodeScalars {
+            switch scalar {
+            case "\"": json += "\\\""
+            case "\\": json += "\\\\"
+            case "\n": json += "\\n"
+            case "\r": json += "\\r"
+            case "\t": json += "\\t"
+            case _ where scalar.value < 0x20: json += String(format: "\\u%04x", scalar.value)
+            default: json.unicodeScalars.append(scalar)
+            }
+        }
+        json += "\""
     }
 
     /// The Keras class name and config of one layer.
