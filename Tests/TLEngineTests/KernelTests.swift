@@ -176,7 +176,8 @@ struct KernelTests {
 
     struct ConvolutionCase: CustomStringConvertible, Sendable {
         let input: [Int], filters: Int, kernelSize: Int, stride: Int, activation: Activation
-        var description: String { "\(input) → \(filters) filters, \(kernelSize)×\(kernelSize)/\(stride), \(activation)" }
+        var padding = Padding.same
+        var description: String { "\(input) → \(filters) filters, \(kernelSize)×\(kernelSize)/\(stride) \(padding), \(activation)" }
     }
 
     static let convolutionCases = [
@@ -188,6 +189,13 @@ struct KernelTests {
         ConvolutionCase(input: [3, 16, 16, 40], filters: 17, kernelSize: 1, stride: 1, activation: .linear),
         // Deep patches: K runs in several blocks (5·5·40 = 1000).
         ConvolutionCase(input: [1, 9, 9, 40], filters: 70, kernelSize: 5, stride: 1, activation: .linear),
+        // Winograd F(2×2, 3×3): odd sizes (edge tiles with one row or column), a per-pixel
+        // activation; few tiles and many filters (the filters split); many chunks of tiles on
+        // both threads, channels not a multiple of 8; valid padding.
+        ConvolutionCase(input: [2, 13, 11, 24], filters: 40, kernelSize: 3, stride: 1, activation: .swish),
+        ConvolutionCase(input: [1, 5, 5, 32], filters: 96, kernelSize: 3, stride: 1, activation: .relu),
+        ConvolutionCase(input: [3, 30, 30, 17], filters: 20, kernelSize: 3, stride: 1, activation: .linear),
+        ConvolutionCase(input: [2, 9, 12, 16], filters: 33, kernelSize: 3, stride: 1, activation: .relu6, padding: .valid),
     ]
 
     @Test("Conv2D equals a direct convolution for every way its work is split", arguments: convolutionCases)
@@ -196,19 +204,45 @@ struct KernelTests {
         let input = noise.tensor(config.input)
         let kernel = noise.tensor([config.kernelSize, config.kernelSize, config.input[3], config.filters], scale: 0.3)
         let bias = noise.tensor([config.filters])
-        let layer = Conv2D(name: "conv", filters: config.filters, kernelSize: (config.kernelSize, config.kernelSize),
-                           strides: (config.stride, config.stride), padding: .same, activation: config.activation)
-        layer.setWeights(["kernel": kernel, "bias": bias])
-        let builder = GraphBuilder()
-        let x = builder.input(shape: Array(config.input.dropFirst()), name: "x")
-        let graph = try builder.build(outputs: [try builder.apply(layer, to: [x])], name: "conv")
-        let actual = try run(graph, input)
-        var expected = directConvolution(input, kernel: kernel, bias: bias, stride: config.stride, padding: .same)
+        var expected = directConvolution(input, kernel: kernel, bias: bias, stride: config.stride, padding: config.padding)
         expected.scalars.withUnsafeMutableBufferPointer {
             config.activation.apply($0.baseAddress!, count: $0.count, lastAxis: config.filters)
         }
-        #expect(actual.shape == expected.shape)
-        #expect(actual.maxAbsoluteDifference(expected) <= 1e-4 * max(1, expected.maxAbsolute))
+        for winograd in [true, false] {
+            let layer = Conv2D(name: "conv", filters: config.filters, kernelSize: (config.kernelSize, config.kernelSize),
+                               strides: (config.stride, config.stride), padding: config.padding, activation: config.activation)
+            layer.allowsWinograd = winograd
+            layer.setWeights(["kernel": kernel, "bias": bias])
+            let builder = GraphBuilder()
+            let x = builder.input(shape: Array(config.input.dropFirst()), name: "x")
+            let graph = try builder.build(outputs: [try builder.apply(layer, to: [x])], name: "conv")
+            let actual = try run(graph, input)
+            #expect(actual.shape == expected.shape)
+            #expect(actual.maxAbsoluteDifference(expected) <= 1e-4 * max(1, expected.maxAbsolute), "Winograd allowed: \(winograd)")
+        }
+    }
+
+    @Test("Winograd with a residual Add and a zero padding merged in by fused() equals the unfused GEMM path")
+    func winogradFusions() throws {
+        var noise = Noise(state: 11)
+        let input = noise.tensor([2, 7, 9, 24])
+        let weights = ["kernel": noise.tensor([3, 3, 24, 24], scale: 0.3), "bias": noise.tensor([24])]
+        func graph(winograd: Bool) throws -> Graph {
+            let builder = GraphBuilder()
+            let x = builder.input(shape: [7, 9, 24], name: "x")
+            let padded = try builder.apply(SpatialPadding(name: "pad", amounts: ((1, 1), (1, 1)), crops: false), to: [x])
+            let conv = Conv2D(name: "conv", filters: 24, kernelSize: (3, 3), activation: .linear)
+            conv.allowsWinograd = winograd
+            conv.setWeights(weights)
+            let sum = try builder.apply(ElementwiseMerge(name: "add", operation: .add), to: [try builder.apply(conv, to: [padded]), x])
+            let out = try builder.apply(ActivationLayer(name: "relu", activation: .relu), to: [sum])
+            return try builder.build(outputs: [out], name: "residual")
+        }
+        let reference = try run(try graph(winograd: false), input)
+        let fused = try graph(winograd: true).fused()
+        let conv = try #require(fused.nodes.compactMap { $0.layer as? Conv2D }.first)
+        #expect(conv.addsResidual && conv.extraPadding.0 == (1, 1) && conv.usesWinograd, "the fusions this test is about did not happen")
+        #expect(try run(fused, input).maxAbsoluteDifference(reference) <= 1e-4 * max(1, reference.maxAbsolute))
     }
 
     struct BlockCase: CustomStringConvertible, Sendable {

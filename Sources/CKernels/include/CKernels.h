@@ -46,6 +46,31 @@ void tl_gemm_packed_level(int level, int m, int n, int k, const float *a, int ld
                           const float *bias, const float *residual, int ldr, float low, float high,
                           float *c, int ldc);
 
+/// Floats `tl_winograd_pack` writes for a 3×3 kernel of `channels` inputs and `filters` outputs:
+/// 16 packed `channels × filters` matrices (`tl_gemm_packed_count` each).
+size_t tl_winograd_packed_count(int channels, int filters);
+
+/// Winograd F(2×2, 3×3): transforms an HWIO `[3, 3, channels, filters]` kernel (U = G g Gᵀ)
+/// and packs the 16 resulting `channels × filters` matrices for `tl_gemm_packed`, matrix ξ at
+/// `packed + ξ · tl_gemm_packed_count(channels, filters)`. Returns 0, or -1 without memory.
+int tl_winograd_pack(const float *kernel, int channels, int filters, float *packed);
+
+/// Input transform V = Bᵀ d B of tiles `firstTile ..< firstTile + count` of a stride-1 3×3
+/// convolution over NHWC `input` (`height × width × channels` per image). Tiles run image by
+/// image, `tilesY × tilesX` each, row-major; tile (ty, tx) reads the 4×4 window at input
+/// `(2·ty − padTop, 2·tx − padLeft)`, zeros outside the image. Writes 16 matrices of `count ×
+/// channels`: `v[(ξ · count + t) · channels + c]`.
+void tl_winograd_input(const float *input, int height, int width, int channels, int tilesY, int tilesX,
+                       int padTop, int padLeft, int firstTile, int count, float *v);
+
+/// Output transform Y = Aᵀ M A of the same tiles, for filters `firstFilter ..< firstFilter +
+/// filterCount`, from the 16 GEMM results `m[(ξ · count + t) · filters + k]`: adds `bias` and
+/// `residual` (NHWC like the output; either may be NULL), clamps to `[low, high]` and writes
+/// the tile's output pixels that lie inside `outputHeight × outputWidth` (`filters` per pixel).
+void tl_winograd_output(const float *m, int firstTile, int count, int tilesY, int tilesX,
+                        int outputHeight, int outputWidth, int filters, int firstFilter, int filterCount,
+                        const float *bias, const float *residual, float low, float high, float *output);
+
 /// One output row of a depthwise convolution with depth multiplier 1, NHWC.
 ///
 /// `rows[ky]` is the input row (`width × channels`) kernel row `ky` reads, or NULL where it

@@ -32,9 +32,15 @@ public final class Conv2D: Layer {
     /// Applied after the bias; `linear` unless fused or configured.
     public let activation: Activation
     /// HWIO kernel.
-    public var kernel: Tensor { didSet { packedKernel.invalidate(); version.bump() } }
+    public var kernel: Tensor { didSet { packedKernel.invalidate(); winogradKernel.invalidate(); version.bump() } }
     /// The kernel as `CKernels` GEMM panels, one packed matrix per group.
     private let packedKernel = PackedKernel()
+    /// The kernel Winograd-transformed and packed (`tl_winograd_pack`), for `usesWinograd`.
+    private let winogradKernel = PackedKernel()
+    /// Whether a 3×3 stride-1 convolution may run as Winograd F(2×2, 3×3): yes unless
+    /// `TLHUB_WINOGRAD=0` (tests turn it off per layer to compare both paths).
+    package var allowsWinograd = Conv2D.winogradByDefault
+    private static let winogradByDefault = ProcessInfo.processInfo.environment["TLHUB_WINOGRAD"] != "0"
     /// `[filters]` bias, or nil.
     public var bias: Tensor? { didSet { biasBuffer = bias.map { FloatBuffer($0.scalars) }; version.bump() } }
     private let version = ParameterVersion()
@@ -74,6 +80,7 @@ public final class Conv2D: Layer {
         result.bias = bias
         result.extraPadding = extraPadding
         result.addsResidual = addsResidual
+        result.allowsWinograd = allowsWinograd
         return result
     }
 
@@ -147,7 +154,40 @@ public final class Conv2D: Layer {
     /// Rows (`kh·kw·in/groups`) of each group's GEMM right-hand side.
     private var patchLength: Int { kernel.shape.count == 4 ? kernel.shape[0] * kernel.shape[1] * kernel.shape[2] : 0 }
 
-    public func prepare() { packedKernel.prepare(packKernel) }
+    public func prepare() {
+        if usesWinograd { winogradKernel.prepare(packWinograd) } else { packedKernel.prepare(packKernel) }
+    }
+
+    /// Whether `forward` runs as Winograd F(2×2, 3×3): 3×3, stride 1, undilated, ungrouped, at
+    /// least 16 channels in and out (below that the GEMMs are too thin to gain), and an
+    /// activation that works per channel (not softmax).
+    package var usesWinograd: Bool {
+        allowsWinograd && kernelSize == (3, 3) && strides == (1, 1) && dilation == (1, 1) && groups == 1
+            && kernel.shape.count == 4 && kernel.shape[2] >= 16 && filters >= 16 && activation != .softmax
+    }
+
+    /// The Winograd-transformed kernel, packed.
+    private func packWinograd(reusing spare: FloatBuffer?) -> FloatBuffer? {
+        let channels = kernel.shape[2]
+        guard kernel.shape == [3, 3, channels, filters] else { return nil }
+        let count = tl_winograd_packed_count(Int32(channels), Int32(filters))
+        let packed = spare.flatMap { $0.count == count ? $0 : nil } ?? FloatBuffer(count: count)
+        let status = kernel.scalars.withUnsafeBufferPointer { tl_winograd_pack($0.baseAddress!, Int32(channels), Int32(filters), packed.pointer) }
+        return status == 0 ? packed : nil
+    }
+
+    /// Tiles per Winograd work item: their 16 transformed input and output matrices take about
+    /// 8 MB, which keeps each GEMM's rows many enough to reuse the packed kernel while it is in cache.
+    private func winogradTiling(tiles: Int, channels: Int) -> (chunk: Int, filterParts: Int, threads: Int) {
+        var chunk = min(256, max(16, (1 << 21) / (16 * (channels + filters))))
+        chunk = chunk / 8 * 8
+        let threads = tiles * 16 * channels * filters >= 200_000 ? engineThreads : 1
+        chunk = min(chunk, max(8, (tiles + threads - 1) / threads))
+        let chunks = (tiles + chunk - 1) / chunk
+        let panels = (filters + Int(TL_GEMM_PANEL) - 1) / Int(TL_GEMM_PANEL)
+        let filterParts = threads > 1 && chunks < 2 * threads && panels >= 2 * threads ? threads : 1
+        return (chunk, filterParts, threads)
+    }
 
     /// The kernel as GEMM panels, one packed matrix per group.
     private func packKernel(reusing spare: FloatBuffer?) -> FloatBuffer? {
@@ -188,12 +228,18 @@ public final class Conv2D: Layer {
 
     public func scratchCount(inputs: [[Int]], output: [Int]) -> Int {
         if isPointwise { return 0 }
+        if usesWinograd {
+            let tiles = output[0] * ((output[1] + 1) / 2) * ((output[2] + 1) / 2)
+            let (chunk, _, threads) = winogradTiling(tiles: tiles, channels: inputs[0][3])
+            return threads * chunk * 16 * (inputs[0][3] + filters)
+        }
         let patch = kernelSize.0 * kernelSize.1 * (inputs[0][3] / groups)
         let (blockPixels, _, threads) = tiling(pixels: output[0] * output[1] * output[2], patch: patch)
         return threads * blockPixels * patch
     }
 
     public func forward(_ inputs: [ActivationView], into output: MutableActivationView, scratch: UnsafeMutablePointer<Float>) {
+        if usesWinograd { return forwardWinograd(inputs, into: output, scratch: scratch) }
         let input = inputs[0]
         let (batch, height, width, channels) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
         let (outputHeight, outputWidth) = (output.shape[1], output.shape[2])
@@ -291,6 +337,71 @@ public final class Conv2D: Layer {
             for item in 0..<blockCount * filterChunks { run(item, 0) }
         } else {
             concurrentPerform(iterations: blockCount * filterChunks, run)
+        }
+    }
+}
+
+// MARK: - Winograd F(2×2, 3×3)
+
+extension Conv2D {
+    /// The stride-1 3×3 convolution as Winograd F(2×2, 3×3): the output in 2×2 tiles, a chunk of
+    /// tiles per work item — its 4×4 input windows transformed (`tl_winograd_input`), 16 GEMMs
+    /// against the transformed kernel, the results transformed back with bias, residual and clamp
+    /// (`tl_winograd_output`); other activations follow per pixel. Few tiles and many filters
+    /// split the filters between the cores, as the GEMM path does.
+    func forwardWinograd(_ inputs: [ActivationView], into output: MutableActivationView, scratch: UnsafeMutablePointer<Float>) {
+        let input = inputs[0]
+        let (batch, height, width, channels) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
+        let (outputHeight, outputWidth) = (output.shape[1], output.shape[2])
+        let (rows, columns) = geometry(height: height, width: width)
+        let (tilesY, tilesX) = ((outputHeight + 1) / 2, (outputWidth + 1) / 2)
+        let tiles = batch * tilesY * tilesX
+        let (chunk, filterParts, threads) = winogradTiling(tiles: tiles, channels: channels)
+        let chunks = (tiles + chunk - 1) / chunk
+        guard let packed = winogradKernel.pointer(packingWith: packWinograd) else {
+            preconditionFailure("\(name): kernel \(kernel.shape) does not fit \(filters) filters (weights not loaded?)")
+        }
+        let each = tl_gemm_packed_count(Int32(channels), Int32(filters))
+        let panelWidth = Int(TL_GEMM_PANEL), panels = (filters + panelWidth - 1) / panelWidth
+        let filters = filters, activation = activation
+        let (low, high) = activation.clampBounds ?? (-.infinity, .infinity)
+        let activationPass = activation.clampBounds == nil
+        let biasPointer = self.biasPointer
+        let residual = addsResidual ? inputs[1].data : nil
+        let perThread = chunk * 16 * (channels + filters)
+
+        let run = { (item: Int, thread: Int) in
+            let block = item / filterParts, part = item % filterParts
+            let first = panels * part / filterParts * panelWidth
+            let last = min(filters, panels * (part + 1) / filterParts * panelWidth)
+            guard first < last else { return }
+            let firstTile = block * chunk, count = min(chunk, tiles - firstTile)
+            let v = scratch + thread * perThread, m = v + 16 * chunk * channels
+            tl_winograd_input(input.data, Int32(height), Int32(width), Int32(channels), Int32(tilesY), Int32(tilesX),
+                              Int32(rows.before), Int32(columns.before), Int32(firstTile), Int32(count), v)
+            for xi in 0..<16 {
+                tl_gemm_packed(Int32(count), Int32(last - first), Int32(channels), v + xi * count * channels, Int32(channels),
+                               packed + xi * each + first * channels, nil, nil, 0, -.infinity, .infinity,
+                               m + xi * count * filters + first, Int32(filters))
+            }
+            tl_winograd_output(m, Int32(firstTile), Int32(count), Int32(tilesY), Int32(tilesX), Int32(outputHeight), Int32(outputWidth),
+                               Int32(filters), Int32(first), Int32(last - first), biasPointer, residual.map { UnsafePointer($0) },
+                               low, high, output.data)
+            guard activationPass else { return }
+            for tile in firstTile..<firstTile + count {
+                let image = tile / (tilesY * tilesX), ty = (tile / tilesX) % tilesY, tx = tile % tilesX
+                for y in 2 * ty..<min(2 * ty + 2, outputHeight) {
+                    for x in 2 * tx..<min(2 * tx + 2, outputWidth) {
+                        let pixel = output.data + ((image * outputHeight + y) * outputWidth + x) * filters + first
+                        activation.apply(pixel, count: last - first, lastAxis: last - first)
+                    }
+                }
+            }
+        }
+        if threads == 1 {
+            for item in 0..<chunks * filterParts { run(item, 0) }
+        } else {
+            concurrentPerform(iterations: chunks * filterParts, run)
         }
     }
 }
