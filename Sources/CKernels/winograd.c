@@ -46,171 +46,240 @@ int tl_winograd_pack(const float *kernel, int channels, int filters, float *pack
 
 // MARK: - Input transform: V = Bᵀ d B
 
-typedef struct {
-    const float *input;
-    int height, width, channels, tilesY, tilesX, padTop, padLeft, firstTile, count;
-    float *v;
-} InputTiles;
+/// Transforms one tile for every channel; `rows[r]` is input row r of the 4×4 window (NULL
+/// outside the image) and `columns[s]` the offset of column s in it (-1 outside). Writes
+/// `v[ξ · stride + c]`.
+typedef void (*InputTile)(const float *const rows[4], const ptrdiff_t columns[4], int channels, float *v, size_t stride);
 
-/// Bᵀ d B of one 4×4 tile for channels `[0, channels)`; `rows[r]`/`columns[s]` are NULL/-1
-/// where the tap is outside the image (it reads zero).
-#define WINOGRAD_INPUT_TILE(VOUT, STRIDE)                                                              \
-    for (int c = 0; c < channels; c++) {                                                               \
-        float d[4][4], t[4][4];                                                                        \
-        for (int r = 0; r < 4; r++)                                                                    \
-            for (int s = 0; s < 4; s++)                                                                \
-                d[r][s] = rows[r] && columns[s] >= 0 ? rows[r][(size_t)columns[s] * channels + c] : 0.0f; \
-        for (int s = 0; s < 4; s++) {                                                                  \
-            t[0][s] = d[0][s] - d[2][s];                                                               \
-            t[1][s] = d[1][s] + d[2][s];                                                               \
-            t[2][s] = d[2][s] - d[1][s];                                                               \
-            t[3][s] = d[1][s] - d[3][s];                                                               \
-        }                                                                                              \
-        for (int r = 0; r < 4; r++) {                                                                  \
-            VOUT[(size_t)(r * 4 + 0) * STRIDE + c] = t[r][0] - t[r][2];                                \
-            VOUT[(size_t)(r * 4 + 1) * STRIDE + c] = t[r][1] + t[r][2];                                \
-            VOUT[(size_t)(r * 4 + 2) * STRIDE + c] = t[r][2] - t[r][1];                                \
-            VOUT[(size_t)(r * 4 + 3) * STRIDE + c] = t[r][1] - t[r][3];                                \
-        }                                                                                              \
+/// Bᵀ d B for channels `[first, last)`, one at a time (the portable path and vector tails).
+static inline void input_tile_scalar(const float *const rows[4], const ptrdiff_t columns[4], int first, int last,
+                                     float *v, size_t stride) {
+    for (int c = first; c < last; c++) {
+        float d[4][4], t[4][4];
+        for (int r = 0; r < 4; r++)
+            for (int s = 0; s < 4; s++) d[r][s] = rows[r] && columns[s] >= 0 ? rows[r][columns[s] + c] : 0.0f;
+        for (int s = 0; s < 4; s++) {
+            t[0][s] = d[0][s] - d[2][s];
+            t[1][s] = d[1][s] + d[2][s];
+            t[2][s] = d[2][s] - d[1][s];
+            t[3][s] = d[1][s] - d[3][s];
+        }
+        for (int r = 0; r < 4; r++) {
+            v[(size_t)(r * 4 + 0) * stride + c] = t[r][0] - t[r][2];
+            v[(size_t)(r * 4 + 1) * stride + c] = t[r][1] + t[r][2];
+            v[(size_t)(r * 4 + 2) * stride + c] = t[r][2] - t[r][1];
+            v[(size_t)(r * 4 + 3) * stride + c] = t[r][1] - t[r][3];
+        }
     }
+}
 
-/// Interior tiles (all 16 taps inside the image): no bounds checks, so the channel loop vectorizes.
-#define WINOGRAD_INPUT_INTERIOR(VOUT, STRIDE)                                                          \
-    for (int c = 0; c < channels; c++) {                                                               \
-        float t[4][4];                                                                                 \
-        for (int s = 0; s < 4; s++) {                                                                  \
-            float d0 = origin[(size_t)s * channels + c], d1 = origin[rowStride + (size_t)s * channels + c]; \
-            float d2 = origin[2 * rowStride + (size_t)s * channels + c];                              \
-            float d3 = origin[3 * rowStride + (size_t)s * channels + c];                              \
-            t[0][s] = d0 - d2;                                                                         \
-            t[1][s] = d1 + d2;                                                                         \
-            t[2][s] = d2 - d1;                                                                         \
-            t[3][s] = d1 - d3;                                                                         \
-        }                                                                                              \
-        for (int r = 0; r < 4; r++) {                                                                  \
-            VOUT[(size_t)(r * 4 + 0) * STRIDE + c] = t[r][0] - t[r][2];                                \
-            VOUT[(size_t)(r * 4 + 1) * STRIDE + c] = t[r][1] + t[r][2];                                \
-            VOUT[(size_t)(r * 4 + 2) * STRIDE + c] = t[r][2] - t[r][1];                                \
-            VOUT[(size_t)(r * 4 + 3) * STRIDE + c] = t[r][1] - t[r][3];                                \
-        }                                                                                              \
-    }
+static void input_tile_portable(const float *const rows[4], const ptrdiff_t columns[4], int channels, float *v, size_t stride) {
+    input_tile_scalar(rows, columns, 0, channels, v, stride);
+}
 
-#define WINOGRAD_INPUT_FUNCTION(NAME, ATTRIBUTE)                                                       \
-    ATTRIBUTE static void NAME(const InputTiles *p) {                                                  \
-        const int channels = p->channels, perImage = p->tilesY * p->tilesX;                            \
-        const size_t stride = (size_t)p->count * channels, rowStride = (size_t)p->width * channels;    \
-        for (int t = 0; t < p->count; t++) {                                                           \
-            int tile = p->firstTile + t, image = tile / perImage;                                      \
-            int ty = (tile % perImage) / p->tilesX, tx = tile % p->tilesX;                             \
-            int y0 = 2 * ty - p->padTop, x0 = 2 * tx - p->padLeft;                                     \
-            const float *imageBase = p->input + (size_t)image * p->height * rowStride;                 \
-            float *restrict v = p->v + (size_t)t * channels;                                           \
-            if (y0 >= 0 && y0 + 4 <= p->height && x0 >= 0 && x0 + 4 <= p->width) {                    \
-                const float *restrict origin = imageBase + (size_t)y0 * rowStride + (size_t)x0 * channels; \
-                WINOGRAD_INPUT_INTERIOR(v, stride)                                                     \
-            } else {                                                                                   \
-                const float *rows[4];                                                                  \
-                int columns[4];                                                                        \
-                for (int r = 0; r < 4; r++) {                                                          \
-                    int y = y0 + r;                                                                    \
-                    rows[r] = y >= 0 && y < p->height ? imageBase + (size_t)y * rowStride : NULL;      \
-                    int x = x0 + r;                                                                    \
-                    columns[r] = x >= 0 && x < p->width ? x : -1;                                      \
-                }                                                                                      \
-                WINOGRAD_INPUT_TILE(v, stride)                                                         \
-            }                                                                                          \
-        }                                                                                              \
-    }
-
-WINOGRAD_INPUT_FUNCTION(input_portable, )
 #if TL_X86
-WINOGRAD_INPUT_FUNCTION(input_avx2, TL_AVX2)
-WINOGRAD_INPUT_FUNCTION(input_avx512, TL_AVX512)
+/// The same on 8 channels per ymm register; the channels past the last multiple of 8 scalar.
+TL_AVX2 static void input_tile_avx2(const float *const rows[4], const ptrdiff_t columns[4], int channels, float *v, size_t stride) {
+    int c = 0;
+    for (; c + 8 <= channels; c += 8) {
+        __m256 d[4][4], t[4][4];
+        for (int r = 0; r < 4; r++)
+            for (int s = 0; s < 4; s++)
+                d[r][s] = rows[r] && columns[s] >= 0 ? _mm256_loadu_ps(rows[r] + columns[s] + c) : _mm256_setzero_ps();
+        for (int s = 0; s < 4; s++) {
+            t[0][s] = _mm256_sub_ps(d[0][s], d[2][s]);
+            t[1][s] = _mm256_add_ps(d[1][s], d[2][s]);
+            t[2][s] = _mm256_sub_ps(d[2][s], d[1][s]);
+            t[3][s] = _mm256_sub_ps(d[1][s], d[3][s]);
+        }
+        for (int r = 0; r < 4; r++) {
+            _mm256_storeu_ps(v + (size_t)(r * 4 + 0) * stride + c, _mm256_sub_ps(t[r][0], t[r][2]));
+            _mm256_storeu_ps(v + (size_t)(r * 4 + 1) * stride + c, _mm256_add_ps(t[r][1], t[r][2]));
+            _mm256_storeu_ps(v + (size_t)(r * 4 + 2) * stride + c, _mm256_sub_ps(t[r][2], t[r][1]));
+            _mm256_storeu_ps(v + (size_t)(r * 4 + 3) * stride + c, _mm256_sub_ps(t[r][1], t[r][3]));
+        }
+    }
+    input_tile_scalar(rows, columns, c, channels, v, stride);
+}
+
+/// The same on 16 channels per zmm register, the last partial vector masked.
+TL_AVX512 static void input_tile_avx512(const float *const rows[4], const ptrdiff_t columns[4], int channels, float *v, size_t stride) {
+    for (int c = 0; c < channels; c += 16) {
+        __mmask16 mask = channels - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (channels - c)) - 1);
+        __m512 d[4][4], t[4][4];
+        for (int r = 0; r < 4; r++)
+            for (int s = 0; s < 4; s++)
+                d[r][s] = rows[r] && columns[s] >= 0 ? _mm512_maskz_loadu_ps(mask, rows[r] + columns[s] + c) : _mm512_setzero_ps();
+        for (int s = 0; s < 4; s++) {
+            t[0][s] = _mm512_sub_ps(d[0][s], d[2][s]);
+            t[1][s] = _mm512_add_ps(d[1][s], d[2][s]);
+            t[2][s] = _mm512_sub_ps(d[2][s], d[1][s]);
+            t[3][s] = _mm512_sub_ps(d[1][s], d[3][s]);
+        }
+        for (int r = 0; r < 4; r++) {
+            _mm512_mask_storeu_ps(v + (size_t)(r * 4 + 0) * stride + c, mask, _mm512_sub_ps(t[r][0], t[r][2]));
+            _mm512_mask_storeu_ps(v + (size_t)(r * 4 + 1) * stride + c, mask, _mm512_add_ps(t[r][1], t[r][2]));
+            _mm512_mask_storeu_ps(v + (size_t)(r * 4 + 2) * stride + c, mask, _mm512_sub_ps(t[r][2], t[r][1]));
+            _mm512_mask_storeu_ps(v + (size_t)(r * 4 + 3) * stride + c, mask, _mm512_sub_ps(t[r][1], t[r][3]));
+        }
+    }
+}
 #endif
 
 void tl_winograd_input(const float *input, int height, int width, int channels, int tilesY, int tilesX,
                        int padTop, int padLeft, int firstTile, int count, float *v) {
-    InputTiles p = {input, height, width, channels, tilesY, tilesX, padTop, padLeft, firstTile, count, v};
+    tl_winograd_input_level(tl_cpu_kernel_level(), input, height, width, channels, tilesY, tilesX, padTop, padLeft,
+                            firstTile, count, v);
+}
+
+void tl_winograd_input_level(int level, const float *input, int height, int width, int channels, int tilesY, int tilesX,
+                             int padTop, int padLeft, int firstTile, int count, float *v) {
+    InputTile tile = input_tile_portable;
+    level = tl_min(level, tl_cpu_kernel_level());
 #if TL_X86
-    int level = tl_cpu_kernel_level();
-    if (level >= 2) { input_avx512(&p); return; }
-    if (level >= 1) { input_avx2(&p); return; }
+    if (level >= 2) tile = input_tile_avx512;
+    else if (level >= 1) tile = input_tile_avx2;
 #endif
-    input_portable(&p);
+    const int perImage = tilesY * tilesX;
+    const size_t stride = (size_t)count * channels, rowStride = (size_t)width * channels;
+    for (int t = 0; t < count; t++) {
+        int index = firstTile + t, image = index / perImage;
+        int y0 = 2 * ((index % perImage) / tilesX) - padTop, x0 = 2 * (index % tilesX) - padLeft;
+        const float *imageBase = input + (size_t)image * height * rowStride;
+        const float *rows[4];
+        ptrdiff_t columns[4];
+        for (int r = 0; r < 4; r++) {
+            rows[r] = y0 + r >= 0 && y0 + r < height ? imageBase + (size_t)(y0 + r) * rowStride : NULL;
+            columns[r] = x0 + r >= 0 && x0 + r < width ? (ptrdiff_t)(x0 + r) * channels : -1;
+        }
+        tile(rows, columns, channels, v + (size_t)t * channels, stride);
+    }
 }
 
 // MARK: - Output transform: Y = Aᵀ M A, + bias + residual, clamped
 
 typedef struct {
-    const float *m;
-    int firstTile, count, tilesY, tilesX, outputHeight, outputWidth, filters, firstFilter, filterCount;
-    const float *bias, *residual;
+    const float *m;         // this tile's first GEMM result: m[ξ · stride + k]
+    size_t stride;
+    float *out[2][2];       // the tile's output pixels (NULL outside the output)
+    const float *add[2][2]; // the residual at those pixels, or NULL
+    const float *bias;
     float low, high;
-    float *output;
-} OutputTiles;
+} OutputTile;
 
-#define WINOGRAD_OUTPUT_FUNCTION(NAME, ATTRIBUTE)                                                      \
-    ATTRIBUTE static void NAME(const OutputTiles *p) {                                                 \
-        const int filters = p->filters, perImage = p->tilesY * p->tilesX;                              \
-        const size_t stride = (size_t)p->count * filters;                                              \
-        const float low = p->low, high = p->high;                                                      \
-        for (int t = 0; t < p->count; t++) {                                                           \
-            int tile = p->firstTile + t, image = tile / perImage;                                      \
-            int ty = (tile % perImage) / p->tilesX, tx = tile % p->tilesX;                             \
-            int y0 = 2 * ty, x0 = 2 * tx;                                                              \
-            int rowsValid = p->outputHeight - y0 >= 2 ? 2 : 1, columnsValid = p->outputWidth - x0 >= 2 ? 2 : 1; \
-            const float *restrict m = p->m + (size_t)t * filters;                                      \
-            size_t pixel[2][2];                                                                        \
-            for (int r = 0; r < 2; r++)                                                                \
-                for (int s = 0; s < 2; s++)                                                            \
-                    pixel[r][s] = (((size_t)image * p->outputHeight + y0 + r) * p->outputWidth + x0 + s) * filters; \
-            float y[2][2][64];                                                                         \
-            for (int k0 = p->firstFilter; k0 < p->firstFilter + p->filterCount; k0 += 64) {            \
-                int n = tl_min(64, p->firstFilter + p->filterCount - k0);                              \
-                for (int j = 0; j < n; j++) {                                                          \
-                    int k = k0 + j;                                                                    \
-                    float s[4][2];                                                                     \
-                    for (int r = 0; r < 4; r++) {                                                      \
-                        float a = m[(size_t)(r * 4) * stride + k], b = m[(size_t)(r * 4 + 1) * stride + k]; \
-                        float c = m[(size_t)(r * 4 + 2) * stride + k], d = m[(size_t)(r * 4 + 3) * stride + k]; \
-                        s[r][0] = a + b + c;                                                           \
-                        s[r][1] = b - c - d;                                                           \
-                    }                                                                                  \
-                    float bias = p->bias ? p->bias[k] : 0.0f;                                          \
-                    for (int col = 0; col < 2; col++) {                                                \
-                        y[0][col][j] = s[0][col] + s[1][col] + s[2][col] + bias;                       \
-                        y[1][col][j] = s[1][col] - s[2][col] - s[3][col] + bias;                       \
-                    }                                                                                  \
-                }                                                                                      \
-                for (int r = 0; r < rowsValid; r++)                                                    \
-                    for (int col = 0; col < columnsValid; col++) {                                     \
-                        float *restrict out = p->output + pixel[r][col] + k0;                          \
-                        const float *restrict add = p->residual ? p->residual + pixel[r][col] + k0 : NULL; \
-                        for (int j = 0; j < n; j++) {                                                  \
-                            float value = y[r][col][j] + (add ? add[j] : 0.0f);                        \
-                            value = value < low ? low : value;                                         \
-                            out[j] = value > high ? high : value;                                      \
-                        }                                                                              \
-                    }                                                                                  \
-            }                                                                                          \
-        }                                                                                              \
+/// Aᵀ M A for filters `[first, last)`, one at a time (the portable path and vector tails).
+static inline void output_tile_scalar(const OutputTile *p, int first, int last) {
+    for (int k = first; k < last; k++) {
+        float s[4][2];
+        for (int r = 0; r < 4; r++) {
+            float a = p->m[(size_t)(r * 4) * p->stride + k], b = p->m[(size_t)(r * 4 + 1) * p->stride + k];
+            float c = p->m[(size_t)(r * 4 + 2) * p->stride + k], d = p->m[(size_t)(r * 4 + 3) * p->stride + k];
+            s[r][0] = a + b + c;
+            s[r][1] = b - c - d;
+        }
+        float bias = p->bias ? p->bias[k] : 0.0f, y[2][2];
+        for (int col = 0; col < 2; col++) {
+            y[0][col] = s[0][col] + s[1][col] + s[2][col] + bias;
+            y[1][col] = s[1][col] - s[2][col] - s[3][col] + bias;
+        }
+        for (int r = 0; r < 2; r++)
+            for (int col = 0; col < 2; col++) {
+                if (!p->out[r][col]) continue;
+                float value = y[r][col] + (p->add[r][col] ? p->add[r][col][k] : 0.0f);
+                value = value < p->low ? p->low : value;
+                p->out[r][col][k] = value > p->high ? p->high : value;
+            }
     }
+}
 
-WINOGRAD_OUTPUT_FUNCTION(output_portable, )
+typedef void (*OutputTileFunction)(const OutputTile *p, int first, int last);
+
+static void output_tile_portable(const OutputTile *p, int first, int last) { output_tile_scalar(p, first, last); }
+
 #if TL_X86
-WINOGRAD_OUTPUT_FUNCTION(output_avx2, TL_AVX2)
-WINOGRAD_OUTPUT_FUNCTION(output_avx512, TL_AVX512)
+TL_AVX2 static void output_tile_avx2(const OutputTile *p, int first, int last) {
+    __m256 low = _mm256_set1_ps(p->low), high = _mm256_set1_ps(p->high);
+    int k = first;
+    for (; k + 8 <= last; k += 8) {
+        __m256 s[4][2];
+        for (int r = 0; r < 4; r++) {
+            __m256 a = _mm256_loadu_ps(p->m + (size_t)(r * 4) * p->stride + k), b = _mm256_loadu_ps(p->m + (size_t)(r * 4 + 1) * p->stride + k);
+            __m256 c = _mm256_loadu_ps(p->m + (size_t)(r * 4 + 2) * p->stride + k), d = _mm256_loadu_ps(p->m + (size_t)(r * 4 + 3) * p->stride + k);
+            s[r][0] = _mm256_add_ps(_mm256_add_ps(a, b), c);
+            s[r][1] = _mm256_sub_ps(_mm256_sub_ps(b, c), d);
+        }
+        __m256 bias = p->bias ? _mm256_loadu_ps(p->bias + k) : _mm256_setzero_ps(), y[2][2];
+        for (int col = 0; col < 2; col++) {
+            y[0][col] = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s[0][col], s[1][col]), s[2][col]), bias);
+            y[1][col] = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s[1][col], s[2][col]), s[3][col]), bias);
+        }
+        for (int r = 0; r < 2; r++)
+            for (int col = 0; col < 2; col++) {
+                if (!p->out[r][col]) continue;
+                __m256 value = p->add[r][col] ? _mm256_add_ps(y[r][col], _mm256_loadu_ps(p->add[r][col] + k)) : y[r][col];
+                _mm256_storeu_ps(p->out[r][col] + k, _mm256_min_ps(_mm256_max_ps(value, low), high));
+            }
+    }
+    output_tile_scalar(p, k, last);
+}
+
+TL_AVX512 static void output_tile_avx512(const OutputTile *p, int first, int last) {
+    __m512 low = _mm512_set1_ps(p->low), high = _mm512_set1_ps(p->high);
+    for (int k = first; k < last; k += 16) {
+        __mmask16 mask = last - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (last - k)) - 1);
+        __m512 s[4][2];
+        for (int r = 0; r < 4; r++) {
+            __m512 a = _mm512_maskz_loadu_ps(mask, p->m + (size_t)(r * 4) * p->stride + k);
+            __m512 b = _mm512_maskz_loadu_ps(mask, p->m + (size_t)(r * 4 + 1) * p->stride + k);
+            __m512 c = _mm512_maskz_loadu_ps(mask, p->m + (size_t)(r * 4 + 2) * p->stride + k);
+            __m512 d = _mm512_maskz_loadu_ps(mask, p->m + (size_t)(r * 4 + 3) * p->stride + k);
+            s[r][0] = _mm512_add_ps(_mm512_add_ps(a, b), c);
+            s[r][1] = _mm512_sub_ps(_mm512_sub_ps(b, c), d);
+        }
+        __m512 bias = p->bias ? _mm512_maskz_loadu_ps(mask, p->bias + k) : _mm512_setzero_ps(), y[2][2];
+        for (int col = 0; col < 2; col++) {
+            y[0][col] = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(s[0][col], s[1][col]), s[2][col]), bias);
+            y[1][col] = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(s[1][col], s[2][col]), s[3][col]), bias);
+        }
+        for (int r = 0; r < 2; r++)
+            for (int col = 0; col < 2; col++) {
+                if (!p->out[r][col]) continue;
+                __m512 value = p->add[r][col] ? _mm512_add_ps(y[r][col], _mm512_maskz_loadu_ps(mask, p->add[r][col] + k)) : y[r][col];
+                _mm512_mask_storeu_ps(p->out[r][col] + k, mask, _mm512_min_ps(_mm512_max_ps(value, low), high));
+            }
+    }
+}
 #endif
 
 void tl_winograd_output(const float *m, int firstTile, int count, int tilesY, int tilesX,
                         int outputHeight, int outputWidth, int filters, int firstFilter, int filterCount,
                         const float *bias, const float *residual, float low, float high, float *output) {
-    OutputTiles p = {m, firstTile, count, tilesY, tilesX, outputHeight, outputWidth, filters, firstFilter, filterCount,
-                     bias, residual, low, high, output};
+    tl_winograd_output_level(tl_cpu_kernel_level(), m, firstTile, count, tilesY, tilesX, outputHeight, outputWidth, filters,
+                             firstFilter, filterCount, bias, residual, low, high, output);
+}
+
+void tl_winograd_output_level(int level, const float *m, int firstTile, int count, int tilesY, int tilesX,
+                              int outputHeight, int outputWidth, int filters, int firstFilter, int filterCount,
+                              const float *bias, const float *residual, float low, float high, float *output) {
+    OutputTileFunction tile = output_tile_portable;
+    level = tl_min(level, tl_cpu_kernel_level());
 #if TL_X86
-    int level = tl_cpu_kernel_level();
-    if (level >= 2) { output_avx512(&p); return; }
-    if (level >= 1) { output_avx2(&p); return; }
+    if (level >= 2) tile = output_tile_avx512;
+    else if (level >= 1) tile = output_tile_avx2;
 #endif
-    output_portable(&p);
+    const int perImage = tilesY * tilesX;
+    OutputTile p = {NULL, (size_t)count * filters, {{NULL}}, {{NULL}}, bias, low, high};
+    for (int t = 0; t < count; t++) {
+        int index = firstTile + t, image = index / perImage;
+        int y0 = 2 * ((index % perImage) / tilesX), x0 = 2 * (index % tilesX);
+        p.m = m + (size_t)t * filters;
+        for (int r = 0; r < 2; r++)
+            for (int col = 0; col < 2; col++) {
+                int inside = y0 + r < outputHeight && x0 + col < outputWidth;
+                size_t pixel = (((size_t)image * outputHeight + y0 + r) * outputWidth + x0 + col) * filters;
+                p.out[r][col] = inside ? output + pixel : NULL;
+                p.add[r][col] = inside && residual ? residual + pixel : NULL;
+            }
+        tile(&p, firstFilter, firstFilter + filterCount);
+    }
 }

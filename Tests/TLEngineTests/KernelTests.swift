@@ -222,6 +222,33 @@ struct KernelTests {
         }
     }
 
+    @Test("Winograd transforms: every kernel level equals the portable one (edge tiles, channel tails, residual, clamp)")
+    func winogradLevels() throws {
+        var noise = Noise(state: 13)
+        let (height, width, channels, filters) = (7, 9, 37, 21)
+        let (tilesY, tilesX) = (4, 5)  // 7×9 output ("same"): the last tile row and column are half outside
+        let input = noise.tensor([2, height, width, channels]).scalars
+        let tiles = 2 * tilesY * tilesX, first = 3, count = tiles - 5
+        let m = noise.tensor([16, count, filters]).scalars, bias = noise.tensor([filters]).scalars
+        let residual = noise.tensor([2, height, width, filters]).scalars
+        func transforms(level: Int32) -> (v: [Float], y: [Float]) {
+            var v = [Float](repeating: .nan, count: 16 * count * channels)
+            var y = [Float](repeating: 0, count: 2 * height * width * filters)
+            tl_winograd_input_level(level, input, Int32(height), Int32(width), Int32(channels), Int32(tilesY), Int32(tilesX), 1, 1,
+                                    Int32(first), Int32(count), &v)
+            tl_winograd_output_level(level, m, Int32(first), Int32(count), Int32(tilesY), Int32(tilesX), Int32(height), Int32(width),
+                                     Int32(filters), 2, Int32(filters - 2), bias, residual, -0.5, 1.5, &y)
+            return (v, y)
+        }
+        let reference = transforms(level: 0)
+        #expect(!reference.v.contains { $0.isNaN } && reference.y.contains { $0 != 0 })
+        for level in 1...tl_cpu_kernel_level() {
+            let result = transforms(level: level)
+            #expect(result.v == reference.v, "input transform, level \(level)")
+            #expect(result.y == reference.y, "output transform, level \(level)")
+        }
+    }
+
     @Test("Winograd with a residual Add and a zero padding merged in by fused() equals the unfused GEMM path")
     func winogradFusions() throws {
         var noise = Noise(state: 11)

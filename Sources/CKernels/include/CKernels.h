@@ -71,6 +71,14 @@ void tl_winograd_output(const float *m, int firstTile, int count, int tilesY, in
                         int outputHeight, int outputWidth, int filters, int firstFilter, int filterCount,
                         const float *bias, const float *residual, float low, float high, float *output);
 
+/// `tl_winograd_input` / `tl_winograd_output` on the kernels of `level` (capped at
+/// `tl_cpu_kernel_level()`), so tests can compare the levels in one process.
+void tl_winograd_input_level(int level, const float *input, int height, int width, int channels, int tilesY, int tilesX,
+                             int padTop, int padLeft, int firstTile, int count, float *v);
+void tl_winograd_output_level(int level, const float *m, int firstTile, int count, int tilesY, int tilesX,
+                              int outputHeight, int outputWidth, int filters, int firstFilter, int filterCount,
+                              const float *bias, const float *residual, float low, float high, float *output);
+
 /// One output row of a depthwise convolution with depth multiplier 1, NHWC.
 ///
 /// `rows[ky]` is the input row (`width × channels`) kernel row `ky` reads, or NULL where it

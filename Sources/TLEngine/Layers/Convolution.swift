@@ -182,7 +182,7 @@ public final class Conv2D: Layer {
         var chunk = min(256, max(16, (1 << 21) / (16 * (channels + filters))))
         chunk = chunk / 8 * 8
         let threads = tiles * 16 * channels * filters >= 200_000 ? engineThreads : 1
-        chunk = min(chunk, max(8, (tiles + threads - 1) / threads))
+        chunk = min(chunk, max(8, ((tiles + threads - 1) / threads + 7) / 8 * 8))
         let chunks = (tiles + chunk - 1) / chunk
         let panels = (filters + Int(TL_GEMM_PANEL) - 1) / Int(TL_GEMM_PANEL)
         let filterParts = threads > 1 && chunks < 2 * threads && panels >= 2 * threads ? threads : 1
