@@ -120,14 +120,13 @@ def random_vgg16(work):
     return base
 
 
-def keras_fit(case, data, base_file, epochs):
+def keras_fit(case, data, base_file, epochs, classes):
     import keras
     import numpy as np
     from keras.src.legacy.preprocessing.image import ImageDataGenerator
     from keras.applications import imagenet_utils
     started = time.perf_counter()
     keras.utils.set_random_seed(0)
-    classes = len(CLASSES)
     if case == "alexnet":
         sys.path.insert(0, str(HERE.parent))
         from train_compare import keras_alexnet
@@ -205,7 +204,7 @@ def csv_rows(path):
 
 def keras_run(case, data, base_file, epochs):
     started = time.perf_counter()
-    result = run([sys.executable, __file__, "--keras", case, str(data), str(base_file), str(epochs)])
+    result = run([sys.executable, __file__, "--keras", case, str(data), str(base_file), str(epochs), str(len(CLASSES))])
     wall = time.perf_counter() - started
     report = json.loads([line for line in result.stdout.splitlines() if line.startswith("{")][-1])
     report["wall"] = wall
@@ -218,15 +217,27 @@ def main():
     parser.add_argument("--cases", default="head,unfreeze,vgg16,alexnet")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--keras", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--classes", help="a comma list of the classes to use (e.g. fruit,vegetable for a two-class dense2 run)")
+    parser.add_argument("--keras", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.keras:
-        case, data, base, epochs = args.keras
-        print(json.dumps(keras_fit(case, pathlib.Path(data), base, int(epochs))))
+        case, data, base, epochs, classes = args.keras
+        print(json.dumps(keras_fit(case, pathlib.Path(data), base, int(epochs), int(classes))))
         return
     work = pathlib.Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     data = photos(work)
+    if args.classes:
+        chosen = args.classes.split(",")
+        for name in list(CLASSES):
+            if name not in chosen:
+                del CLASSES[name]
+        subset = work / f"photos-{'-'.join(chosen)}"
+        if not subset.exists():
+            for side in ("train", "validation"):
+                for name in chosen:
+                    shutil.copytree(data / side / name, subset / side / name)
+        data = subset
     base = imagenet_base(work)
     counts = {side: {c: len(list((data / side / c).glob("*.jpg"))) for c in CLASSES} for side in ("train", "validation")}
     print(f"photos: {counts}; base: {base.name}", flush=True)
@@ -234,7 +245,7 @@ def main():
         case_base = random_vgg16(work) if case == "vgg16" else base
         ours, theirs = [], []
         for round_index in range(args.rounds):
-            cache = work / f"cache-{case}"
+            cache = work / f"cache-{case}-{len(CLASSES)}"
             if case != "alexnet":
                 shutil.rmtree(cache, ignore_errors=True)  # cold: features computed in this run
             ours.append(tlhub_run(case, data, case_base, args.epochs, work, cache))
