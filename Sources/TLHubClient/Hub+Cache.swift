@@ -30,7 +30,9 @@ extension Hub {
         var entries: [CachedEntry] = []
         let fileManager = FileManager.default
         let sources = (try? fileManager.contentsOfDirectory(atPath: cacheDirectory.path)) ?? []
-        for source in sources.sorted() {
+        // `features/` (finetune's cached base features) and `hashes/` (remembered SHA-256 of local
+        // weight files) are tlhub's own, not pulled files.
+        for source in sources.sorted() where source != "features" && source != "hashes" {
             let directory = cacheDirectory.appendingPathComponent(source, isDirectory: true)
             var isDirectory: ObjCBool = false
             guard fileManager.fileExists(atPath: directory.path, isDirectory: &isDirectory), isDirectory.boolValue else { continue }

@@ -27,9 +27,14 @@ public struct LoadedModel {
     /// The weights' SHA-256 when already known (a hub pull checks it against the file).
     public var knownSHA256: String?
 
+    /// Where the SHA-256 of a local weight file is remembered (the cache's `hashes/`), or nil.
+    var hashCache: FileHashCache?
+
     /// SHA-256 of the weights (of a SavedModel's variables data), hashed only when not known.
     public func weightsSHA256() throws -> String {
-        try knownSHA256 ?? ModelResolver.sha256(of: file)
+        if let knownSHA256 { return knownSHA256 }
+        if let hashCache { return try hashCache.sha256(of: file, compute: ModelResolver.sha256(of:)) }
+        return try ModelResolver.sha256(of: file)
     }
 
     public init(model: Model, file: URL, artifact: Artifact?, reference: String) {

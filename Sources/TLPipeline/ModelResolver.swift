@@ -31,7 +31,9 @@ public struct ModelResolver {
             }
             let model = isDirectory.boolValue ? try Self.loadSavedModel(path)
                                               : try Model.load(from: path, architecture: architecture)
-            return LoadedModel(model: model, file: path, artifact: nil, reference: reference)
+            var loaded = LoadedModel(model: model, file: path, artifact: nil, reference: reference)
+            if !isDirectory.boolValue { loaded.hashCache = FileHashCache(directory: hub.cacheDirectory.appendingPathComponent("hashes")) }
+            return loaded
         }
         if Self.looksLikePath(reference) { throw PipelineError(reference, "no such file") }
         let resolved = try hub.resolve(reference)

@@ -1,0 +1,35 @@
+import Foundation
+import Testing
+import TLFormats
+@testable import TLPipeline
+
+/// The remembered SHA-256 of a base file: used while the file is unchanged, recomputed after any write.
+@Suite("SHA-256 of weight files, remembered in the cache")
+struct FileHashCacheTests {
+    @Test("the remembered hash is used for an unchanged file and dropped after a write")
+    func rememberedUntilWritten() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("hash-cache-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let file = folder.appendingPathComponent("base.h5")
+        try Data(repeating: 7, count: 1000).write(to: file)
+        let cache = FileHashCache(directory: folder.appendingPathComponent("hashes"))
+        var computed = 0
+        func hash() throws -> String {
+            try cache.sha256(of: file) { computed += 1; return try SafeTensorsConversion.sha256(of: $0) }
+        }
+        let first = try hash(), direct = try SafeTensorsConversion.sha256(of: file)
+        #expect(first == direct && computed == 1)
+        let again = try hash()
+        #expect(again == first && computed == 1, "an unchanged file is hashed again")
+
+        // The same size, rewritten in place: its change time moves, so the record no longer matches.
+        let handle = try FileHandle(forWritingTo: file)
+        try handle.write(contentsOf: Data([8]))
+        try handle.close()
+        let second = try hash(), rewritten = try SafeTensorsConversion.sha256(of: file)
+        #expect(computed == 2 && second != first && second == rewritten)
+        let third = try hash()
+        #expect(third == second && computed == 2)
+    }
+}
