@@ -1,4 +1,5 @@
 import Foundation
+import TLTensor
 
 /// The parts of a Keras model config (`model_config` attribute of a full-model `.h5`, or a
 /// `.keras` archive's `config.json`) that tlhub needs: every layer's name and class, the few
@@ -33,7 +34,7 @@ public struct KerasModelConfig: Sendable, Equatable {
     /// Parses the JSON text of a model config.
     /// - Throws: ``FormatError`` when it is not a Keras model config.
     public init(json: String, path: String) throws {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] else {
+        guard let object = ParsedJSON.object(json) else {
             throw FormatError(path: path, problem: "model config is not a JSON object")
         }
         guard let layer = Self.layer(object) else {

@@ -12,8 +12,7 @@ public enum KerasGraphReader {
     /// Parses `json` into a graph whose layers still need weights (`Graph.loadWeights(from:)`).
     /// - Throws: `EngineError.invalidModelConfig`, `.unsupportedLayer` or `.unsupportedOption`.
     public static func graph(fromJSON json: String) throws -> Graph {
-        guard let data = json.data(using: .utf8),
-              let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+        guard let root = ParsedJSON.object(json) else {
             throw EngineError.invalidModelConfig("not a JSON object")
         }
         var reader = Reader(keras3: isKeras3(root))
