@@ -120,13 +120,13 @@ def random_vgg16(work):
     return base
 
 
-def keras_fit(case, data, base_file, epochs, classes):
+def keras_fit(case, data, base_file, epochs, classes, seed):
     import keras
     import numpy as np
     from keras.src.legacy.preprocessing.image import ImageDataGenerator
     from keras.applications import imagenet_utils
     started = time.perf_counter()
-    keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(seed)
     if case == "alexnet":
         sys.path.insert(0, str(HERE.parent))
         from train_compare import keras_alexnet
@@ -170,9 +170,9 @@ def keras_fit(case, data, base_file, epochs, classes):
 
 # MARK: - tlhub side
 
-def tlhub_run(case, data, base_file, epochs, work, cache):
+def tlhub_run(case, data, base_file, epochs, work, cache, seed):
     output = work / f"out-{case}-{time.time_ns()}"
-    common = ["--data", str(data / "train"), "--val", str(data / "validation"), "--epochs", str(epochs), "--batch", "32",
+    common = ["--data", str(data / "train"), "--val", str(data / "validation"), "--epochs", str(epochs), "--batch", "32", "--seed", str(seed),
               "-o", str(output), "--cache-dir", str(cache)]
     if case == "alexnet":
         command = ["train", "--model", "alexnet", "--size", "227", "--preprocess", "unit", "--optimizer", "adam", "--lr", "0.001"]
@@ -202,9 +202,9 @@ def csv_rows(path):
         yield dict(zip(keys, line.split(",")))
 
 
-def keras_run(case, data, base_file, epochs):
+def keras_run(case, data, base_file, epochs, seed):
     started = time.perf_counter()
-    result = run([sys.executable, __file__, "--keras", case, str(data), str(base_file), str(epochs), str(len(CLASSES))])
+    result = run([sys.executable, __file__, "--keras", case, str(data), str(base_file), str(epochs), str(len(CLASSES)), str(seed)])
     wall = time.perf_counter() - started
     report = json.loads([line for line in result.stdout.splitlines() if line.startswith("{")][-1])
     report["wall"] = wall
@@ -218,11 +218,11 @@ def main():
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--classes", help="a comma list of the classes to use (e.g. fruit,vegetable for a two-class dense2 run)")
-    parser.add_argument("--keras", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--keras", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.keras:
-        case, data, base, epochs, classes = args.keras
-        print(json.dumps(keras_fit(case, pathlib.Path(data), base, int(epochs), int(classes))))
+        case, data, base, epochs, classes, seed = args.keras
+        print(json.dumps(keras_fit(case, pathlib.Path(data), base, int(epochs), int(classes), int(seed))))
         return
     work = pathlib.Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -248,14 +248,17 @@ def main():
             cache = work / f"cache-{case}-{len(CLASSES)}"
             if case != "alexnet":
                 shutil.rmtree(cache, ignore_errors=True)  # cold: features computed in this run
-            ours.append(tlhub_run(case, data, case_base, args.epochs, work, cache))
+            # Each round draws its initial head weights and shuffles from its own seed, the same
+            # number on both sides (the generators differ, so the draws do too).
+            ours.append(tlhub_run(case, data, case_base, args.epochs, work, cache, round_index))
             if case in ("head", "vgg16"):
-                ours[-1]["warm"] = tlhub_run(case, data, case_base, args.epochs, work, cache)
-            theirs.append(keras_run(case, data, case_base, args.epochs))
+                ours[-1]["warm"] = tlhub_run(case, data, case_base, args.epochs, work, cache, round_index)
+            theirs.append(keras_run(case, data, case_base, args.epochs, round_index))
             print(case, "round", round_index, "tlhub", json.dumps(ours[-1]), "keras", json.dumps(theirs[-1]), flush=True)
         median = lambda rows, key: statistics.median(r[key] for r in rows)  # noqa: E731
-        line = (f"{case}: val_accuracy tlhub {[round(r['val_accuracy'], 4) for r in ours]} Keras "
-                f"{[round(r['val_accuracy'], 4) for r in theirs]}; wall tlhub {median(ours, 'wall'):.2f} s, Keras "
+        mean = lambda rows: sum(r["val_accuracy"] for r in rows) / len(rows)  # noqa: E731
+        line = (f"{case}: val_accuracy tlhub {[round(r['val_accuracy'], 4) for r in ours]} (mean {mean(ours):.4f}) Keras "
+                f"{[round(r['val_accuracy'], 4) for r in theirs]} (mean {mean(theirs):.4f}); wall tlhub {median(ours, 'wall'):.2f} s, Keras "
                 f"{median(theirs, 'wall'):.2f} s ({median(theirs, 'wall') / median(ours, 'wall'):.1f}x); fit tlhub "
                 f"{median(ours, 'fit'):.2f} s, Keras {median(theirs, 'fit'):.2f} s ({median(theirs, 'fit') / median(ours, 'fit'):.1f}x); "
                 f"img/s tlhub {median(ours, 'images_per_second'):.1f}, Keras {median(theirs, 'images_per_second'):.1f}")
