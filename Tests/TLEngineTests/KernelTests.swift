@@ -222,6 +222,25 @@ struct KernelTests {
         }
     }
 
+    @Test("sigmoid and swish: every kernel level within 2e-6 relative of double precision")
+    func sigmoidAndSwish() {
+        var inputs: [Float] = stride(from: -100.0, through: 100.0, by: 0.0371).map { Float($0) }
+        inputs += [0, -0, 1e-8, -1e-8, 88.5, -88.5, 87.3, -87.3, 20, -20, 1e30, -1e30]
+        for swish in [false, true] {
+            let expected = inputs.map { x -> Double in
+                let s = 1 / (1 + Foundation.exp(-Double(x)))
+                return swish ? Double(x) * s : s
+            }
+            for level in 0...tl_cpu_kernel_level() {
+                var values = inputs
+                tl_sigmoid_level(level, &values, Int32(values.count), swish ? 1 : 0)
+                let worst = zip(values, expected).map { abs(Double($0) - $1) / max(abs($1), 1e-30) }
+                    .enumerated().filter { abs(expected[$0.offset]) > 1e-30 }.map(\.element).max() ?? 0
+                #expect(worst <= 2e-6, "level \(level) swish \(swish): worst relative error \(worst)")
+            }
+        }
+    }
+
     @Test("Winograd transforms: every kernel level equals the portable one (edge tiles, channel tails, residual, clamp)")
     func winogradLevels() throws {
         var noise = Noise(state: 13)

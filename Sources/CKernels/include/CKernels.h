@@ -79,6 +79,12 @@ void tl_winograd_output_level(int level, const float *m, int firstTile, int coun
                               int outputHeight, int outputWidth, int filters, int firstFilter, int filterCount,
                               const float *bias, const float *residual, float low, float high, float *output);
 
+/// In place over `count` floats: `sigmoid(x) = 1 / (1 + exp(−x))`, or with `swish` non-zero
+/// `x · sigmoid(x)`; a vector exp (2ⁿ · degree-6 polynomial) within about one float ulp.
+void tl_sigmoid(float *values, int count, int swish);
+/// `tl_sigmoid` on the kernels of `level` (capped at `tl_cpu_kernel_level()`).
+void tl_sigmoid_level(int level, float *values, int count, int swish);
+
 /// One output row of a depthwise convolution with depth multiplier 1, NHWC.
 ///
 /// `rows[ky]` is the input row (`width × channels`) kernel row `ky` reads, or NULL where it

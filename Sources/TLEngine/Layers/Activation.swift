@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// An element-wise (or, for softmax, last-axis) activation function, as Keras defines it.
@@ -108,13 +109,13 @@ public enum Activation: Sendable, Equatable {
         case let .leakyReLU(slope):
             for i in 0..<count { let x = values[i]; values[i] = x >= 0 ? x : slope * x }
         case .sigmoid:
-            for i in 0..<count { values[i] = Activation.sigmoid(values[i]) }
+            tl_sigmoid(values, Int32(count), 0)
         case .hardSigmoidKeras2:
             for i in 0..<count { values[i] = min(max(0.2 * values[i] + 0.5, 0), 1) }
         case .hardSigmoid:
             for i in 0..<count { values[i] = min(max(values[i] + 3, 0), 6) / 6 }
         case .swish:
-            for i in 0..<count { let x = values[i]; values[i] = x * Activation.sigmoid(x) }
+            tl_sigmoid(values, Int32(count), 1)
         case .hardSwish:
             for i in 0..<count { let x = values[i]; values[i] = x * (min(max(x + 3, 0), 6) / 6) }
         case .tanh:
