@@ -2,7 +2,7 @@
 """Compares tlhub's inference speed with TensorFlow, ONNX Runtime, TFLite and OpenVINO on the same random weights.
 
     swift build -c release
-    ~/venv-tf/bin/python bench/compare.py [--tlhub .build/release/tlhub] [--models mobilenetv2 resnet50 vgg16]
+    ~/venv-tf/bin/python bench/compare.py [--tlhub .build/release/tlhub] [--models mobilenetv2 resnet50 vgg16 efficientnetb0 inceptionv3]
                                           [--batches 1 32] [--seconds 3] [--rounds 3] [--startup] [--json OUT]
     ~/venv-tf/bin/python bench/compare.py --check-only [--models ...]   # convert + parity only, no timing
 
@@ -106,8 +106,10 @@ MODELS = {
     "mobilenetv2": lambda keras: keras.applications.MobileNetV2(alpha=1.0, weights=None),
     "resnet50": lambda keras: keras.applications.ResNet50(weights=None),
     "vgg16": lambda keras: keras.applications.VGG16(weights=None),
+    "efficientnetb0": lambda keras: keras.applications.EfficientNetB0(weights=None),
+    "inceptionv3": lambda keras: keras.applications.InceptionV3(weights=None),
 }
-INPUT_SHAPE = (224, 224, 3)  # all three models
+INPUT_SIZES = {"inceptionv3": 299}  # every other model: 224
 SEED = 0
 CHECK_BATCH = 2
 THREADS = 2
@@ -239,8 +241,28 @@ def convert_to_onnx(name, output):
     model, _ = build_model(name)
     spec = (tf.TensorSpec((None,) + tuple(model.input_shape[1:]), tf.float32, name="input"),)
     function = tf.function(lambda x: model(x, training=False))
-    model_proto, storage = tf2onnx.convert.from_function(function, input_signature=spec, opset=13, large_model=True)
+    # large_model only where it is needed (VGG16's memory, see above): on EfficientNetB0 it turns the
+    # Normalization layer's statistics into graph inputs, which the default path keeps as constants.
+    large = model.count_params() > 50_000_000
+    model_proto, storage = tf2onnx.convert.from_function(function, input_signature=spec, opset=13, large_model=large)
+    # tf2onnx leaves an adapted Normalization layer's statistics (EfficientNet's) as graph inputs
+    # named after the op reading them: `…/normalization/sub/y:0` is the mean, `…/Sqrt/x:0` the
+    # variance. They become constants of the layer's values.
+    for graph_input in list(model_proto.graph.input):
+        if graph_input.name == "input":
+            continue
+        layer_name, op = graph_input.name.split("/")[-3], graph_input.name.split("/")[-2]
+        layer = model.get_layer(layer_name)
+        value = {"sub": layer.mean, "Sqrt": layer.variance}[op].numpy().astype(np.float32)
+        shape = [d.dim_value for d in graph_input.type.tensor_type.shape.dim]
+        model_proto.graph.initializer.append(onnx.numpy_helper.from_array(value.reshape(shape), graph_input.name))
+        model_proto.graph.input.remove(graph_input)
     del model, function
+    if not large:
+        partial = output.with_name(output.name + ".partial")
+        onnx.save_model(model_proto, str(partial))
+        os.replace(partial, output)
+        return
     # Put the external tensors back: one self-contained .onnx, as the default (small-model) path writes.
     tensors = list(model_proto.graph.initializer)
     tensors += [attribute.t for node in model_proto.graph.node for attribute in node.attribute
@@ -449,7 +471,8 @@ def check_parity(name, batch, engine, expected, actual):
 
 def start_workers(name, batch, files, folder, skipped, versions):
     """Ready workers for every engine not skipped, their outputs checked against TF's. Returns (workers, parity)."""
-    x = np.random.default_rng([SEED, batch]).uniform(-1, 1, (batch,) + INPUT_SHAPE).astype(np.float32)
+    side = INPUT_SIZES.get(name, 224)
+    x = np.random.default_rng([SEED, batch]).uniform(-1, 1, (batch, side, side, 3)).astype(np.float32)
     input_path = folder / f"input-{batch}.npy"
     np.save(input_path, x)
     workers = {}
