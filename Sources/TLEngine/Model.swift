@@ -33,9 +33,11 @@ public final class Model {
     /// - Parameters:
     ///   - url: a `.safetensors`, `.h5`, `.weights.h5` or `.keras` file.
     ///   - architecture: overrides detection; a wrong choice fails strict loading.
+    ///   - probeHDF5: read HDF5 structure in a forked child first (a crafted file cannot crash the
+    ///     process); false only for a file known to have passed.
     /// - Throws: `EngineError` (unreadable file, unknown architecture, missing or mis-shaped weight).
-    public static func load(from url: URL, architecture: Architecture? = nil) throws -> Model {
-        try Model(weights: try WeightFiles.open(url), architecture: architecture)
+    public static func load(from url: URL, architecture: Architecture? = nil, probeHDF5: Bool = true) throws -> Model {
+        try Model(weights: try WeightFiles.open(url, probeHDF5: probeHDF5), architecture: architecture)
     }
 
     /// Builds and strictly loads a model from any weight source.
@@ -223,10 +225,10 @@ public enum WeightFiles {
     /// model), a Keras 3 `.weights.h5` or a `.keras` archive, recognised by content.
     /// - Throws: `EngineError.unreadableFile` for a missing file, or the format reader's own error
     ///   (naming the file and the problem) for anything it cannot read.
-    public static func open(_ url: URL) throws -> WeightSource {
+    public static func open(_ url: URL, probeHDF5: Bool = true) throws -> WeightSource {
         guard FileManager.default.fileExists(atPath: url.path) else {
             throw EngineError.unreadableFile(path: url.path, problem: "no such file")
         }
-        return try WeightFile.open(url)
+        return try WeightFile.open(url, probeHDF5: probeHDF5)
     }
 }

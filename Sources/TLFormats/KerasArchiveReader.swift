@@ -10,7 +10,7 @@ enum KerasArchiveReader {
     /// allocate without bound).
     static let maximumMemberSize: UInt64 = 16 << 30
 
-    static func open(_ url: URL) throws -> WeightFile {
+    static func open(_ url: URL, probe: Bool = true) throws -> WeightFile {
         let path = url.path
         let archive: Archive
         do {
@@ -61,7 +61,7 @@ enum KerasArchiveReader {
            let object = try? JSONSerialization.jsonObject(with: metadata) as? [String: Any] {
             kerasVersion = object["keras_version"] as? String
         }
-        let file = try HDF5File.open(image: weights, name: "\(path)!model.weights.h5")
+        let file = try HDF5File.open(image: weights, name: "\(path)!model.weights.h5", probe: probe)
         return try KerasH5Reader.open(file, url: url, archive: (config, kerasVersion))
     }
 }

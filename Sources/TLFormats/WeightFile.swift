@@ -112,8 +112,10 @@ public final class WeightFile: WeightSource, @unchecked Sendable {
 
     /// Opens any supported weight file, recognising the layout by content (HDF5 signature, zip
     /// signature, safetensors header), not by extension.
+    /// - Parameter probeHDF5: read HDF5 structure in a forked child first (see `HDF5File.open`);
+    ///   false only for a file known to have passed.
     /// - Throws: ``HDF5Error``, ``FormatError`` or ``TensorFileError`` naming the file and the problem.
-    public static func open(_ url: URL) throws -> WeightFile {
+    public static func open(_ url: URL, probeHDF5: Bool = true) throws -> WeightFile {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
             throw FormatError(path: url.path, problem: "no such file")
@@ -129,10 +131,10 @@ public final class WeightFile: WeightSource, @unchecked Sendable {
         }
         let bytes = Array(prefix)
         if bytes.starts(with: HDF5File.signature) {
-            return try KerasH5Reader.open(try HDF5File.open(url), url: url)
+            return try KerasH5Reader.open(try HDF5File.open(url, probe: probeHDF5), url: url)
         }
         if bytes.starts(with: [0x50, 0x4B, 0x03, 0x04]) {
-            return try KerasArchiveReader.open(url)
+            return try KerasArchiveReader.open(url, probe: probeHDF5)
         }
         if bytes.count >= 9, bytes[8] == UInt8(ascii: "{") {
             return try Self.openSafeTensors(url)

@@ -29,10 +29,16 @@ public struct ModelResolver {
             if isDirectory.boolValue && FineTunedDescription.isFineTuned(path) {
                 return try await loadFineTuned(path, reference: reference)
             }
-            let model = isDirectory.boolValue ? try Self.loadSavedModel(path)
-                                              : try Model.load(from: path, architecture: architecture)
+            if isDirectory.boolValue {
+                return LoadedModel(model: try Self.loadSavedModel(path), file: path, artifact: nil, reference: reference)
+            }
+            // A file that opened before, unchanged since, skips the HDF5 crash probe's fork.
+            let facts = FileHashCache(directory: hub.cacheDirectory.appendingPathComponent("hashes"))
+            let probed = facts.passedProbe(path)
+            let model = try Model.load(from: path, architecture: architecture, probeHDF5: !probed)
+            if !probed { facts.rememberProbePassed(path) }
             var loaded = LoadedModel(model: model, file: path, artifact: nil, reference: reference)
-            if !isDirectory.boolValue { loaded.hashCache = FileHashCache(directory: hub.cacheDirectory.appendingPathComponent("hashes")) }
+            loaded.hashCache = facts
             return loaded
         }
         if Self.looksLikePath(reference) { throw PipelineError(reference, "no such file") }

@@ -32,4 +32,25 @@ struct FileHashCacheTests {
         let third = try hash()
         #expect(third == second && computed == 2)
     }
+
+    @Test("a file that passed the HDF5 crash probe skips it until the file changes; the hash is kept alongside")
+    func probeRemembered() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("probe-memo-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let file = folder.appendingPathComponent("base.keras")
+        try Data(repeating: 3, count: 500).write(to: file)
+        let facts = FileHashCache(directory: folder.appendingPathComponent("hashes"))
+        #expect(!facts.passedProbe(file))
+        var computed = 0
+        let hash = try facts.sha256(of: file) { computed += 1; return try SafeTensorsConversion.sha256(of: $0) }
+        facts.rememberProbePassed(file)
+        #expect(facts.passedProbe(file))
+        let again = try facts.sha256(of: file) { computed += 1; return try SafeTensorsConversion.sha256(of: $0) }
+        #expect(again == hash && computed == 1, "remembering the probe dropped the hash")
+        let handle = try FileHandle(forWritingTo: file)
+        try handle.write(contentsOf: Data([9]))
+        try handle.close()
+        #expect(!facts.passedProbe(file), "a rewritten file still counts as probed")
+    }
 }

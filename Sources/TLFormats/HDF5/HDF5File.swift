@@ -167,8 +167,11 @@ public final class HDF5File: HDF5Group {
     public static let signature: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]
 
     /// Opens `url` read-only.
+    /// - Parameter probe: first read the file's structure in a forked child (`HDF5Library.probe`),
+    ///   so a file crafted to crash libhdf5 is refused instead; false only for a file known to
+    ///   have passed already.
     /// - Throws: ``HDF5Error`` when the file is missing, is not HDF5, or is damaged.
-    public static func open(_ url: URL) throws -> HDF5File {
+    public static func open(_ url: URL, probe: Bool = true) throws -> HDF5File {
         let path = url.path
         // stat(2), not attributesOfItem (lstat): a symbolic link's own size is not the file's.
         var status = stat()
@@ -177,7 +180,7 @@ public final class HDF5File: HDF5Group {
         }
         let size = Int(status.st_size)
         try checkSignature(path: path, prefix: (try? FileHandle(forReadingFrom: url).read(upToCount: 8)) ?? Data())
-        try HDF5Library.probe(path: path, displayPath: path)
+        if probe { try HDF5Library.probe(path: path, displayPath: path) }
         let context = HDF5Context(path: path, fileSize: size)
         return try HDF5Library.withLock {
             let id = try HDF5Library.check(H5Fopen(path, tl_H5F_ACC_RDONLY(), tl_H5P_DEFAULT()), path: path, object: "/", "cannot open as HDF5")
@@ -187,11 +190,11 @@ public final class HDF5File: HDF5Group {
 
     /// Opens an HDF5 file image held in memory (HDF5's core driver copies it; nothing touches disk).
     /// - Parameter name: how errors name the image (e.g. `model.keras!model.weights.h5`).
-    public static func open(image: Data, name: String) throws -> HDF5File {
+    public static func open(image: Data, name: String, probe: Bool = true) throws -> HDF5File {
         try checkSignature(path: name, prefix: image.prefix(8))
         // The name only has to be unique among open files; the core driver never opens it.
         let uniqueName = "tlhub-image-\(UUID().uuidString)"
-        try HDF5Library.probe(path: uniqueName, displayPath: name, image: image)
+        if probe { try HDF5Library.probe(path: uniqueName, displayPath: name, image: image) }
         let context = HDF5Context(path: name, fileSize: image.count)
         return try HDF5Library.withLock {
             let access = try HDF5Library.check(H5Pcreate(tl_H5P_FILE_ACCESS()), path: name, object: "/", "cannot create a property list")
