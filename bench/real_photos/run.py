@@ -217,7 +217,8 @@ def main():
     parser.add_argument("--cases", default="head,unfreeze,vgg16,alexnet")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--classes", help="a comma list of the classes to use (e.g. fruit,vegetable for a two-class dense2 run)")
+    parser.add_argument("--classes", help="the classes to use, a comma list: fruit,vegetable (two of the four), or merged "
+                                           "ones, food=fruit+vegetable,nature=bird+flower (a two-class run on every photo)")
     parser.add_argument("--keras", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.keras:
@@ -228,15 +229,18 @@ def main():
     work.mkdir(parents=True, exist_ok=True)
     data = photos(work)
     if args.classes:
-        chosen = args.classes.split(",")
-        for name in list(CLASSES):
-            if name not in chosen:
-                del CLASSES[name]
-        subset = work / f"photos-{'-'.join(chosen)}"
+        # "name=source+source" merges source classes into one; a bare name keeps that class.
+        chosen = {item.split("=")[0]: item.split("=")[-1].split("+") for item in args.classes.split(",")}
+        subset = work / f"photos-{args.classes.replace('=', '_').replace('+', '_').replace(',', '-')}"
         if not subset.exists():
             for side in ("train", "validation"):
-                for name in chosen:
-                    shutil.copytree(data / side / name, subset / side / name)
+                for name, sources in chosen.items():
+                    (subset / side / name).mkdir(parents=True)
+                    for source in sources:
+                        for image in (data / side / source).glob("*.jpg"):
+                            shutil.copy(image, subset / side / name / image.name)
+        CLASSES.clear()
+        CLASSES.update({name: "+".join(sources) for name, sources in chosen.items()})
         data = subset
     base = imagenet_base(work)
     counts = {side: {c: len(list((data / side / c).glob("*.jpg"))) for c in CLASSES} for side in ("train", "validation")}
