@@ -128,16 +128,10 @@ extension LayerNormalization: DifferentiableLayer {
         var normalized = [Float](repeating: 0, count: features), g = [Float](repeating: 0, count: features)
         for row in 0..<rows {
             let offset = row * features
-            var mean: Double = 0
-            for j in 0..<features { mean += Double(input[offset + j]) }
-            mean /= Double(features)
-            var variance: Double = 0
-            for j in 0..<features { let d = Double(input[offset + j]) - mean; variance += d * d }
-            variance /= Double(features)
-            let inverse = Float(1 / (variance + Double(epsilon)).squareRoot())
+            let (mean, inverse) = input.withUnsafeBufferPointer { statistics(of: $0.baseAddress! + offset, features: features) }
             var gSum: Double = 0, gxSum: Double = 0
             for j in 0..<features {
-                normalized[j] = (input[offset + j] - Float(mean)) * inverse
+                normalized[j] = (input[offset + j] - mean) * inverse
                 gammaGradient[j] += Double(dy[offset + j] * normalized[j])
                 betaGradient[j] += Double(dy[offset + j])
                 g[j] = dy[offset + j] * (gamma?[j] ?? 1)

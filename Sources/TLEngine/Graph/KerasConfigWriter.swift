@@ -3,13 +3,13 @@ import TLTensor
 
 /// Writes a graph as a tf.keras 2 Functional model config (the `model_config` of a full-model
 /// `.h5`), which tf.keras 2 and Keras 3 (`keras.models.load_model`) both read. Layers without a
-/// built-in Keras class are replaced first (`Graph.withKerasBuiltinLayers()`). The config is flat:
+/// built-in Keras class must be replaced first (`Graph.withKerasBuiltinLayers()`, as
+/// `KerasModelExport` does, so the weights follow the same layers). The config is flat:
 /// nested models' layers appear under their own names, which are unique in tlhub's graphs.
 public enum KerasConfigWriter {
     /// The config JSON of `graph`.
     /// - Throws: `EngineError.unsupportedLayer` for a layer with no Keras counterpart written here.
     public static func config(of graph: Graph) throws -> String {
-        let graph = try graph.withKerasBuiltinLayers()
         var layers: [[String: Any]] = []
         var written = Set<ObjectIdentifier>()
         var calls: [ObjectIdentifier: Int] = [:]
@@ -212,38 +212,5 @@ public enum KerasConfigWriter {
         case .hardSigmoidKeras2: return "hard_sigmoid"
         default: throw EngineError.unsupportedOption(layer: layer, option: "activation", value: "\(activation)")
         }
-    }
-}
-
-extension Graph {
-    /// The same network, computing the same values, with the layers Keras has no built-in class
-    /// for (which tf.keras and Keras 3 load only with `custom_objects`) replaced by built-in ones:
-    /// InceptionResNetV2's scaled residual by a Rescaling of the branch (`<name>_scale`) and an
-    /// Add named as the layer; ConvNeXt's LayerScale by a 1×1 DepthwiseConv2D without bias whose
-    /// kernel is γ. Every other layer is the same instance.
-    public func withKerasBuiltinLayers() throws -> Graph {
-        var rebuilt: [GraphNode] = []
-        var newIndex: [Int] = []
-        for node in nodes {
-            let inputs = node.inputs.map { newIndex[$0] }
-            switch node.layer {
-            case let residual as ScaledResidual:
-                rebuilt.append(GraphNode(layer: Rescaling(name: "\(residual.name)_scale", scale: residual.scale), inputs: [inputs[1]], scope: node.scope))
-                rebuilt.append(GraphNode(layer: ElementwiseMerge(name: residual.name, operation: .add), inputs: [inputs[0], rebuilt.count - 1],
-                                         scope: node.scope))
-            case let scale as LayerScale where shapes[node.inputs[0]].count == 3:
-                let depthwise = DepthwiseConv2D(name: scale.name, kernelSize: (1, 1), useBias: false)
-                depthwise.setWeights(["depthwise_kernel": scale.gamma.reshaped([1, 1, scale.projectionDimension, 1])])
-                rebuilt.append(GraphNode(layer: depthwise, inputs: inputs, scope: node.scope))
-            default:
-                rebuilt.append(GraphNode(layer: node.layer, inputs: inputs, scope: node.scope))
-            }
-            newIndex.append(rebuilt.count - 1)
-        }
-        let graph = try Graph(name: name, nodes: rebuilt, inputs: inputs.map { newIndex[$0] }, outputs: outputs.map { newIndex[$0] })
-        graph.frozenLayerNames = frozenLayerNames
-        graph.inferenceModeLayerNames = inferenceModeLayerNames
-        graph.kernelInitializerNames = kernelInitializerNames
-        return graph
     }
 }

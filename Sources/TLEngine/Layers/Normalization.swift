@@ -173,20 +173,28 @@ public final class LayerNormalization: Layer {
         let input = inputs[0].data
         for row in 0..<rows {
             let source = input + row * features, destination = output.data + row * features
-            var mean: Double = 0
-            for j in 0..<features { mean += Double(source[j]) }
-            mean /= Double(features)
-            var variance: Double = 0
-            for j in 0..<features { let d = Double(source[j]) - mean; variance += d * d }
-            variance /= Double(features)
-            let inverse = Float(1 / (variance + Double(epsilon)).squareRoot())
+            let (mean, inverse) = statistics(of: source, features: features)
             for j in 0..<features {
-                var value = (source[j] - Float(mean)) * inverse
+                var value = (source[j] - mean) * inverse
                 if let gamma { value *= gamma.scalars[j] }
                 if let beta { value += beta.scalars[j] }
                 destination[j] = value
             }
         }
+    }
+}
+
+extension LayerNormalization {
+    /// One row's mean and `1 / √(variance + ε)` (biased variance, summed in Double), as the
+    /// forward pass normalizes with them and the backward pass differentiates them.
+    package func statistics(of row: UnsafePointer<Float>, features: Int) -> (mean: Float, inverse: Float) {
+        var mean: Double = 0
+        for j in 0..<features { mean += Double(row[j]) }
+        mean /= Double(features)
+        var variance: Double = 0
+        for j in 0..<features { let d = Double(row[j]) - mean; variance += d * d }
+        variance /= Double(features)
+        return (Float(mean), Float(1 / (variance + Double(epsilon)).squareRoot()))
     }
 }
 

@@ -73,22 +73,12 @@ struct Finetune: AsyncParsableCommand {
         Interruption.removeTemporariesOnSignal()
         var job = FineTuning(base: modelOptions.model, data: training.data, head: head, output: training.output)
         job.architecture = modelOptions.arch
-        job.validation = training.val
-        job.validationSplit = training.valSplit
-        job.optimizer = training.optimizerChoice
-        job.labelSmoothing = training.labelSmoothing
-        job.balancedClassWeights = training.classWeight == "balanced"
-        job.options = try training.trainingOptions()
+        try training.configure(&job)
         job.featureBatchSize = training.batch
-        job.size = training.size
-        job.interpolation = try Interpolation(name: training.interpolation)
-        job.preprocess = training.preprocess
-        job.tensorBoard = training.tensorboard
         job.featureShard = try shard.map { try Shard.parse($0) }
         job.unfreeze = unfreeze
         job.trainableFrom = trainableFrom
         job.batchNormTraining = bnTrain
-        job.augmentation = training.augmentation
         let (bar, onEpoch) = training.progress()
         let result = try await job.run(hub: try modelOptions.cache.makeHub(), note: { printNote($0) },
                                        featureProgress: { bar.update(done: $0, total: $1, failed: 0) }, onEpoch: onEpoch)

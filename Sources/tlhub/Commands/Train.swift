@@ -44,17 +44,7 @@ struct Train: AsyncParsableCommand {
     func run() async throws {
         Interruption.removeTemporariesOnSignal()
         var job = Training(model: model, data: training.data, output: training.output)
-        job.validation = training.val
-        job.validationSplit = training.valSplit
-        job.optimizer = training.optimizerChoice
-        job.labelSmoothing = training.labelSmoothing
-        job.balancedClassWeights = training.classWeight == "balanced"
-        job.options = try training.trainingOptions()
-        job.size = training.size
-        job.interpolation = try Interpolation(name: training.interpolation)
-        job.preprocess = training.preprocess
-        job.augmentation = training.augmentation
-        job.tensorBoard = training.tensorboard
+        try training.configure(&job)
         job.freeze = freeze.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } } ?? []
         job.trainableFrom = trainableFrom
         let (bar, onEpoch) = training.progress()

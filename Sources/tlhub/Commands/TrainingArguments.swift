@@ -113,6 +113,21 @@ struct TrainingArguments: ParsableArguments {
     }
 
     /// The Trainer's settings.
+    /// Sets what `finetune` and `train` share on `job`.
+    func configure<Job: TrainingJobSettings>(_ job: inout Job) throws {
+        job.validation = val
+        job.validationSplit = valSplit
+        job.optimizer = optimizerChoice
+        job.labelSmoothing = labelSmoothing
+        job.balancedClassWeights = classWeight == "balanced"
+        job.options = try trainingOptions()
+        job.size = size
+        job.interpolation = try Interpolation(name: interpolation)
+        job.preprocess = preprocess
+        job.augmentation = augmentation
+        job.tensorBoard = tensorboard
+    }
+
     func trainingOptions() throws -> TrainingOptions {
         var options = TrainingOptions()
         options.epochs = epochs
