@@ -70,7 +70,7 @@ let package = Package(
         // Backward passes, losses, optimizers, heads and the training loop (Keras' exact rules).
         .target(
             name: "TLTraining",
-            dependencies: ["TLTensor", "TLEngine"]
+            dependencies: ["TLTensor", "TLEngine", "CKernels"]
         ),
 
         // What the CLI does, as a library: resolve a model reference, collect inputs, run in

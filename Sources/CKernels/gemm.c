@@ -10,6 +10,7 @@
 #include "internal.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum { PANEL = TL_GEMM_PANEL, ROWS = 6, WIDE_ROWS = 8, DEPTH_BLOCK = 384, ROW_CHUNK = 192 };
@@ -35,6 +36,7 @@ void tl_gemm_pack(const float *b, int ldb, int k, int n, float *packed) {
 typedef struct {
     int depth;          // K of this block
     int lda, ldc, ldr;
+    int ldb;            // floats between B's rows in a panel: PANEL when packed, n's stride when not
     int first, last;    // first K block (start from zero), last (apply the epilogue)
     float low, high;
 } Block;
@@ -48,7 +50,7 @@ static void kernel_portable(int rows, int columns, const Block *block, const flo
         for (int j = 0; j < PANEL; j++)
             accumulator[r][j] = block->first ? 0.0f : (j < columns ? c[(size_t)r * block->ldc + j] : 0.0f);
     for (int k = 0; k < block->depth; k++) {
-        const float *bRow = b + (size_t)k * PANEL;
+        const float *bRow = b + (size_t)k * block->ldb;
         for (int r = 0; r < rows; r++) {
             float value = a[(size_t)r * block->lda + k];
             for (int j = 0; j < PANEL; j++) accumulator[r][j] += value * bRow[j];
@@ -101,15 +103,15 @@ TL_AVX2 static void kernel_avx2_##ROWS_(int columns, const Block *block, const f
     if (half) {                                                                                       \
         _Pragma("clang loop unroll_count(4)")                                                         \
         for (int k = 0; k < block->depth; k++) {                                                      \
-            __m256 b0 = _mm256_loadu_ps(b + (size_t)k * PANEL);                                       \
+            __m256 b0 = _mm256_loadu_ps(b + (size_t)k * block->ldb);                                       \
             for (int r = 0; r < ROWS_; r++)                                                           \
                 acc0[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(rowA[r] + k), b0, acc0[r]);             \
         }                                                                                             \
     } else {                                                                                          \
         _Pragma("clang loop unroll_count(4)")                                                         \
         for (int k = 0; k < block->depth; k++) {                                                      \
-            __m256 b0 = _mm256_loadu_ps(b + (size_t)k * PANEL);                                       \
-            __m256 b1 = _mm256_loadu_ps(b + (size_t)k * PANEL + 8);                                   \
+            __m256 b0 = _mm256_loadu_ps(b + (size_t)k * block->ldb);                                       \
+            __m256 b1 = _mm256_loadu_ps(b + (size_t)k * block->ldb + 8);                                   \
             for (int r = 0; r < ROWS_; r++) {                                                         \
                 __m256 value = _mm256_broadcast_ss(rowA[r] + k);                                      \
                 acc0[r] = _mm256_fmadd_ps(value, b0, acc0[r]);                                        \
@@ -187,15 +189,15 @@ TL_AVX512 static void kernel_avx512_##ROWS_(int columns, const Block *block, con
     if (half) {                                                                                       \
         _Pragma("clang loop unroll_count(4)")                                                         \
         for (int k = 0; k < block->depth; k++) {                                                      \
-            __m512 p0 = _mm512_loadu_ps(b0 + (size_t)k * PANEL);                                      \
+            __m512 p0 = _mm512_loadu_ps(b0 + (size_t)k * block->ldb);                                      \
             for (int r = 0; r < ROWS_; r++)                                                           \
                 acc0[r] = _mm512_fmadd_ps(_mm512_set1_ps(rowA[r][k]), p0, acc0[r]);                   \
         }                                                                                             \
     } else {                                                                                          \
         _Pragma("clang loop unroll_count(2)")                                                         \
         for (int k = 0; k < block->depth; k++) {                                                      \
-            __m512 p0 = _mm512_loadu_ps(b0 + (size_t)k * PANEL);                                      \
-            __m512 p1 = _mm512_loadu_ps(b1 + (size_t)k * PANEL);                                      \
+            __m512 p0 = _mm512_loadu_ps(b0 + (size_t)k * block->ldb);                                      \
+            __m512 p1 = _mm512_loadu_ps(b1 + (size_t)k * block->ldb);                                      \
             for (int r = 0; r < ROWS_; r++) {                                                         \
                 __m512 value = _mm512_set1_ps(rowA[r][k]);                                            \
                 acc0[r] = _mm512_fmadd_ps(value, p0, acc0[r]);                                        \
@@ -249,26 +251,18 @@ void tl_gemm_packed(int m, int n, int k, const float *a, int lda, const float *p
     tl_gemm_packed_level(tl_cpu_kernel_level(), m, n, k, a, lda, packed, bias, residual, ldr, low, high, c, ldc);
 }
 
-void tl_gemm_packed_level(int level, int m, int n, int k, const float *a, int lda, const float *packed,
-                          const float *bias, const float *residual, int ldr, float low, float high,
-                          float *c, int ldc) {
-    level = tl_min(level, tl_cpu_kernel_level());
-    if (m <= 0 || n <= 0) return;
-    if (k <= 0) {
-        // An empty sum: the epilogue alone.
-        for (int i = 0; i < m; i++) {
-            float *row = c + (size_t)i * ldc;
-            memset(row, 0, sizeof(float) * (size_t)n);
-            if (residual) for (int j = 0; j < n; j++) row[j] += residual[(size_t)i * ldr + j];
-            tl_bias_clamp(row, 1, n, bias, low, high);
-        }
-        return;
-    }
+/// The blocked product over a right-hand side whose 16-column panel starting at column `j` and
+/// row `kk` is at `b + j · columnScale + kk · ldb`: packed panels (`columnScale` k, `ldb` PANEL)
+/// or a row-major matrix read in place (`columnScale` 1, `ldb` its row stride, `n` a multiple
+/// of PANEL so no load runs past a row).
+static void gemm_blocked(int level, int m, int n, int k, const float *a, int lda, const float *b, size_t columnScale,
+                         int ldb, const float *bias, const float *residual, int ldr, float low, float high,
+                         float *c, int ldc) {
     int blocks = (k + DEPTH_BLOCK - 1) / DEPTH_BLOCK;
     for (int blockIndex = 0; blockIndex < blocks; blockIndex++) {
         // Equal K blocks, so the last one is not a sliver.
         int k0 = (int)((long)k * blockIndex / blocks), k1 = (int)((long)k * (blockIndex + 1) / blocks);
-        Block block = {k1 - k0, lda, ldc, ldr, blockIndex == 0, blockIndex == blocks - 1, low, high};
+        Block block = {k1 - k0, lda, ldc, ldr, ldb, blockIndex == 0, blockIndex == blocks - 1, low, high};
         // Rows in chunks whose K block of A stays in L2 while every panel passes over it.
         for (int chunk0 = 0; chunk0 < m; chunk0 += ROW_CHUNK) {
             int chunk1 = tl_min(m, chunk0 + ROW_CHUNK);
@@ -276,8 +270,8 @@ void tl_gemm_packed_level(int level, int m, int n, int k, const float *a, int ld
             if (level == 2) {
                 for (int j0 = 0; j0 < n; j0 += 2 * PANEL) {
                     int columns = tl_min(2 * PANEL, n - j0);
-                    const float *b0 = packed + (size_t)j0 * k + (size_t)k0 * PANEL;
-                    const float *b1 = columns > PANEL ? b0 + (size_t)PANEL * k : b0;
+                    const float *b0 = b + (size_t)j0 * columnScale + (size_t)k0 * ldb;
+                    const float *b1 = columns > PANEL ? b0 + (size_t)PANEL * columnScale : b0;
                     const float *panelBias = bias ? bias + j0 : NULL;
                     for (int i0 = chunk0; i0 < chunk1; i0 += WIDE_ROWS) {
                         int rows = tl_min(WIDE_ROWS, chunk1 - i0);
@@ -301,7 +295,7 @@ void tl_gemm_packed_level(int level, int m, int n, int k, const float *a, int ld
 #endif
             for (int j0 = 0; j0 < n; j0 += PANEL) {
                 int columns = tl_min(PANEL, n - j0);
-                const float *b = packed + (size_t)j0 * k + (size_t)k0 * PANEL;
+                const float *panel = b + (size_t)j0 * columnScale + (size_t)k0 * ldb;
                 const float *panelBias = bias ? bias + j0 : NULL;
                 for (int i0 = chunk0; i0 < chunk1; i0 += ROWS) {
                     int rows = tl_min(ROWS, chunk1 - i0);
@@ -311,19 +305,64 @@ void tl_gemm_packed_level(int level, int m, int n, int k, const float *a, int ld
 #if TL_X86
                     if (level == 1) {
                         switch (rows) {
-                        case 6: kernel_avx2_6(columns, &block, blockA, b, blockC, panelBias, blockResidual); break;
-                        case 5: kernel_avx2_5(columns, &block, blockA, b, blockC, panelBias, blockResidual); break;
-                        case 4: kernel_avx2_4(columns, &block, blockA, b, blockC, panelBias, blockResidual); break;
-                        case 3: kernel_avx2_3(columns, &block, blockA, b, blockC, panelBias, blockResidual); break;
-                        case 2: kernel_avx2_2(columns, &block, blockA, b, blockC, panelBias, blockResidual); break;
-                        default: kernel_avx2_1(columns, &block, blockA, b, blockC, panelBias, blockResidual); break;
+                        case 6: kernel_avx2_6(columns, &block, blockA, panel, blockC, panelBias, blockResidual); break;
+                        case 5: kernel_avx2_5(columns, &block, blockA, panel, blockC, panelBias, blockResidual); break;
+                        case 4: kernel_avx2_4(columns, &block, blockA, panel, blockC, panelBias, blockResidual); break;
+                        case 3: kernel_avx2_3(columns, &block, blockA, panel, blockC, panelBias, blockResidual); break;
+                        case 2: kernel_avx2_2(columns, &block, blockA, panel, blockC, panelBias, blockResidual); break;
+                        default: kernel_avx2_1(columns, &block, blockA, panel, blockC, panelBias, blockResidual); break;
                         }
                         continue;
                     }
 #endif
-                    kernel_portable(rows, columns, &block, blockA, b, blockC, panelBias, blockResidual);
+                    kernel_portable(rows, columns, &block, blockA, panel, blockC, panelBias, blockResidual);
                 }
             }
         }
     }
+}
+
+/// An empty sum (k = 0): the epilogue alone.
+static void gemm_empty(int m, int n, const float *bias, const float *residual, int ldr, float low, float high,
+                       float *c, int ldc) {
+    for (int i = 0; i < m; i++) {
+        float *row = c + (size_t)i * ldc;
+        memset(row, 0, sizeof(float) * (size_t)n);
+        if (residual) for (int j = 0; j < n; j++) row[j] += residual[(size_t)i * ldr + j];
+        tl_bias_clamp(row, 1, n, bias, low, high);
+    }
+}
+
+void tl_gemm_packed_level(int level, int m, int n, int k, const float *a, int lda, const float *packed,
+                          const float *bias, const float *residual, int ldr, float low, float high,
+                          float *c, int ldc) {
+    level = tl_min(level, tl_cpu_kernel_level());
+    if (m <= 0 || n <= 0) return;
+    if (k <= 0) { gemm_empty(m, n, bias, residual, ldr, low, high, c, ldc); return; }
+    gemm_blocked(level, m, n, k, a, lda, packed, (size_t)k, PANEL, bias, residual, ldr, low, high, c, ldc);
+}
+
+int tl_gemm(int m, int n, int k, const float *a, int lda, const float *b, int ldb,
+            const float *bias, const float *residual, int ldr, float low, float high, float *c, int ldc) {
+    return tl_gemm_level(tl_cpu_kernel_level(), m, n, k, a, lda, b, ldb, bias, residual, ldr, low, high, c, ldc);
+}
+
+int tl_gemm_level(int level, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
+                  const float *bias, const float *residual, int ldr, float low, float high, float *c, int ldc) {
+    level = tl_min(level, tl_cpu_kernel_level());
+    if (m <= 0 || n <= 0) return 0;
+    if (k <= 0) { gemm_empty(m, n, bias, residual, ldr, low, high, c, ldc); return 0; }
+    // Whole panels straight from `b`; the last partial panel (its loads would run past a row)
+    // packed with zero padding.
+    int whole = n / PANEL * PANEL;
+    if (whole > 0)
+        gemm_blocked(level, m, whole, k, a, lda, b, 1, ldb, bias, residual, ldr, low, high, c, ldc);
+    if (whole == n) return 0;
+    float *tail = malloc(sizeof(float) * tl_gemm_packed_count(k, n - whole));
+    if (!tail) return -1;
+    tl_gemm_pack(b + whole, ldb, k, n - whole, tail);
+    gemm_blocked(level, m, n - whole, k, a, lda, tail, (size_t)k, PANEL, bias ? bias + whole : NULL,
+                 residual ? residual + whole : NULL, ldr, low, high, c + whole, ldc);
+    free(tail);
+    return 0;
 }

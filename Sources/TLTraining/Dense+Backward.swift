@@ -5,7 +5,7 @@ import TLTensor
 extension Dense: DifferentiableLayer {
     /// `z = x · kernel + bias`, then the activation; `z` is kept for the backward pass unless the
     /// activation's derivative follows from the output (relu, linear…): then the engine's fused
-    /// forward pass runs (its packed kernel repacked in place after each step). A sigmoid keeps
+    /// forward pass runs (reading a changed kernel in place for a small batch). A sigmoid keeps
     /// `z`: as an output layer its logits fuse with the loss.
     public func trainingForward(_ inputs: [Tensor], mode: Mode, random: inout SeededRandom) throws -> (output: Tensor, saved: [Tensor]) {
         let input = inputs[0]
@@ -60,4 +60,8 @@ extension Dense: DifferentiableLayer {
     }
 
     public var finalActivation: Activation? { activation }
+
+    /// Nothing: after each step the kernel has changed, and a training batch's forward pass reads
+    /// it in place rather than repacking it (a larger batch packs it there).
+    public func prepareForStep() {}
 }

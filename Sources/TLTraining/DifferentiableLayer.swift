@@ -34,10 +34,16 @@ public protocol DifferentiableLayer: Layer {
 
     /// The activation applied last, when a loss may fuse with it (`Dense(…, softmax)`).
     var finalActivation: Activation? { get }
+
+    /// Builds what the engine's forward pass needs before a training step runs it (the engine's
+    /// `prepare()` unless the layer builds it lazily when it pays).
+    func prepareForStep()
 }
 
 extension DifferentiableLayer {
     public var finalActivation: Activation? { nil }
+
+    public func prepareForStep() { prepare() }
 
     /// A layer whose training pass is its inference pass (no statistics, no randomness) keeps
     /// nothing beyond its inputs and output.
@@ -51,7 +57,7 @@ extension DifferentiableLayer {
         if isIdentity { return inputs[0].reshaped(outputShape) }
         var output = Tensor(shape: outputShape)
         var scratch = [Float](repeating: 0, count: max(1, scratchCount(inputs: inputs.map(\.shape), output: outputShape)))
-        prepare()
+        prepareForStep()
         try withViews(inputs) { views in
             output.scalars.withUnsafeMutableBufferPointer { out in
                 scratch.withUnsafeMutableBufferPointer { scratchBuffer in

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import TLEngine
 import TLTensor
@@ -35,10 +36,8 @@ public final class SGD: Optimizer {
                     let m = m.baseAddress!
                     // Element by element, so the cores' shares give the same bits as one core.
                     parallelChunks(count, work: count) { range in
-                        for i in range {
-                            m[i] = m[i] * momentum - g[i] * learningRate
-                            w[i] += nesterov ? m[i] * momentum - g[i] * learningRate : m[i]
-                        }
+                        tl_sgd_update(w + range.lowerBound, g + range.lowerBound, m + range.lowerBound, Int32(range.count),
+                                      learningRate, momentum, nesterov ? 1 : 0)
                     }
                 }
             }
@@ -74,11 +73,8 @@ public final class Adam: Optimizer {
                         let (m, v) = (m.baseAddress!, v.baseAddress!)
                         // Element by element, so the cores' shares give the same bits as one core.
                         parallelChunks(count, work: count) { range in
-                            for i in range {
-                                m[i] += (g[i] - m[i]) * (1 - beta1)
-                                v[i] += (g[i] * g[i] - v[i]) * (1 - beta2)
-                                w[i] -= m[i] * alpha / (v[i].squareRoot() + epsilon)
-                            }
+                            let first = range.lowerBound
+                            tl_adam_update(w + first, g + first, m + first, v + first, Int32(range.count), alpha, beta1, beta2, epsilon)
                         }
                     }
                 }

@@ -114,6 +114,61 @@ struct KernelTests {
         #expect(worst <= 1e-4 * max(1, Float(k).squareRoot()), "max error \(worst)")
     }
 
+    @Test("the GEMM reading its right-hand side in place gives the packed GEMM's bits, at every kernel level",
+          arguments: gemmCases, kernelLevels)
+    func unpackedGEMM(_ config: GEMMCase, level: Int) {
+        var noise = Noise(state: UInt64(config.m * 13 + config.k * 5 + config.n))
+        let (m, k, n) = (config.m, config.k, config.n)
+        // B a slice of a wider matrix (ldb > n), as a kernel column block would be.
+        let (lda, ldb, ldc) = (k + 1, n + 7, n + 3)
+        let a = (0..<(m * lda)).map { _ in noise.next() }
+        let b = (0..<(max(k, 1) * ldb)).map { _ in noise.next() }
+        let bias = (0..<n).map { _ in noise.next() }
+        let residual = (0..<(m * ldc)).map { _ in noise.next() }
+        var packed = [Float](repeating: .nan, count: max(tl_gemm_packed_count(Int32(k), Int32(n)), 1))
+        tl_gemm_pack(b, Int32(ldb), Int32(k), Int32(n), &packed)
+        var viaPacking = [Float](repeating: .nan, count: m * ldc), inPlace = viaPacking
+        let biasPointer = config.bias ? bias : nil, residualPointer = config.residual ? residual : nil
+        tl_gemm_packed_level(Int32(level), Int32(m), Int32(n), Int32(k), a, Int32(lda), packed, biasPointer, residualPointer,
+                             Int32(ldc), config.low, config.high, &viaPacking, Int32(ldc))
+        let status = tl_gemm_level(Int32(level), Int32(m), Int32(n), Int32(k), a, Int32(lda), b, Int32(ldb), biasPointer,
+                                   residualPointer, Int32(ldc), config.low, config.high, &inPlace, Int32(ldc))
+        #expect(status == 0)
+        let differing = zip(viaPacking, inPlace).filter { $0 != $1 && !($0.isNaN && $1.isNaN) }.count
+        #expect(differing == 0, "\(differing) of \(m * n) values differ")
+        #expect(inPlace.contains { !$0.isNaN } || m * n == 0)
+    }
+
+    @Test("Adam and SGD updates give the scalar formula's bits at every kernel level (a count that leaves a remainder)",
+          arguments: kernelLevels)
+    func optimizerUpdates(level: Int) {
+        var noise = Noise(state: 5)
+        let count = 1_000_003 % 4099 + 37
+        let weights = (0..<count).map { _ in noise.next() }, gradient = (0..<count).map { _ in noise.next() * 0.1 }
+        let firstMoment = (0..<count).map { _ in noise.next() * 0.01 }, secondMoment = (0..<count).map { _ in abs(noise.next()) * 0.001 }
+        let (alpha, beta1, beta2, epsilon): (Float, Float, Float, Float) = (3e-3, 0.9, 0.999, 1e-7)
+        var (w, m, v) = (weights, firstMoment, secondMoment)
+        tl_adam_update_level(Int32(level), &w, gradient, &m, &v, Int32(count), alpha, beta1, beta2, epsilon)
+        var (expectedW, expectedM, expectedV) = (weights, firstMoment, secondMoment)
+        for i in 0..<count {
+            expectedM[i] += (gradient[i] - expectedM[i]) * (1 - beta1)
+            expectedV[i] += (gradient[i] * gradient[i] - expectedV[i]) * (1 - beta2)
+            expectedW[i] -= expectedM[i] * alpha / (expectedV[i].squareRoot() + epsilon)
+        }
+        #expect(w == expectedW && m == expectedM && v == expectedV)
+        #expect(w != weights)
+        for nesterov in [false, true] {
+            var (w, velocity) = (weights, firstMoment)
+            tl_sgd_update_level(Int32(level), &w, gradient, &velocity, Int32(count), 0.05, 0.9, nesterov ? 1 : 0)
+            var (expectedW, expectedVelocity) = (weights, firstMoment)
+            for i in 0..<count {
+                expectedVelocity[i] = expectedVelocity[i] * 0.9 - gradient[i] * 0.05
+                expectedW[i] += nesterov ? expectedVelocity[i] * 0.9 - gradient[i] * 0.05 : expectedVelocity[i]
+            }
+            #expect(w == expectedW && velocity == expectedVelocity, "nesterov \(nesterov)")
+        }
+    }
+
     /// Direct NHWC convolution with TF `same`/`valid` padding, in Double.
     @Test("a row's bits do not depend on how many rows share the product (a batch and its shards agree)",
           arguments: kernelLevels)

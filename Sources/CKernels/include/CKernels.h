@@ -26,6 +26,17 @@ int tl_cpu_has_avx512(void);
 /// The kernels this process uses: 0 portable, 1 AVX2 + FMA, 2 AVX-512F.
 int tl_cpu_kernel_level(void);
 
+/// `tl_gemm_packed` with a row-major right-hand side read where it lies (`k × n`, row stride
+/// `ldb`), for a matrix that changes between products (a kernel being trained) and would
+/// otherwise be repacked each time. Same bits as packing `b` first. Returns 0, or -1 when the
+/// small buffer for the last partial panel cannot be allocated.
+int tl_gemm(int m, int n, int k, const float *a, int lda, const float *b, int ldb,
+            const float *bias, const float *residual, int ldr, float low, float high, float *c, int ldc);
+
+/// `tl_gemm` on the kernels of `level` (capped at `tl_cpu_kernel_level()`).
+int tl_gemm_level(int level, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
+                  const float *bias, const float *residual, int ldr, float low, float high, float *c, int ldc);
+
 /// Floats needed to pack a `k × n` right-hand side: panels of 16 columns, zero-padded.
 size_t tl_gemm_packed_count(int k, int n);
 
@@ -45,6 +56,21 @@ void tl_gemm_packed(int m, int n, int k, const float *a, int lda, const float *p
 void tl_gemm_packed_level(int level, int m, int n, int k, const float *a, int lda, const float *packed,
                           const float *bias, const float *residual, int ldr, float low, float high,
                           float *c, int ldc);
+
+/// Keras 3's Adam step over `count` weights: `m += (g − m)(1 − β₁)`, `v += (g² − v)(1 − β₂)`,
+/// `w −= m·α / (√v + ε)`, with `α` the bias-corrected rate. Element-wise, no fused multiply-add:
+/// every level and every split of the array gives the same bits.
+void tl_adam_update(float *w, const float *g, float *m, float *v, int count,
+                    float alpha, float beta1, float beta2, float epsilon);
+void tl_adam_update_level(int level, float *w, const float *g, float *m, float *v, int count,
+                          float alpha, float beta1, float beta2, float epsilon);
+
+/// Keras' SGD with momentum: `velocity = momentum·velocity − rate·g`, then `w += velocity` or,
+/// Nesterov, `w += momentum·velocity − rate·g`. Element-wise, same bits at every level.
+void tl_sgd_update(float *w, const float *g, float *velocity, int count, float learningRate, float momentum,
+                   int nesterov);
+void tl_sgd_update_level(int level, float *w, const float *g, float *velocity, int count, float learningRate,
+                         float momentum, int nesterov);
 
 /// Floats `tl_winograd_pack` writes for a 3×3 kernel of `channels` inputs and `filters` outputs:
 /// 16 packed `channels × filters` matrices (`tl_gemm_packed_count` each).

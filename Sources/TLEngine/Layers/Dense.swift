@@ -98,29 +98,45 @@ public final class Dense: Layer {
         let input = inputs[0].data, result = output.data
         let panelWidth = Int(TL_GEMM_PANEL), panels = (units + panelWidth - 1) / panelWidth
         let threads = rows * units * features >= 200_000 ? engineThreads : 1
-        guard let packed = packedKernel.pointer(packingWith: packKernel) else {
+        // A kernel that changed since it was packed (each step of training) is read in place
+        // when the batch is small: packing it would cost more than the product (fc6 of AlexNet:
+        // 38 M weights copied for 32 rows). Same bits either way.
+        let readsInPlace = packedKernel.currentPointer == nil && rows <= Self.inPlaceRows
+        let packed = readsInPlace ? nil : packedKernel.pointer(packingWith: packKernel)
+        guard readsInPlace || packed != nil, kernel.shape == [features, units] else {
             preconditionFailure("\(name): kernel \(kernel.shape) does not fit \(units) units (weights not loaded?)")
         }
-        (bias?.scalars ?? []).withUnsafeBufferPointer { biasBuffer in
-            let biasPointer = biasBuffer.isEmpty ? nil : biasBuffer.baseAddress
-            if rows >= 12 * threads {
-                // Rows in blocks of 96, handed out to the threads.
-                let blockRows = threads == 1 ? rows : 96, blocks = (rows + blockRows - 1) / blockRows
-                concurrentPerform(iterations: blocks) { block, _ in
-                    let range = (block * blockRows)..<min(rows, (block + 1) * blockRows)
-                    tl_gemm_packed(Int32(range.count), Int32(units), Int32(features), input + range.lowerBound * features,
-                                   Int32(features), packed, biasPointer, nil, 0, low, high,
-                                   result + range.lowerBound * units, Int32(units))
-                }
+        /// `rows` from `firstRow`, units `first..<last` (whole panels but for the last unit).
+        func product(firstRow: Int, rows: Int, units range: Range<Int>, bias: UnsafePointer<Float>?, kernel: UnsafePointer<Float>) {
+            let a = input + firstRow * features, c = result + firstRow * units + range.lowerBound
+            let bias = bias.map { $0 + range.lowerBound }
+            if let packed {
+                tl_gemm_packed(Int32(rows), Int32(range.count), Int32(features), a, Int32(features),
+                               packed + range.lowerBound * features, bias, nil, 0, low, high, c, Int32(units))
             } else {
-                // Few rows: each thread takes a contiguous run of 16-unit panels.
-                let chunks = min(threads, panels)
-                concurrentPerform(iterations: chunks) { chunk, _ in
-                    let first = panels * chunk / chunks * panelWidth, last = min(units, panels * (chunk + 1) / chunks * panelWidth)
-                    guard first < last else { return }
-                    tl_gemm_packed(Int32(rows), Int32(last - first), Int32(features), input, Int32(features),
-                                   packed + first * features, biasPointer.map { $0 + first }, nil, 0, low, high,
-                                   result + first, Int32(units))
+                let status = tl_gemm(Int32(rows), Int32(range.count), Int32(features), a, Int32(features), kernel + range.lowerBound,
+                                     Int32(units), bias, nil, 0, low, high, c, Int32(units))
+                precondition(status == 0, "\(name): out of memory")
+            }
+        }
+        kernel.scalars.withUnsafeBufferPointer { kernelBuffer in
+            (bias?.scalars ?? []).withUnsafeBufferPointer { biasBuffer in
+                let biasPointer = biasBuffer.isEmpty ? nil : biasBuffer.baseAddress, kernel = kernelBuffer.baseAddress!
+                if rows >= 96 * threads {
+                    // Rows in blocks of 96, handed out to the threads.
+                    let blockRows = threads == 1 ? rows : 96, blocks = (rows + blockRows - 1) / blockRows
+                    concurrentPerform(iterations: blocks) { block, _ in
+                        let first = block * blockRows
+                        product(firstRow: first, rows: min(rows, first + blockRows) - first, units: 0..<units, bias: biasPointer, kernel: kernel)
+                    }
+                } else {
+                    // Few rows: each thread takes a contiguous run of 16-unit panels.
+                    let chunks = min(threads, panels)
+                    concurrentPerform(iterations: chunks) { chunk, _ in
+                        let first = panels * chunk / chunks * panelWidth, last = min(units, panels * (chunk + 1) / chunks * panelWidth)
+                        guard first < last else { return }
+                        product(firstRow: 0, rows: rows, units: first..<last, bias: biasPointer, kernel: kernel)
+                    }
                 }
             }
         }
@@ -128,4 +144,7 @@ public final class Dense: Layer {
             applyActivation(activation, to: output.data, rows: rows, lastAxis: units)
         }
     }
+
+    /// Batches up to this many rows read a changed kernel in place rather than repacking it.
+    static let inPlaceRows = 64
 }

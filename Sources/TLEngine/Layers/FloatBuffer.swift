@@ -63,6 +63,12 @@ final class PackedKernel {
         }
     }
 
+    /// The packed panels when they match the kernel as it is now; nil (packing nothing) when the
+    /// kernel changed since, for a caller that can read the kernel in place instead.
+    var currentPointer: UnsafePointer<Float>? {
+        lock.withLock { isStale ? nil : buffer.map { UnsafePointer($0.pointer) } }
+    }
+
     private func repackIfStale(_ pack: (FloatBuffer?) -> FloatBuffer?) {
         guard isStale else { return }
         buffer = pack(buffer)
