@@ -48,6 +48,8 @@ public struct FineTuning {
     public var preprocess: String?
     /// TensorBoard logs: nil for `OUTPUT/logs`.
     public var tensorBoard: URL?
+    /// When the run backs itself up into `output`, and the interrupted run it continues.
+    public var backup = BackupSettings()
     /// Only fill the feature cache for this share of the images (training and validation
     /// together, in order) and stop: array tasks compute the features, then one run trains.
     public var featureShard: Shard?
@@ -91,6 +93,7 @@ public struct FineTuning {
     public func run(hub: Hub, note: ((String) -> Void)? = nil, featureProgress: FeatureProgress? = nil,
                     onEpoch: ((EpochRecord) -> Void)? = nil) async throws -> Result {
         let parsedHead = try Head(parsing: head)
+        if featureShard == nil { try FineTuneOutput.checkReplaceable(output) }
         let (train, held) = try LabeledImages.trainingAndValidation(data, validation: validation, split: validationSplit)
         let classCount = train.classNames.count
         if parsedHead.isBinary {
@@ -214,7 +217,9 @@ public struct FineTuning {
         if balancedClassWeights { options.classWeights = train.balancedClassWeights(rows: trainKept) }
         let trainingStart = Date()
         let trainer = Trainer(model: trainingGraph, loss: loss, optimizer: optimizer.make())
-        let history = try trainer.fit(source: trainSource, y: trainY, validation: validationData, options: options, onEpoch: onEpoch)
+        let resumed = try TrainingBackup.resume(backup, into: trainer, epochs: options.epochs, note: note)
+        let history = try trainer.fit(source: trainSource, y: trainY, validation: validationData, options: options, onEpoch: onEpoch,
+                                      resuming: resumed, backup: TrainingBackup.writer(backup, trainer: trainer, output: output))
         let trainingSeconds = Date().timeIntervalSince(trainingStart)
 
         var description = FineTunedDescription(
@@ -233,6 +238,17 @@ public struct FineTuning {
 /// The files of a `finetune` output folder, written into a temporary sibling and renamed into
 /// place, so a failed or interrupted run leaves no half-written model.
 enum FineTuneOutput {
+    /// Throws unless `output` is free or holds what a run may replace: an earlier run's folder, or
+    /// an interrupted run's folder with only its backup. Checked before any work as well as at the
+    /// end, so a wrong -o does not cost a whole training run.
+    static func checkReplaceable(_ output: URL) throws {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: output.path, isDirectory: &isDirectory) else { return }
+        let contents = isDirectory.boolValue ? (try? FileManager.default.contentsOfDirectory(atPath: output.path)) : nil
+        if FineTunedDescription.isFineTuned(output) || contents == [TrainingBackup.fileName] { return }
+        throw PipelineError(output.path, "exists and is not a tlhub fine-tuned model folder; choose another -o")
+    }
+
     static func write(description: FineTunedDescription, head: Graph, base: Graph, history: [EpochRecord], to output: URL,
                       tensorBoard: URL?, kerasModel: Graph, note: ((String) -> Void)?) throws {
         let manager = FileManager.default
@@ -299,9 +315,7 @@ enum FineTuneOutput {
             }
             // Replace an earlier run's folder only once the new one is complete.
             if manager.fileExists(atPath: output.path) {
-                guard FineTunedDescription.isFineTuned(output) else {
-                    throw PipelineError(output.path, "exists and is not a tlhub fine-tuned model folder; choose another -o")
-                }
+                try checkReplaceable(output)
                 let old = staging.appendingPathExtension("old")
                 try manager.moveItem(at: output, to: old)
                 try manager.moveItem(at: staging, to: output)

@@ -34,6 +34,8 @@ public struct Training {
     /// Train this layer and every one after it (Keras layer order) only.
     public var trainableFrom: String?
     public var tensorBoard: URL?
+    /// When the run backs itself up into `output`, and the interrupted run it continues.
+    public var backup = BackupSettings()
 
     public init(model: String, data: URL, output: URL) {
         self.model = model
@@ -45,6 +47,7 @@ public struct Training {
     /// history.csv, curves.png, logs/).
     public func run(hub: Hub, note: ((String) -> Void)? = nil, progress: FineTuning.FeatureProgress? = nil,
                     onEpoch: ((EpochRecord) -> Void)? = nil) async throws -> FineTuning.Result {
+        try FineTuneOutput.checkReplaceable(output)
         let (train, held) = try LabeledImages.trainingAndValidation(data, validation: validation, split: validationSplit)
         let classCount = train.classNames.count
         let (graph, source) = try buildGraph(classes: classCount)
@@ -143,8 +146,10 @@ public struct Training {
         let loss: Loss = binary ? .binaryCrossEntropy : .categoricalCrossEntropy(labelSmoothing: labelSmoothing)
         let trainingStart = Date()
         let trainer = Trainer(model: split.suffix, loss: loss, optimizer: optimizer.make())
+        let resumed = try TrainingBackup.resume(backup, into: trainer, epochs: options.epochs, note: note)
         let history = try trainer.fit(source: trainSource, y: train.targets(binary: binary, rows: trainKept), validation: validationData,
-                                      options: fitOptions, onEpoch: onEpoch)
+                                      options: fitOptions, onEpoch: onEpoch, resuming: resumed,
+                                      backup: TrainingBackup.writer(backup, trainer: trainer, output: output))
         let trainingSeconds = Date().timeIntervalSince(trainingStart)
 
         var description = FineTunedDescription(

@@ -16,6 +16,7 @@ public protocol TrainingJobSettings {
     var preprocess: String? { get set }
     var augmentation: Augmentation { get set }
     var tensorBoard: URL? { get set }
+    var backup: BackupSettings { get set }
 }
 
 extension FineTuning: TrainingJobSettings {}

@@ -84,7 +84,8 @@ func withViews<T>(_ tensors: [Tensor], _ body: ([ActivationView]) throws -> T) t
 /// A seeded random source (SplitMix64): dropout masks, initial weights and shuffling are
 /// reproducible from `--seed`, never from global state.
 public struct SeededRandom: RandomNumberGenerator, Sendable {
-    private var state: UInt64
+    /// Where the sequence stands: `SeededRandom(seed: state)` continues it (a resumed run).
+    public private(set) var state: UInt64
 
     public init(seed: UInt64) { state = seed }
 

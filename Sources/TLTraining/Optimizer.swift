@@ -7,6 +7,59 @@ import TLTensor
 public protocol Optimizer: AnyObject {
     /// Applies one update to every trainable parameter from its accumulated gradient.
     func step(_ parameters: [Parameter], learningRate: Float)
+
+    /// The steps taken and each parameter's slots (momentum; Adam's `m` and `v`), named
+    /// `<parameter path>/<slot>` as Keras names its optimizer variables' roles.
+    func state(of parameters: [Parameter]) -> OptimizerState
+
+    /// Puts back a state taken by `state(of:)` from an optimizer of the same kind.
+    /// - Throws: ``TrainingError`` naming a slot that is missing or has the wrong size.
+    func restore(_ state: OptimizerState, of parameters: [Parameter]) throws
+}
+
+/// An optimizer's state: what a backup keeps so a resumed run takes the same steps.
+public struct OptimizerState: Sendable {
+    /// Steps taken (Keras `iterations`).
+    public var iterations: Int
+    /// Slot values by `<parameter path>/<slot>`.
+    public var slots: [String: [Float]]
+
+    public init(iterations: Int, slots: [String: [Float]]) {
+        self.iterations = iterations
+        self.slots = slots
+    }
+
+    /// The slots of `parameters` named `names` in `table`, read out by path.
+    static func collect(_ table: [ObjectIdentifier: Slot], of parameters: [Parameter], names: (String, String?)) -> [String: [Float]] {
+        var slots: [String: [Float]] = [:]
+        for parameter in parameters {
+            guard let slot = table[ObjectIdentifier(parameter)] else { continue }
+            slots["\(parameter.path)/\(names.0)"] = slot.first
+            if let second = names.1 { slots["\(parameter.path)/\(second)"] = slot.second }
+        }
+        return slots
+    }
+
+    /// `table` rebuilt from these slots for `parameters` (a parameter without slots has not been stepped yet).
+    func table(of parameters: [Parameter], names: (String, String?)) throws -> [ObjectIdentifier: Slot] {
+        var table: [ObjectIdentifier: Slot] = [:]
+        for parameter in parameters {
+            guard let first = slots["\(parameter.path)/\(names.0)"] else { continue }
+            let slot = Slot(count: 0)
+            slot.first = first
+            if let second = names.1 {
+                guard let values = slots["\(parameter.path)/\(second)"] else {
+                    throw TrainingError(parameter.path, "the optimizer state has \(names.0) but no \(second)")
+                }
+                slot.second = values
+            }
+            guard slot.first.count == parameter.gradientCount, names.1 == nil || slot.second.count == parameter.gradientCount else {
+                throw TrainingError(parameter.path, "optimizer slots of \(slot.first.count) values for a weight of \(parameter.gradientCount)")
+            }
+            table[ObjectIdentifier(parameter)] = slot
+        }
+        return table
+    }
 }
 
 /// `keras.optimizers.SGD(learning_rate, momentum, nesterov)`:
@@ -20,6 +73,14 @@ public final class SGD: Optimizer {
     public init(momentum: Float = 0, nesterov: Bool = false) {
         self.momentum = momentum
         self.nesterov = nesterov
+    }
+
+    public func state(of parameters: [Parameter]) -> OptimizerState {
+        OptimizerState(iterations: 0, slots: OptimizerState.collect(velocities, of: parameters, names: ("momentum", nil)))
+    }
+
+    public func restore(_ state: OptimizerState, of parameters: [Parameter]) throws {
+        velocities = try state.table(of: parameters, names: ("momentum", nil))
     }
 
     public func step(_ parameters: [Parameter], learningRate: Float) {
@@ -57,6 +118,15 @@ public final class Adam: Optimizer {
         self.beta1 = beta1
         self.beta2 = beta2
         self.epsilon = epsilon
+    }
+
+    public func state(of parameters: [Parameter]) -> OptimizerState {
+        OptimizerState(iterations: iterations, slots: OptimizerState.collect(moments, of: parameters, names: ("m", "v")))
+    }
+
+    public func restore(_ state: OptimizerState, of parameters: [Parameter]) throws {
+        moments = try state.table(of: parameters, names: ("m", "v"))
+        iterations = state.iterations
     }
 
     public func step(_ parameters: [Parameter], learningRate: Float) {

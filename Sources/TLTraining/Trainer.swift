@@ -48,7 +48,7 @@ public struct TrainingOptions: Sendable {
 }
 
 /// One epoch as Keras' history records it.
-public struct EpochRecord: Sendable, Equatable {
+public struct EpochRecord: Sendable, Equatable, Codable {
     public var epoch: Int
     public var loss: Float
     public var accuracy: Float
@@ -64,6 +64,32 @@ public struct EpochRecord: Sendable, Equatable {
             text += String(format: " - val_loss: %.4f - val_accuracy: %.4f", validationLoss, validationAccuracy)
         }
         return text
+    }
+}
+
+/// Where `fit` stands after a finished epoch. With the model's weights and the optimizer's state
+/// it is all a run needs to go on exactly as if it had not stopped (`--resume`).
+public struct FitProgress: Sendable {
+    /// Epochs finished.
+    public var epochsDone: Int
+    public var history: [EpochRecord]
+    /// The row order the last epoch used (each epoch shuffles the previous order).
+    public var order: [Int]
+    /// The state of the generator that shuffles and drops out.
+    public var randomState: UInt64
+    /// Early stopping's best monitored value so far and the weights it had (parameter order).
+    public var best: Best?
+    public var epochsSinceBest: Int
+
+    public struct Best: Sendable {
+        public var value: Float
+        public var weights: [Tensor]
+        public init(value: Float, weights: [Tensor]) { self.value = value; self.weights = weights }
+    }
+
+    public init(epochsDone: Int, history: [EpochRecord], order: [Int], randomState: UInt64, best: Best?, epochsSinceBest: Int) {
+        (self.epochsDone, self.history, self.order, self.randomState) = (epochsDone, history, order, randomState)
+        (self.best, self.epochsSinceBest) = (best, epochsSinceBest)
     }
 }
 
@@ -141,22 +167,32 @@ public final class Trainer {
 
     /// `fit` on batches made on demand (decoded, augmented images): the next batch is made on
     /// another thread while the current one trains.
+    /// - Parameters:
+    ///   - resuming: where an interrupted run stood; its weights and optimizer state must already
+    ///     be back in the model and the optimizer. The epochs it finished are not run again.
+    ///   - backup: called after each finished epoch that is not the last, with what a resumed run
+    ///     needs besides weights and optimizer state.
+    /// - Throws: ``TrainingError`` when `resuming` was made on a different number of images.
     public func fit(source: any BatchSource, y: Tensor, validation: (source: any BatchSource, y: Tensor)? = nil,
                     options: TrainingOptions, onBatch: ((Int, Int) -> Void)? = nil,
-                    onEpoch: ((EpochRecord) -> Void)? = nil) throws -> [EpochRecord] {
+                    onEpoch: ((EpochRecord) -> Void)? = nil, resuming: FitProgress? = nil,
+                    backup: ((FitProgress) throws -> Void)? = nil) throws -> [EpochRecord] {
         let count = y.shape[0]
-        var order = Array(0..<count)
-        var random = SeededRandom(seed: options.seed)
-        var history: [EpochRecord] = []
-        var best: (value: Float, weights: [Tensor])?
-        var sinceBest = 0
+        var order = resuming?.order ?? Array(0..<count)
+        guard order.count == count else {
+            throw TrainingError("--resume", "the backup was made on \(order.count) training images, there are \(count) now")
+        }
+        var random = SeededRandom(seed: resuming?.randomState ?? options.seed)
+        var history: [EpochRecord] = resuming?.history ?? []
+        var best = resuming?.best
+        var sinceBest = resuming?.epochsSinceBest ?? 0
         model.profile = options.profile
         defer { model.profile = nil }
         let labels = (0..<count).map { row -> Int in
             let width = y.count / max(count, 1)
             return (0..<width).max { y.scalars[row * width + $0] < y.scalars[row * width + $1] } ?? 0
         }
-        for epoch in 0..<options.epochs {
+        for epoch in (resuming?.epochsDone ?? 0)..<max(options.epochs, resuming?.epochsDone ?? 0) {
             let started = Date()
             if options.shuffle { order.shuffle(using: &random) }
             let rate = options.schedule.rate(options.learningRate, epoch: epoch, epochs: options.epochs)
@@ -187,12 +223,16 @@ public final class Trainer {
             if let stopping = options.earlyStopping, let value = stopping.monitor == .validationLoss
                 ? record.validationLoss : record.validationAccuracy.map({ -$0 }) {
                 if best == nil || value < best!.value {
-                    best = (value, model.parameters.map(\.value))
+                    best = FitProgress.Best(value: value, weights: model.parameters.map(\.value))
                     sinceBest = 0
                 } else {
                     sinceBest += 1
                     if sinceBest > stopping.patience { break }
                 }
+            }
+            if let backup, epoch + 1 < options.epochs {
+                try backup(FitProgress(epochsDone: epoch + 1, history: history, order: order, randomState: random.state,
+                                       best: best, epochsSinceBest: sinceBest))
             }
         }
         if let best {

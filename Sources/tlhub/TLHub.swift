@@ -31,4 +31,19 @@ struct TLHub: AsyncParsableCommand {
             Cache.self,
         ]
     )
+
+    /// Parses and runs, after putting a resumed run's recorded command line in front of its options.
+    static func main() async {
+        do {
+            let arguments = try ResumedRun.expand(Array(CommandLine.arguments.dropFirst()))
+            var command = try parseAsRoot(arguments)
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
 }

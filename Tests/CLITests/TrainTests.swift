@@ -54,6 +54,76 @@ struct TrainTests {
         #expect(alexnet.stderr.contains("augmenting the training images (flip,zoom=0.1)"), "\(alexnet.stderr)")
     }
 
+    /// Runs `arguments` and interrupts it (SIGINT, as Ctrl-C or a scheduler's preemption) once its
+    /// first backup is on disk; returns the exit status.
+    func runInterrupted(_ arguments: [String], output: URL) throws -> Int32 {
+        let process = Process()
+        process.executableURL = try EndToEndTests.binary()
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(["TLHUB_OFFLINE": "1"]) { $1 }
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let backup = output.appendingPathComponent("backup.safetensors")
+        while process.isRunning && !FileManager.default.fileExists(atPath: backup.path) { usleep(1000) }
+        process.interrupt()
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    /// The weights of a folder's model.h5, converted.
+    func weights(of folder: URL) throws -> SafeTensorsFile {
+        let converted = folder.appendingPathExtension("safetensors")
+        let convert = try cli.run(["convert", folder.appendingPathComponent("model.h5").path, "-o", converted.path])
+        #expect(convert.status == 0, "\(convert.stderr)")
+        return try SafeTensorsFile(contentsOf: converted)
+    }
+
+    @Test("an interrupted run resumed with --resume DIR alone ends with the bits of an uninterrupted one (train and finetune)")
+    func resumesExactly() throws {
+        let data = ["--data", photos.appendingPathComponent("train").path, "--val", photos.appendingPathComponent("validation").path]
+        // Shuffled, augmented, BatchNormalization statistics, Adam's moments, early stopping's best
+        // weights (patience too long to stop), dropout in the finetune head.
+        // Epochs enough that the run is still going when its first backup appears.
+        let runs: [(arguments: [String], epochs: Int)] = [
+            (["train", "--model", network.appendingPathComponent("photos_cnn.keras").path, "--augment", "flip", "--batch", "8",
+             "--seed", "5", "--early-stopping", "val_loss:1000"], 60),
+            (["finetune", "--model", network.appendingPathComponent("photos_cnn.keras").path, "--head", "dropout0.3,dense3",
+             "--unfreeze", "2", "--preprocess", "unit", "--optimizer", "sgd", "--momentum", "0.9", "--lr", "0.01", "--batch", "8", "--seed", "2"], 400),
+        ]
+        for (index, (run, epochs)) in runs.enumerated() {
+            let whole = folder.appendingPathComponent("whole\(index)"), resumed = folder.appendingPathComponent("resumed\(index)")
+            let arguments = run + data + ["--epochs", "\(epochs)"] + cache
+            let reference = try cli.run(arguments + ["-o", whole.path])
+            #expect(reference.status == 0, "\(reference.stderr)")
+            let status = try runInterrupted(arguments + ["--backup-every", "1", "-o", resumed.path], output: resumed)
+            #expect(status != 0, "the run finished before it could be interrupted")
+            let contents = try FileManager.default.contentsOfDirectory(atPath: resumed.path)
+            #expect(contents == ["backup.safetensors"], "\(contents)")
+            let resume = try cli.run([run[0], "--resume", resumed.path])
+            #expect(resume.status == 0, "\(resume.stderr)")
+            #expect(resume.stderr.contains("note: resuming \(resumed.path) after epoch "), "\(resume.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: resumed.appendingPathComponent("backup.safetensors").path))
+            // The same history (seconds aside) and the same weights, bit for bit.
+            func history(_ folder: URL) throws -> [String] {
+                try String(contentsOf: folder.appendingPathComponent("history.csv"), encoding: .utf8)
+                    .split(separator: "\n").map { $0.split(separator: ",").dropLast().joined(separator: ",") }
+            }
+            #expect(try history(resumed) == history(whole) && history(whole).count == epochs + 1)
+            let (ours, reference2) = (try weights(of: resumed), try weights(of: whole))
+            #expect(!reference2.entries.isEmpty)
+            for entry in reference2.entries {
+                #expect(try ours.tensor(named: entry.name).scalars == reference2.tensor(entry).scalars, "\(run[0]) \(entry.name)")
+            }
+        }
+        // Nothing to resume: one line, naming the folder.
+        let finished = try cli.run(["train", "--resume", folder.appendingPathComponent("whole0").path])
+        #expect(finished.status != 0 && finished.stderr.contains("no backup.safetensors to resume from"), "\(finished.stderr)")
+        #expect(finished.stderr.split(separator: "\n").count == 1, "\(finished.stderr)")
+        let other = try cli.run(["finetune", "--resume", folder.appendingPathComponent("nosuch").path])
+        #expect(other.status != 0 && other.stderr.contains("nosuch: no backup.safetensors"), "\(other.stderr)")
+    }
+
     @Test("bad input: one clear line, nothing written")
     func badInput() throws {
         let base = ["--data", photos.appendingPathComponent("train").path, "--epochs", "1"] + cache

@@ -35,6 +35,7 @@ struct Finetune: AsyncParsableCommand {
                          --optimizer sgd --lr 1e-4 --momentum 0.9 -o flowers/
           tlhub finetune --model mobilenet_v2_100_160 --data digits/train --val digits/validation --head dense2 \\
                          --unfreeze 10 --optimizer sgd --lr 0.001 --momentum 0.9 -o out/
+          tlhub finetune --resume out/ --epochs 30                  # an interrupted run, on from its last backup, longer
           tlhub finetune --model vgg16 --size 256 --data flowers/train --head flatten,dense1024-relu,dropout0.5,dense1024-relu,dense17 \\
                          --trainable-from block2_conv2 --augment flip,zoom=0.3,shift=0.3,rotate=30 --preprocess unit \\
                          --optimizer sgd --lr 1e-4 --momentum 0.9 -o flowers/

@@ -26,6 +26,7 @@ struct Train: AsyncParsableCommand {
                       --augment rotate=10,shift=0.1,shear=0.1,zoom=0.1 --preprocess unit --optimizer adam --lr 0.001 --epochs 100 -o alexnet/
           tlhub train --model my_model.h5 --data train/ --epochs 1 --no-shuffle --optimizer sgd --lr 0.05 --momentum 0.9 -o continued/
           tlhub train --model model.json --data train/ --val-split 0.2 --seed 3 -o fresh/
+          tlhub train --resume alexnet/              # after Ctrl-C or preemption: on from the last backup
         """)
 
     @Option(help: ArgumentHelp("A Keras model file (.h5, .keras), a model.to_json() .json file, or alexnet.", valueName: "model"))

@@ -70,12 +70,21 @@ struct TrainingArguments: ParsableArguments {
             transform: URL.init(fileURLWithPath:))
     var tensorboard: URL?
 
+    @Option(help: ArgumentHelp("Continue the interrupted run whose output folder is DIR from its backup: its command line is repeated, options given with --resume override it.",
+                               valueName: "DIR"), transform: URL.init(fileURLWithPath:))
+    var resume: URL?
+
+    @Option(help: ArgumentHelp("Back the run up into OUTPUT/backup.safetensors after every N epochs; 0 never (default: after an epoch once a minute has passed since the last backup).",
+                               valueName: "N"))
+    var backupEvery: Int?
+
     @Flag(help: "After training, print seconds per layer (forward, backward), optimizer and input wait, slowest first.")
     var profile = false
 
     func validate() throws {
         guard ["adam", "sgd"].contains(optimizer) else { throw ValidationError("--optimizer must be adam or sgd") }
         guard batch > 0, epochs > 0, lr > 0 else { throw ValidationError("--batch, --epochs and --lr must be positive") }
+        if let backupEvery, backupEvery < 0 { throw ValidationError("--backup-every must be 0 or more epochs") }
         guard valSplit >= 0, valSplit < 1 else { throw ValidationError("--val-split must be in [0, 1)") }
         guard val == nil || valSplit == 0 else { throw ValidationError("give --val or --val-split, not both") }
         if let classWeight, classWeight != "balanced" { throw ValidationError("--class-weight takes balanced") }
@@ -126,6 +135,7 @@ struct TrainingArguments: ParsableArguments {
         job.preprocess = preprocess
         job.augmentation = augmentation
         job.tensorBoard = tensorboard
+        job.backup = BackupSettings(everyEpochs: backupEvery, resume: resume, arguments: ResumedRun.recordedArguments)
     }
 
     func trainingOptions() throws -> TrainingOptions {
