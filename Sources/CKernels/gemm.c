@@ -258,11 +258,15 @@ void tl_gemm_packed(int m, int n, int k, const float *a, int lda, const float *p
 static void gemm_blocked(int level, int m, int n, int k, const float *a, int lda, const float *b, size_t columnScale,
                          int ldb, const float *bias, const float *residual, int ldr, float low, float high,
                          float *c, int ldc) {
+    // `c += a · b` (the residual is c itself): the first K block starts from c. Adding the
+    // residual in the epilogue would read c after earlier K blocks overwrote it with their sums.
+    int accumulate = residual == c && ldr == ldc;
+    if (accumulate) residual = NULL;
     int blocks = (k + DEPTH_BLOCK - 1) / DEPTH_BLOCK;
     for (int blockIndex = 0; blockIndex < blocks; blockIndex++) {
         // Equal K blocks, so the last one is not a sliver.
         int k0 = (int)((long)k * blockIndex / blocks), k1 = (int)((long)k * (blockIndex + 1) / blocks);
-        Block block = {k1 - k0, lda, ldc, ldr, ldb, blockIndex == 0, blockIndex == blocks - 1, low, high};
+        Block block = {k1 - k0, lda, ldc, ldr, ldb, blockIndex == 0 && !accumulate, blockIndex == blocks - 1, low, high};
         // Rows in chunks whose K block of A stays in L2 while every panel passes over it.
         for (int chunk0 = 0; chunk0 < m; chunk0 += ROW_CHUNK) {
             int chunk1 = tl_min(m, chunk0 + ROW_CHUNK);
@@ -325,10 +329,11 @@ static void gemm_blocked(int level, int m, int n, int k, const float *a, int lda
 /// An empty sum (k = 0): the epilogue alone.
 static void gemm_empty(int m, int n, const float *bias, const float *residual, int ldr, float low, float high,
                        float *c, int ldc) {
+    int accumulate = residual == c && ldr == ldc;  // c += nothing
     for (int i = 0; i < m; i++) {
         float *row = c + (size_t)i * ldc;
-        memset(row, 0, sizeof(float) * (size_t)n);
-        if (residual) for (int j = 0; j < n; j++) row[j] += residual[(size_t)i * ldr + j];
+        if (!accumulate) memset(row, 0, sizeof(float) * (size_t)n);
+        if (residual && !accumulate) for (int j = 0; j < n; j++) row[j] += residual[(size_t)i * ldr + j];
         tl_bias_clamp(row, 1, n, bias, low, high);
     }
 }

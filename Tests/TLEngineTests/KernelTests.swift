@@ -139,6 +139,36 @@ struct KernelTests {
         #expect(inPlace.contains { !$0.isNaN } || m * n == 0)
     }
 
+    @Test("accumulating into C (the residual is C itself) adds the product once, however many K blocks it takes",
+          arguments: [0, 5, 384, 385, 800, 2888], kernelLevels)
+    func accumulatingGEMM(k: Int, level: Int) {
+        var noise = Noise(state: UInt64(k + 17))
+        let (m, n) = (11, 40)
+        let a = (0..<(m * k)).map { _ in noise.next() }, b = (0..<(k * n)).map { _ in noise.next() }
+        let start = (0..<(m * n)).map { _ in noise.next() * 10 }
+        var expected = start
+        if k > 0 {
+            openBLASLock.lock()
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), 1, a, Int32(k), b, Int32(n), 1,
+                        &expected, Int32(n))
+            openBLASLock.unlock()
+        }
+        var packed = [Float](repeating: 0, count: max(1, tl_gemm_packed_count(Int32(k), Int32(n))))
+        tl_gemm_pack(b, Int32(n), Int32(k), Int32(n), &packed)
+        var viaPacked = start, inPlace = start
+        viaPacked.withUnsafeMutableBufferPointer { c in
+            tl_gemm_packed_level(Int32(level), Int32(m), Int32(n), Int32(k), a, Int32(k), packed, nil, c.baseAddress, Int32(n),
+                                 -.infinity, .infinity, c.baseAddress, Int32(n))
+        }
+        inPlace.withUnsafeMutableBufferPointer { c in
+            _ = tl_gemm_level(Int32(level), Int32(m), Int32(n), Int32(k), a, Int32(k), b, Int32(n), nil, c.baseAddress, Int32(n),
+                              -.infinity, .infinity, c.baseAddress, Int32(n))
+        }
+        let tolerance = 1e-4 * max(1, Float(k).squareRoot())
+        #expect(zip(viaPacked, expected).allSatisfy { abs($0 - $1) <= tolerance }, "packed, k \(k)")
+        #expect(viaPacked == inPlace, "in place, k \(k)")
+    }
+
     @Test("Adam and SGD updates give the scalar formula's bits at every kernel level (a count that leaves a remainder)",
           arguments: kernelLevels)
     func optimizerUpdates(level: Int) {

@@ -147,6 +147,17 @@ extension GradientCheckTests {
         }
     }
 
+    @Test("Conv2D kernel gradients summed over several pixel blocks of more than 384 pixels each (AlexNet's conv2 shape)")
+    func convolutionOverManyPixelBlocks() throws {
+        // 5×5×96 patches: blocks of 436 pixels, a 30×30 image (one per part) takes three, the
+        // second added onto the first's sums in a product of two K blocks.
+        let layer = Conv2D(name: "c", filters: 4, kernelSize: (5, 5), padding: .same)
+        let g = try graph(input: [30, 30, 96]) { builder, x in try builder.apply(layer, to: [x]) }
+        let windows = layer.windows(input: [2, 30, 30, 96], output: [2, 30, 30, 4])
+        #expect(windows.backwardBlockPixels > 384 && 2 * windows.backwardBlockPixels < 30 * 30)
+        try check(g, input: input([2, 30, 30, 96], seed: 8), epsilon: 1e-2, label: "5x5x96")
+    }
+
     @Test("DepthwiseConv2D with a multiplier, SeparableConv2D")
     func depthwise() throws {
         let d = try graph(input: [5, 6, 3]) { builder, x in

@@ -46,7 +46,8 @@ void tl_gemm_pack(const float *b, int ldb, int k, int n, float *packed);
 
 /// `c[m × n] = clamp(a[m × k] · b + bias + residual, low, high)`, row-major with strides
 /// `lda`, `ldc`, `ldr`; `b` packed by `tl_gemm_pack`. `bias` (n floats) and `residual`
-/// (m × n, stride `ldr`) may be NULL. `low`/`high` may be ±INFINITY.
+/// (m × n, stride `ldr`) may be NULL. `low`/`high` may be ±INFINITY. `residual` may be `c`
+/// itself (same stride): then the product accumulates into `c` (`c += a · b`), summed from c on.
 void tl_gemm_packed(int m, int n, int k, const float *a, int lda, const float *packed,
                     const float *bias, const float *residual, int ldr, float low, float high,
                     float *c, int ldc);
