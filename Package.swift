@@ -85,7 +85,7 @@ let package = Package(
         .executableTarget(
             name: "tlhub",
             dependencies: [
-                "TLTensor", "TLFormats", "TLEngine", "TLImaging", "TLHubClient", "TLPipeline",
+                "TLTensor", "TLFormats", "TLEngine", "TLImaging", "TLHubClient", "TLPipeline", "CKernels",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

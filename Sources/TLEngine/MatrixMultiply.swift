@@ -53,6 +53,17 @@ public enum MatrixMultiply {
                        accumulating ? UnsafePointer(c) : nil, Int32(ldc), -.infinity, .infinity, c, Int32(ldc))
     }
 
+    /// `c = a · b` (or `c += a · b` when `accumulating`) on the calling thread alone, with `b`
+    /// (`k × n`, rows `ldb` apart) read where it lies: for a right-hand side used in one product,
+    /// where packing it would be a copy for nothing. Same bits as packing it.
+    public static func multiply(_ a: UnsafePointer<Float>, lda: Int, m: Int, _ b: UnsafePointer<Float>, ldb: Int, k: Int, n: Int,
+                                into c: UnsafeMutablePointer<Float>, ldc: Int, accumulating: Bool) {
+        guard m > 0, n > 0 else { return }
+        let status = tl_gemm(Int32(m), Int32(n), Int32(k), a, Int32(lda), b, Int32(ldb), nil, accumulating ? UnsafePointer(c) : nil,
+                             Int32(ldc), -.infinity, .infinity, c, Int32(ldc))
+        precondition(status == 0, "out of memory")
+    }
+
     /// The transpose of a row-major `rows × columns` matrix.
     public static func transposed(_ a: UnsafePointer<Float>, rows: Int, columns: Int) -> [Float] {
         var result = [Float](repeating: 0, count: rows * columns)

@@ -256,22 +256,18 @@ extension Conv2D: DifferentiableLayer {
                                 let last = windows.batch * (part + 1) / parts * imagePixels
                                 // No output pixels (a window wider than the image): nothing to sum.
                                 if first == last { sum.update(repeating: 0, count: length * filters) }
-                                // Every full block packs into the same memory.
-                                var patchesPacked: MatrixMultiply.PackedOperand?
                                 for group in 0..<groups {
                                     for start in stride(from: first, to: last, by: block) {
                                         let range = start..<min(last, start + block)
                                         let dzBlock = dz.baseAddress! + start * filters + group * groupFilters
                                         windows.gather(source.baseAddress!, pixels: range, group: group, into: patches)
-                                        let packed = MatrixMultiply.PackedOperand(patches, rows: range.count, columns: length,
-                                                                                  leadingDimension: length, reusing: patchesPacked)
-                                        patchesPacked = packed
                                         for row in 0..<range.count {
                                             for f in 0..<groupFilters { dzTransposed[f * range.count + row] = dzBlock[row * filters + f] }
                                         }
-                                        MatrixMultiply.multiply(dzTransposed, lda: range.count, m: groupFilters, by: packed,
-                                                                into: sum + group * groupFilters * length, ldc: length,
-                                                                accumulating: start > first)
+                                        // The patches, used once, are read where they lie (no packed copy).
+                                        MatrixMultiply.multiply(dzTransposed, lda: range.count, m: groupFilters, patches, ldb: length,
+                                                                k: range.count, n: length, into: sum + group * groupFilters * length,
+                                                                ldc: length, accumulating: start > first)
                                         guard scatters else { continue }
                                         MatrixMultiply.multiply(dzBlock, lda: filters, m: range.count, by: transposedKernels[group],
                                                                 into: patchGradient, ldc: length, accumulating: false)

@@ -73,6 +73,11 @@ void tl_sgd_update(float *w, const float *g, float *velocity, int count, float l
 void tl_sgd_update_level(int level, float *w, const float *g, float *velocity, int count, float learningRate,
                          float momentum, int nesterov);
 
+/// Makes glibc keep freed memory for reuse (one arena, no mmap for large blocks, no trimming),
+/// for a process that frees and allocates the same large buffers over and over (training).
+/// Call before other threads allocate. Returns 1 when set, 0 where the allocator has no such knobs.
+int tl_keep_freed_memory(void);
+
 /// Floats `tl_winograd_pack` writes for a 3×3 kernel of `channels` inputs and `filters` outputs:
 /// 16 packed `channels × filters` matrices (`tl_gemm_packed_count` each).
 size_t tl_winograd_packed_count(int channels, int filters);
