@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import TLEngine
 import TLTensor
@@ -14,7 +15,12 @@ extension Pooling2D: DifferentiableLayer {
         let padTop = padding.window(input: height, kernel: poolSize.0, stride: strides.0, dilation: 1).before
         let padLeft = padding.window(input: width, kernel: poolSize.1, stride: strides.1, dilation: 1).before
         var result = [Float](repeating: 0, count: input.count)
-        let (kind, poolSize, strides) = (self.kind, self.poolSize, self.strides)
+        var geometry = TLPoolGeometry(height: Int32(height), width: Int32(width), channels: Int32(channels),
+                                      outputHeight: Int32(outputHeight), outputWidth: Int32(outputWidth),
+                                      poolY: Int32(poolSize.0), poolX: Int32(poolSize.1), strideY: Int32(strides.0),
+                                      strideX: Int32(strides.1), padTop: Int32(padTop), padLeft: Int32(padLeft))
+        let (imageSize, outputSize) = (height * width * channels, outputHeight * outputWidth * channels)
+        let average: Int32 = kind == .max ? 0 : 1
         // Images write disjoint parts of the result: they run on the cores side by side.
         input.scalars.withUnsafeBufferPointer { x in
             output.scalars.withUnsafeBufferPointer { y in
@@ -23,31 +29,8 @@ extension Pooling2D: DifferentiableLayer {
                         let (x, y, g, result) = (x.baseAddress!, y.baseAddress!, g.baseAddress!, result.baseAddress!)
                         parallelChunks(batch, work: input.count) { images in
                             for image in images {
-                                for oy in 0..<outputHeight {
-                                    let y0 = max(oy * strides.0 - padTop, 0), y1 = min(oy * strides.0 - padTop + poolSize.0, height)
-                                    for ox in 0..<outputWidth {
-                                        let x0 = max(ox * strides.1 - padLeft, 0), x1 = min(ox * strides.1 - padLeft + poolSize.1, width)
-                                        let outputBase = ((image * outputHeight + oy) * outputWidth + ox) * channels
-                                        guard y1 > y0, x1 > x0 else { continue }
-                                        for c in 0..<channels {
-                                            let gradient = g[outputBase + c]
-                                            if kind == .max {
-                                                let best = y[outputBase + c]
-                                                search: for row in y0..<y1 {
-                                                    for column in x0..<x1 where x[((image * height + row) * width + column) * channels + c] == best {
-                                                        result[((image * height + row) * width + column) * channels + c] += gradient
-                                                        break search
-                                                    }
-                                                }
-                                            } else {
-                                                let share = gradient / Float((y1 - y0) * (x1 - x0))
-                                                for row in y0..<y1 {
-                                                    for column in x0..<x1 { result[((image * height + row) * width + column) * channels + c] += share }
-                                                }
-                                            }
-                                        }
-                                    }
-                                }
+                                tl_pool_backward(x + image * imageSize, y + image * outputSize, g + image * outputSize,
+                                                 result + image * imageSize, &geometry, average)
                             }
                         }
                     }

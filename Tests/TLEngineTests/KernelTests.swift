@@ -169,6 +169,30 @@ struct KernelTests {
         #expect(viaPacked == inPlace, "in place, k \(k)")
     }
 
+    @Test("pooling backward: every level gives the portable loop's bits (max with tied cells, average; 3/2 windows over 20 channels)",
+          arguments: kernelLevels)
+    func poolingBackward(level: Int) {
+        var noise = Noise(state: 11)
+        let (height, width, channels) = (9, 9, 20)
+        // Values on a coarse grid, so windows hold ties: the first cell (row-major) must win.
+        let x = (0..<(height * width * channels)).map { _ in (noise.next() * 4).rounded() }
+        var geometry = TLPoolGeometry(height: 9, width: 9, channels: 20, outputHeight: 4, outputWidth: 4, poolY: 3, poolX: 3,
+                                      strideY: 2, strideX: 2, padTop: 0, padLeft: 0)
+        var y = [Float](repeating: -.infinity, count: 4 * 4 * channels)
+        for oy in 0..<4 { for ox in 0..<4 { for c in 0..<channels { for dy in 0..<3 { for dx in 0..<3 {
+            y[(oy * 4 + ox) * channels + c] = max(y[(oy * 4 + ox) * channels + c], x[((2 * oy + dy) * width + 2 * ox + dx) * channels + c])
+        } } } } }
+        let gradient = (0..<y.count).map { _ in noise.next() }
+        for average: Int32 in [0, 1] {
+            var portable = [Float](repeating: 0, count: x.count), leveled = portable
+            tl_pool_backward_level(0, x, y, gradient, &portable, &geometry, average)
+            tl_pool_backward_level(Int32(level), x, y, gradient, &leveled, &geometry, average)
+            #expect(portable == leveled, "average \(average)")
+            // Max: exactly one cell per window and channel takes each gradient.
+            if average == 0 { #expect(abs(portable.reduce(0, +) - gradient.reduce(0, +)) < 1e-3) }
+        }
+    }
+
     @Test("Adam and SGD updates give the scalar formula's bits at every kernel level (a count that leaves a remainder)",
           arguments: kernelLevels)
     func optimizerUpdates(level: Int) {

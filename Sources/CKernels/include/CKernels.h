@@ -78,6 +78,21 @@ void tl_sgd_update_level(int level, float *w, const float *g, float *velocity, i
 /// Call before other threads allocate. Returns 1 when set, 0 where the allocator has no such knobs.
 int tl_keep_freed_memory(void);
 
+/// One image's pooling geometry (NHWC; the padding is the zeros before each axis).
+typedef struct {
+    int height, width, channels, outputHeight, outputWidth;
+    int poolY, poolX, strideY, strideX, padTop, padLeft;
+} TLPoolGeometry;
+
+/// Adds one image's pooling gradient to `dx` (`height × width × channels`): max pooling gives
+/// each window's gradient `dy` to the first cell (row-major) equal to the window's output `y`,
+/// as TensorFlow's CPU kernel does; average pooling (`average` ≠ 0) spreads it over the
+/// window's in-bounds cells.
+void tl_pool_backward(const float *x, const float *y, const float *dy, float *dx, const TLPoolGeometry *geometry,
+                      int average);
+void tl_pool_backward_level(int level, const float *x, const float *y, const float *dy, float *dx,
+                            const TLPoolGeometry *geometry, int average);
+
 /// Floats `tl_winograd_pack` writes for a 3×3 kernel of `channels` inputs and `filters` outputs:
 /// 16 packed `channels × filters` matrices (`tl_gemm_packed_count` each).
 size_t tl_winograd_packed_count(int channels, int filters);
