@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import TLEngine
 import TLTensor
@@ -228,6 +229,25 @@ extension Conv2D: DifferentiableLayer {
         // blocked forward path instead of patch gradients scattered back.
         let asConvolution = needsInputGradients && strides == (1, 1) && dilation == (1, 1) && groups == 1
         let scatters = needsInputGradients && !asConvolution
+        // The same layers take their kernel gradient straight from the padded input and dz.
+        if strides == (1, 1) && dilation == (1, 1) && groups == 1 && tl_conv_kernel_gradient_runs_direct() != 0 {
+            let sums = directKernelGradientSums(input, dz: dz, windows: windows, parts: parts)
+            let count = length * filters
+            accumulate.write("kernel", count: count) { gradient, accumulating in
+                sums.withUnsafeBufferPointer { sums in
+                    parallelChunks(count, work: count * parts) { range in
+                        for index in range {
+                            var total = sums[index]
+                            for part in 1..<parts { total += sums[part * count + index] }
+                            gradient[index] = accumulating ? gradient[index] + total : total
+                        }
+                    }
+                }
+            }
+            if useBias { accumulate("bias", channelSums(dz, channels: filters)) }
+            if asConvolution { return [try inputGradientByConvolution(dz, windows: windows, outputShape: output.shape)] }
+            return [Tensor(shape: [0])]
+        }
         // kernelᵀ per group (`groupFilters × length`), the right-hand side of dz · kernelᵀ.
         let transposedKernels: [MatrixMultiply.PackedOperand] = !scatters ? [] : (0..<groups).map { group in
             let slice = columnSlice(kernel.scalars, columns: filters, first: group * groupFilters, count: groupFilters)
@@ -299,6 +319,49 @@ extension Conv2D: DifferentiableLayer {
         if useBias { accumulate("bias", channelSums(dz, channels: filters)) }
         if asConvolution { return [try inputGradientByConvolution(dz, windows: windows, outputShape: output.shape)] }
         return needsInputGradients ? [Tensor(shape: input.shape, scalars: inputGradient)] : [Tensor(shape: [0])]
+    }
+
+    /// The kernel gradient of a stride-1, undilated, ungrouped convolution as per-part sums in
+    /// the kernel's layout (`parts × length × filters`, parts as `backward` cuts the batch): each
+    /// image is copied into a zero-padded buffer and `tl_conv_kernel_gradient` reads it and dz
+    /// where they lie, with no patches gathered.
+    private func directKernelGradientSums(_ input: Tensor, dz: [Float], windows: ConvolutionWindows, parts: Int) -> [Float] {
+        let (kh, kw) = kernelSize, channels = windows.channels, filters = self.filters
+        let paddedHeight = windows.outputHeight + kh - 1, paddedWidth = windows.outputWidth + kw - 1
+        let count = windows.patchLength * filters, paddedSize = paddedHeight * paddedWidth * channels
+        let (imageSize, outputSize) = (windows.height * windows.width * channels, windows.outputHeight * windows.outputWidth * filters)
+        // The input's columns that land inside the padded width (all of them for same/valid).
+        let firstColumn = max(0, -windows.padLeft), lastColumn = min(windows.width, paddedWidth - windows.padLeft)
+        var shape = TLKernelGradientShape(paddedWidth: Int32(paddedWidth), channels: Int32(channels),
+                                          outputHeight: Int32(windows.outputHeight), outputWidth: Int32(windows.outputWidth),
+                                          filters: Int32(filters), kernelHeight: Int32(kh), kernelWidth: Int32(kw))
+        var sums = [Float](repeating: 0, count: parts * count)
+        // One padded image per thread; its border is written by nobody, so it stays zero.
+        var padded = [Float](repeating: 0, count: engineThreads * paddedSize)
+        input.scalars.withUnsafeBufferPointer { source in
+            dz.withUnsafeBufferPointer { dz in
+                sums.withUnsafeMutableBufferPointer { sums in
+                    padded.withUnsafeMutableBufferPointer { padded in
+                        concurrentPerform(iterations: parts) { part, thread in
+                            let buffer = padded.baseAddress! + thread * paddedSize
+                            let first = windows.batch * part / parts, last = windows.batch * (part + 1) / parts
+                            for image in first..<last {
+                                for y in 0..<windows.height {
+                                    let row = y + windows.padTop
+                                    guard row >= 0, row < paddedHeight, firstColumn < lastColumn else { continue }
+                                    (buffer + (row * paddedWidth + firstColumn + windows.padLeft) * channels)
+                                        .update(from: source.baseAddress! + image * imageSize + (y * windows.width + firstColumn) * channels,
+                                                count: (lastColumn - firstColumn) * channels)
+                                }
+                                tl_conv_kernel_gradient(buffer, dz.baseAddress! + image * outputSize, &shape,
+                                                        sums.baseAddress! + part * count, image > first ? 1 : 0)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return sums
     }
 
     /// dInput of a stride-1, undilated, ungrouped convolution: dz convolved with the kernel

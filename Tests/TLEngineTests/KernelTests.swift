@@ -193,6 +193,33 @@ struct KernelTests {
         }
     }
 
+    @Test("a stride-1 kernel gradient read from the padded input equals the direct sum at every level (channel and filter tails)",
+          arguments: kernelLevels)
+    func convolutionKernelGradient(level: Int) {
+        var noise = Noise(state: 23)
+        let (outputHeight, outputWidth, channels, filters, kernelHeight, kernelWidth) = (5, 7, 13, 40, 3, 2)
+        let (paddedHeight, paddedWidth) = (outputHeight + kernelHeight - 1, outputWidth + kernelWidth - 1)
+        let x = (0..<(paddedHeight * paddedWidth * channels)).map { _ in noise.next() }
+        let dz = (0..<(outputHeight * outputWidth * filters)).map { _ in noise.next() }
+        var shape = TLKernelGradientShape(paddedWidth: Int32(paddedWidth), channels: Int32(channels), outputHeight: Int32(outputHeight),
+                                          outputWidth: Int32(outputWidth), filters: Int32(filters), kernelHeight: Int32(kernelHeight),
+                                          kernelWidth: Int32(kernelWidth))
+        let start = (0..<(kernelHeight * kernelWidth * channels * filters)).map { _ in noise.next() }
+        var stored = start, added = start
+        tl_conv_kernel_gradient_level(Int32(level), x, dz, &shape, &stored, 0)
+        tl_conv_kernel_gradient_level(Int32(level), x, dz, &shape, &added, 1)
+        var worst: Float = 0
+        for ky in 0..<kernelHeight { for kx in 0..<kernelWidth { for c in 0..<channels { for f in 0..<filters {
+            var sum = 0.0
+            for oy in 0..<outputHeight { for ox in 0..<outputWidth {
+                sum += Double(x[((oy + ky) * paddedWidth + ox + kx) * channels + c]) * Double(dz[(oy * outputWidth + ox) * filters + f])
+            } }
+            let index = ((ky * kernelWidth + kx) * channels + c) * filters + f
+            worst = max(worst, abs(stored[index] - Float(sum)), abs(added[index] - Float(sum) - start[index]))
+        } } } }
+        #expect(worst < 1e-4, "worst error \(worst)")
+    }
+
     @Test("Adam and SGD updates give the scalar formula's bits at every kernel level (a count that leaves a remainder)",
           arguments: kernelLevels)
     func optimizerUpdates(level: Int) {

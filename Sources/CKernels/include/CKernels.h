@@ -93,6 +93,23 @@ void tl_pool_backward(const float *x, const float *y, const float *dy, float *dx
 void tl_pool_backward_level(int level, const float *x, const float *y, const float *dy, float *dx,
                             const TLPoolGeometry *geometry, int average);
 
+/// One image of a stride-1 convolution's kernel gradient: the zero-padded input is
+/// `(outputHeight + kernelHeight − 1) × paddedWidth × channels`, `paddedWidth = outputWidth +
+/// kernelWidth − 1`; dz is `outputHeight × outputWidth × filters`.
+typedef struct {
+    int paddedWidth, channels, outputHeight, outputWidth, filters, kernelHeight, kernelWidth;
+} TLKernelGradientShape;
+
+/// `dw[ky][kx][c][f] = Σ xpad[oy + ky][ox + kx][c] · dz[oy][ox][f]` over one image's output
+/// pixels (HWIO, the kernel's layout), or added to `dw` when `accumulate`. Each sum runs over the
+/// pixels in row-major order.
+void tl_conv_kernel_gradient(const float *xpad, const float *dz, const TLKernelGradientShape *shape, float *dw, int accumulate);
+void tl_conv_kernel_gradient_level(int level, const float *xpad, const float *dz, const TLKernelGradientShape *shape,
+                                   float *dw, int accumulate);
+
+/// Whether `tl_conv_kernel_gradient` runs its vector kernel here (else callers keep im2col).
+int tl_conv_kernel_gradient_runs_direct(void);
+
 /// Floats `tl_winograd_pack` writes for a 3×3 kernel of `channels` inputs and `filters` outputs:
 /// 16 packed `channels × filters` matrices (`tl_gemm_packed_count` each).
 size_t tl_winograd_packed_count(int channels, int filters);
