@@ -1,9 +1,9 @@
-// The kernel gradient of a stride-1, undilated, ungrouped convolution, read straight from the
+// The kernel gradient of an undilated, ungrouped convolution, read straight from the
 // zero-padded NHWC input and the output gradient: no im2col patches, no transposes, and each
 // 8-channel × 32-filter tile of the gradient summed in registers over all of an image's pixels
 // (the im2col product reloaded it every few hundred pixels).
 //
-// dw[ky][kx][c][f] += Σ_{oy, ox} xpad[oy + ky][ox + kx][c] · dz[oy][ox][f]
+// dw[ky][kx][c][f] += Σ_{oy, ox} xpad[oy·sy + ky][ox·sx + kx][c] · dz[oy][ox][f]
 //
 // For a tap (ky, kx), the channels c0…c0+7 of the shifted input are broadcast (8 consecutive
 // floats per pixel) against 32 filters of dz (two vectors): the GEMM micro-kernel's shape, with
@@ -23,7 +23,7 @@ static void gradient_portable(const float *xpad, const float *dz, const TLKernel
                     float sum = 0;
                     for (int oy = 0; oy < s->outputHeight; oy++)
                         for (int ox = 0; ox < s->outputWidth; ox++)
-                            sum += xpad[((size_t)(oy + ky) * s->paddedWidth + ox + kx) * C + c] * dz[((size_t)oy * s->outputWidth + ox) * F + f];
+                            sum += xpad[((size_t)(oy * s->strideY + ky) * s->paddedWidth + ox * s->strideX + kx) * C + c] * dz[((size_t)oy * s->outputWidth + ox) * F + f];
                     tap[(size_t)c * F + f] = accumulate ? tap[(size_t)c * F + f] + sum : sum;
                 }
             }
@@ -40,17 +40,17 @@ TL_AVX512 static void gradient_avx512_##ROWS_(const float *x, const float *d, co
     __mmask16 mask0 = columns >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << columns) - 1);          \
     __mmask16 mask1 = columns >= 32 ? (__mmask16)0xFFFF                                              \
                     : columns > 16 ? (__mmask16)((1u << (columns - 16)) - 1) : (__mmask16)0;          \
-    int C = s->channels, F = s->filters;                                                              \
+    int C = s->channels, F = s->filters, step = s->strideX * s->channels;                             \
     __m512 acc0[ROWS_], acc1[ROWS_];                                                                  \
     for (int r = 0; r < ROWS_; r++) { acc0[r] = _mm512_setzero_ps(); acc1[r] = _mm512_setzero_ps(); } \
     for (int oy = 0; oy < s->outputHeight; oy++) {                                                    \
-        const float *xRow = x + (size_t)oy * s->paddedWidth * C;                                      \
+        const float *xRow = x + (size_t)oy * s->strideY * s->paddedWidth * C;                         \
         const float *dRow = d + (size_t)oy * s->outputWidth * F;                                      \
         if (columns <= 16) {                                                                          \
             for (int ox = 0; ox < s->outputWidth; ox++) {                                             \
                 __m512 p0 = _mm512_maskz_loadu_ps(mask0, dRow + (size_t)ox * F);                      \
                 for (int r = 0; r < ROWS_; r++)                                                       \
-                    acc0[r] = _mm512_fmadd_ps(_mm512_set1_ps(xRow[(size_t)ox * C + r]), p0, acc0[r]); \
+                    acc0[r] = _mm512_fmadd_ps(_mm512_set1_ps(xRow[(size_t)ox * step + r]), p0, acc0[r]); \
             }                                                                                         \
         } else {                                                                                      \
             _Pragma("clang loop unroll_count(2)")                                                     \
@@ -58,7 +58,7 @@ TL_AVX512 static void gradient_avx512_##ROWS_(const float *x, const float *d, co
                 __m512 p0 = _mm512_loadu_ps(dRow + (size_t)ox * F);                                   \
                 __m512 p1 = _mm512_maskz_loadu_ps(mask1, dRow + (size_t)ox * F + 16);                 \
                 for (int r = 0; r < ROWS_; r++) {                                                     \
-                    __m512 value = _mm512_set1_ps(xRow[(size_t)ox * C + r]);                          \
+                    __m512 value = _mm512_set1_ps(xRow[(size_t)ox * step + r]);                       \
                     acc0[r] = _mm512_fmadd_ps(value, p0, acc0[r]);                                    \
                     acc1[r] = _mm512_fmadd_ps(value, p1, acc1[r]);                                    \
                 }                                                                                     \

@@ -229,8 +229,11 @@ extension Conv2D: DifferentiableLayer {
         // blocked forward path instead of patch gradients scattered back.
         let asConvolution = needsInputGradients && strides == (1, 1) && dilation == (1, 1) && groups == 1
         let scatters = needsInputGradients && !asConvolution
-        // The same layers take their kernel gradient straight from the padded input and dz.
-        if strides == (1, 1) && dilation == (1, 1) && groups == 1 && tl_conv_kernel_gradient_runs_direct() != 0 {
+        // Undilated, ungrouped layers take their kernel gradient straight from the padded input and
+        // dz; a strided one only with channels enough to fill the kernel's 8-channel strips (an RGB
+        // stem's 363-long patches suit im2col better).
+        let direct = dilation == (1, 1) && groups == 1 && !scatters && (strides == (1, 1) || windows.channels >= 16)
+        if direct && tl_conv_kernel_gradient_runs_direct() != 0 {
             let sums = directKernelGradientSums(input, dz: dz, windows: windows, parts: parts)
             let count = length * filters
             accumulate.write("kernel", count: count) { gradient, accumulating in
@@ -321,20 +324,21 @@ extension Conv2D: DifferentiableLayer {
         return needsInputGradients ? [Tensor(shape: input.shape, scalars: inputGradient)] : [Tensor(shape: [0])]
     }
 
-    /// The kernel gradient of a stride-1, undilated, ungrouped convolution as per-part sums in
+    /// The kernel gradient of an undilated, ungrouped convolution as per-part sums in
     /// the kernel's layout (`parts × length × filters`, parts as `backward` cuts the batch): each
     /// image is copied into a zero-padded buffer and `tl_conv_kernel_gradient` reads it and dz
     /// where they lie, with no patches gathered.
     private func directKernelGradientSums(_ input: Tensor, dz: [Float], windows: ConvolutionWindows, parts: Int) -> [Float] {
         let (kh, kw) = kernelSize, channels = windows.channels, filters = self.filters
-        let paddedHeight = windows.outputHeight + kh - 1, paddedWidth = windows.outputWidth + kw - 1
+        let paddedHeight = (windows.outputHeight - 1) * strides.0 + kh, paddedWidth = (windows.outputWidth - 1) * strides.1 + kw
         let count = windows.patchLength * filters, paddedSize = paddedHeight * paddedWidth * channels
         let (imageSize, outputSize) = (windows.height * windows.width * channels, windows.outputHeight * windows.outputWidth * filters)
-        // The input's columns that land inside the padded width (all of them for same/valid).
+        // The input's columns that land inside the padded width (a strided valid window may leave some out).
         let firstColumn = max(0, -windows.padLeft), lastColumn = min(windows.width, paddedWidth - windows.padLeft)
         var shape = TLKernelGradientShape(paddedWidth: Int32(paddedWidth), channels: Int32(channels),
                                           outputHeight: Int32(windows.outputHeight), outputWidth: Int32(windows.outputWidth),
-                                          filters: Int32(filters), kernelHeight: Int32(kh), kernelWidth: Int32(kw))
+                                          filters: Int32(filters), kernelHeight: Int32(kh), kernelWidth: Int32(kw),
+                                          strideY: Int32(strides.0), strideX: Int32(strides.1))
         var sums = [Float](repeating: 0, count: parts * count)
         // One padded image per thread; its border is written by nobody, so it stays zero.
         var padded = [Float](repeating: 0, count: engineThreads * paddedSize)

@@ -193,17 +193,17 @@ struct KernelTests {
         }
     }
 
-    @Test("a stride-1 kernel gradient read from the padded input equals the direct sum at every level (channel and filter tails)",
-          arguments: kernelLevels)
-    func convolutionKernelGradient(level: Int) {
+    @Test("a kernel gradient read from the padded input equals the direct sum at every level (channel and filter tails, strides)",
+          arguments: kernelLevels, [(1, 1), (2, 3)])
+    func convolutionKernelGradient(level: Int, strides: (Int, Int)) {
         var noise = Noise(state: 23)
         let (outputHeight, outputWidth, channels, filters, kernelHeight, kernelWidth) = (5, 7, 13, 40, 3, 2)
-        let (paddedHeight, paddedWidth) = (outputHeight + kernelHeight - 1, outputWidth + kernelWidth - 1)
+        let (paddedHeight, paddedWidth) = ((outputHeight - 1) * strides.0 + kernelHeight, (outputWidth - 1) * strides.1 + kernelWidth)
         let x = (0..<(paddedHeight * paddedWidth * channels)).map { _ in noise.next() }
         let dz = (0..<(outputHeight * outputWidth * filters)).map { _ in noise.next() }
         var shape = TLKernelGradientShape(paddedWidth: Int32(paddedWidth), channels: Int32(channels), outputHeight: Int32(outputHeight),
                                           outputWidth: Int32(outputWidth), filters: Int32(filters), kernelHeight: Int32(kernelHeight),
-                                          kernelWidth: Int32(kernelWidth))
+                                          kernelWidth: Int32(kernelWidth), strideY: Int32(strides.0), strideX: Int32(strides.1))
         let start = (0..<(kernelHeight * kernelWidth * channels * filters)).map { _ in noise.next() }
         var stored = start, added = start
         tl_conv_kernel_gradient_level(Int32(level), x, dz, &shape, &stored, 0)
@@ -212,7 +212,7 @@ struct KernelTests {
         for ky in 0..<kernelHeight { for kx in 0..<kernelWidth { for c in 0..<channels { for f in 0..<filters {
             var sum = 0.0
             for oy in 0..<outputHeight { for ox in 0..<outputWidth {
-                sum += Double(x[((oy + ky) * paddedWidth + ox + kx) * channels + c]) * Double(dz[(oy * outputWidth + ox) * filters + f])
+                sum += Double(x[((oy * strides.0 + ky) * paddedWidth + ox * strides.1 + kx) * channels + c]) * Double(dz[(oy * outputWidth + ox) * filters + f])
             } }
             let index = ((ky * kernelWidth + kx) * channels + c) * filters + f
             worst = max(worst, abs(stored[index] - Float(sum)), abs(added[index] - Float(sum) - start[index]))

@@ -11,9 +11,9 @@ struct GradientCheckTests {
     /// where loss = Σ output · probe (a fixed random probe makes every output matter). A training
     /// pass changes nothing the loss reads (BatchNormalization's moving statistics only).
     func check(_ graph: Graph, input: Tensor, mode: Mode = .inference, tolerance: Float = 2e-2, epsilon: Float = 1e-2,
-               label: String = "") throws {
+               label: String = "", inputGradient checksInput: Bool = true) throws {
         let model = try TrainingGraph(graph: graph)
-        model.tracksInputGradient = true
+        model.tracksInputGradient = checksInput
         var random = SeededRandom(seed: 3)
         let probeSource = try model.forward(input, mode: mode, random: &random).output
         let probe = (0..<probeSource.count).map { _ in random.unit() * 2 - 1 }
@@ -46,6 +46,7 @@ struct GradientCheckTests {
                 #expect(abs(value - analytic) <= tolerance * max(1, abs(value)), "\(label) \(parameter.path)[\(index)]: \(analytic) vs \(value)")
             }
         }
+        guard checksInput else { return }
         let inputGradient = try #require(model.inputGradient)
         for index in Set([0, input.count / 5, input.count / 2, input.count - 1]) {
             var up = input, down = input
@@ -156,6 +157,21 @@ extension GradientCheckTests {
         let windows = layer.windows(input: [2, 30, 30, 96], output: [2, 30, 30, 4])
         #expect(windows.backwardBlockPixels > 384 && 2 * windows.backwardBlockPixels < 30 * 30)
         try check(g, input: input([2, 30, 30, 96], seed: 8), epsilon: 1e-2, label: "5x5x96")
+    }
+
+    @Test("a first layer (no input gradient): strided and padded kernel gradients (im2col for few channels, direct for more)")
+    func firstLayerConvolutions() throws {
+        let cases: [(String, Conv2D, [Int])] = [
+            ("11x11 stride 4 valid", Conv2D(name: "c", filters: 5, kernelSize: (11, 11), strides: (4, 4), activation: .relu), [27, 27, 3]),
+            ("3x3 stride 2 same", Conv2D(name: "c", filters: 33, kernelSize: (3, 3), strides: (2, 2), padding: .same), [9, 8, 16]),
+            ("3x2 stride 2,1 valid", Conv2D(name: "c", filters: 4, kernelSize: (3, 2), strides: (2, 1)), [8, 7, 17]),
+            ("3x3 stride 2 valid, 20 channels", Conv2D(name: "c", filters: 7, kernelSize: (3, 3), strides: (2, 2)), [10, 9, 20]),
+            ("5x5 same", Conv2D(name: "c", filters: 6, kernelSize: (5, 5), padding: .same), [7, 6, 4]),
+        ]
+        for (label, layer, shape) in cases {
+            let g = try graph(input: shape) { builder, x in try builder.apply(layer, to: [x]) }
+            try check(g, input: input([2] + shape, seed: 5), epsilon: 1e-3, label: label, inputGradient: false)
+        }
     }
 
     @Test("DepthwiseConv2D with a multiplier, SeparableConv2D")

@@ -93,14 +93,14 @@ void tl_pool_backward(const float *x, const float *y, const float *dy, float *dx
 void tl_pool_backward_level(int level, const float *x, const float *y, const float *dy, float *dx,
                             const TLPoolGeometry *geometry, int average);
 
-/// One image of a stride-1 convolution's kernel gradient: the zero-padded input is
-/// `(outputHeight + kernelHeight − 1) × paddedWidth × channels`, `paddedWidth = outputWidth +
-/// kernelWidth − 1`; dz is `outputHeight × outputWidth × filters`.
+/// One image of an undilated convolution's kernel gradient: the zero-padded input is
+/// `((outputHeight − 1)·strideY + kernelHeight) × paddedWidth × channels`, `paddedWidth =
+/// (outputWidth − 1)·strideX + kernelWidth`; dz is `outputHeight × outputWidth × filters`.
 typedef struct {
-    int paddedWidth, channels, outputHeight, outputWidth, filters, kernelHeight, kernelWidth;
+    int paddedWidth, channels, outputHeight, outputWidth, filters, kernelHeight, kernelWidth, strideY, strideX;
 } TLKernelGradientShape;
 
-/// `dw[ky][kx][c][f] = Σ xpad[oy + ky][ox + kx][c] · dz[oy][ox][f]` over one image's output
+/// `dw[ky][kx][c][f] = Σ xpad[oy·strideY + ky][ox·strideX + kx][c] · dz[oy][ox][f]` over one image's output
 /// pixels (HWIO, the kernel's layout), or added to `dw` when `accumulate`. Each sum runs over the
 /// pixels in row-major order.
 void tl_conv_kernel_gradient(const float *xpad, const float *dz, const TLKernelGradientShape *shape, float *dw, int accumulate);
