@@ -85,7 +85,7 @@ let package = Package(
         .executableTarget(
             name: "tlhub",
             dependencies: [
-                "TLTensor", "TLFormats", "TLEngine", "TLImaging", "TLHubClient", "TLPipeline", "CKernels",
+                "TLTensor", "TLFormats", "TLEngine", "TLImaging", "TLHubClient", "TLPipeline", "TLTraining",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

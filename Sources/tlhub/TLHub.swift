@@ -1,5 +1,5 @@
 import ArgumentParser
-import CKernels
+import TLTraining
 
 @main
 struct TLHub: AsyncParsableCommand {
@@ -37,7 +37,7 @@ struct TLHub: AsyncParsableCommand {
     static func main() async {
         do {
             let arguments = try ResumedRun.expand(Array(CommandLine.arguments.dropFirst()))
-            if let command = arguments.first, ResumedRun.commands.contains(command) { keepFreedMemory() }
+            if let command = arguments.first, ResumedRun.commands.contains(command) { Trainer.keepFreedMemoryForReuse() }
             var command = try parseAsRoot(arguments)
             if var asyncCommand = command as? AsyncParsableCommand {
                 try await asyncCommand.run()
@@ -47,14 +47,5 @@ struct TLHub: AsyncParsableCommand {
         } catch {
             exit(withError: error)
         }
-    }
-
-    /// Training frees and allocates the same large tensors every step (activations, gradients,
-    /// patches of tens of MB). glibc returns such blocks to the kernel at once (mmap/munmap,
-    /// and a thread's arena cannot hold them at all), so every step paid for fresh zeroed pages:
-    /// 600 000 page faults in three epochs of AlexNet, a sixth of the CPU time. One arena that
-    /// keeps what is freed lets the next step reuse it. Set before any thread allocates.
-    private static func keepFreedMemory() {
-        _ = tl_keep_freed_memory()
     }
 }
