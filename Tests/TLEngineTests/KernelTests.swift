@@ -325,6 +325,9 @@ struct KernelTests {
         ConvolutionCase(input: [3, 16, 16, 40], filters: 17, kernelSize: 1, stride: 1, activation: .linear),
         // Deep patches: K runs in several blocks (5·5·40 = 1000).
         ConvolutionCase(input: [1, 9, 9, 40], filters: 70, kernelSize: 5, stride: 1, activation: .linear),
+        // The direct path: strips of 1–8 pixels (widths 13 and 27), filter tails, swish after it.
+        ConvolutionCase(input: [2, 27, 13, 96], filters: 40, kernelSize: 5, stride: 1, activation: .relu),
+        ConvolutionCase(input: [1, 11, 27, 20], filters: 33, kernelSize: 5, stride: 1, activation: .swish, padding: .valid),
         // Winograd F(2×2, 3×3): odd sizes (edge tiles with one row or column), a per-pixel
         // activation; few tiles and many filters (the filters split); many chunks of tiles on
         // both threads, channels not a multiple of 8; valid padding.
@@ -344,18 +347,24 @@ struct KernelTests {
         expected.scalars.withUnsafeMutableBufferPointer {
             config.activation.apply($0.baseAddress!, count: $0.count, lastAxis: config.filters)
         }
-        for winograd in [true, false] {
+        // Winograd where it applies, the direct path where it applies, im2col.
+        var outputs: [Tensor] = []
+        for (winograd, direct) in [(true, true), (false, true), (false, false)] {
             let layer = Conv2D(name: "conv", filters: config.filters, kernelSize: (config.kernelSize, config.kernelSize),
                                strides: (config.stride, config.stride), padding: config.padding, activation: config.activation)
             layer.allowsWinograd = winograd
+            layer.allowsDirect = direct
             layer.setWeights(["kernel": kernel, "bias": bias])
             let builder = GraphBuilder()
             let x = builder.input(shape: Array(config.input.dropFirst()), name: "x")
             let graph = try builder.build(outputs: [try builder.apply(layer, to: [x])], name: "conv")
             let actual = try run(graph, input)
             #expect(actual.shape == expected.shape)
-            #expect(actual.maxAbsoluteDifference(expected) <= 1e-4 * max(1, expected.maxAbsolute), "Winograd allowed: \(winograd)")
+            #expect(actual.maxAbsoluteDifference(expected) <= 1e-4 * max(1, expected.maxAbsolute), "Winograd \(winograd), direct \(direct)")
+            outputs.append(actual)
         }
+        // The direct path sums in the im2col product's order: the same bits.
+        #expect(outputs[1].scalars == outputs[2].scalars)
     }
 
     @Test("sigmoid and swish: every kernel level within 2e-6 relative of double precision")

@@ -110,6 +110,22 @@ void tl_conv_kernel_gradient_level(int level, const float *xpad, const float *dz
 /// Whether `tl_conv_kernel_gradient` runs its vector kernel here (else callers keep im2col).
 int tl_conv_kernel_gradient_runs_direct(void);
 
+/// A stride-1, undilated convolution over a zero-padded NHWC input row band.
+typedef struct {
+    int paddedWidth, channels, kernelHeight, kernelWidth;
+} TLDirectShape;
+
+/// Whether `tl_conv_direct_row` runs on this CPU (AVX-512).
+int tl_conv_direct_available(void);
+
+/// `count` output pixels of one row, filters `0 ..< n` of the kernel packed by `tl_gemm_pack`
+/// (`patch = kh·kw·channels` rows, HWIO order; `packed` at the first filter's panel): `x` is the
+/// padded input at the row's first window (tap (0, 0) of pixel 0; pixel r at `x + r·channels`),
+/// with the `tl_gemm_packed` epilogue (bias, residual of stride `ldr`, clamp). The same bits as
+/// the im2col product. Returns -1 (nothing done) where AVX-512 is missing.
+int tl_conv_direct_row(const float *x, const TLDirectShape *shape, int count, const float *packed, int patch, int n,
+                       const float *bias, const float *residual, int ldr, float low, float high, float *c, int ldc);
+
 /// Floats `tl_winograd_pack` writes for a 3×3 kernel of `channels` inputs and `filters` outputs:
 /// 16 packed `channels × filters` matrices (`tl_gemm_packed_count` each).
 size_t tl_winograd_packed_count(int channels, int filters);

@@ -41,6 +41,11 @@ public final class Conv2D: Layer {
     /// `TLHUB_WINOGRAD=0` (tests turn it off per layer to compare both paths).
     package var allowsWinograd = Conv2D.winogradByDefault
     private static let winogradByDefault = ProcessInfo.processInfo.environment["TLHUB_WINOGRAD"] != "0"
+    /// Whether a stride-1 k×k convolution may read its padded input in place (`usesDirect`)
+    /// instead of gathering im2col patches: yes unless `TLHUB_DIRECT=0` (tests turn it off per
+    /// layer to compare both paths).
+    package var allowsDirect = Conv2D.directByDefault
+    private static let directByDefault = ProcessInfo.processInfo.environment["TLHUB_DIRECT"] != "0"
     /// `[filters]` bias, or nil.
     public var bias: Tensor? { didSet { biasBuffer = bias.map { FloatBuffer($0.scalars) }; version.bump() } }
     private let version = ParameterVersion()
@@ -81,6 +86,7 @@ public final class Conv2D: Layer {
         result.extraPadding = extraPadding
         result.addsResidual = addsResidual
         result.allowsWinograd = allowsWinograd
+        result.allowsDirect = allowsDirect
         return result
     }
 
@@ -228,6 +234,7 @@ public final class Conv2D: Layer {
 
     public func scratchCount(inputs: [[Int]], output: [Int]) -> Int {
         if isPointwise { return 0 }
+        if usesDirect { return output[0] * (output[1] + kernelSize.0 - 1) * (output[2] + kernelSize.1 - 1) * inputs[0][3] }
         if usesWinograd {
             let tiles = output[0] * ((output[1] + 1) / 2) * ((output[2] + 1) / 2)
             let (chunk, _, threads) = winogradTiling(tiles: tiles, channels: inputs[0][3])
@@ -240,6 +247,7 @@ public final class Conv2D: Layer {
 
     public func forward(_ inputs: [ActivationView], into output: MutableActivationView, scratch: UnsafeMutablePointer<Float>) {
         if usesWinograd { return forwardWinograd(inputs, into: output, scratch: scratch) }
+        if usesDirect { return forwardDirect(inputs, into: output, scratch: scratch) }
         let input = inputs[0]
         let (batch, height, width, channels) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
         let (outputHeight, outputWidth) = (output.shape[1], output.shape[2])
@@ -337,6 +345,77 @@ public final class Conv2D: Layer {
             for item in 0..<blockCount * filterChunks { run(item, 0) }
         } else {
             concurrentPerform(iterations: blockCount * filterChunks, run)
+        }
+    }
+}
+
+// MARK: - Direct (no im2col)
+
+extension Conv2D {
+    /// Whether `forward` reads a zero-padded copy of the input in place (`tl_conv_direct_row`)
+    /// instead of gathering patches: stride 1, undilated, ungrouped, k×k past 1×1 and not on
+    /// Winograd, at least 16 channels (an RGB stem's short rows suit im2col), on AVX-512. The same
+    /// bits as the im2col path.
+    package var usesDirect: Bool {
+        allowsDirect && !usesWinograd && !isPointwise && strides == (1, 1) && dilation == (1, 1) && groups == 1
+            && kernel.shape.count == 4 && kernel.shape[2] >= 16 && activation != .softmax && tl_conv_direct_available() != 0
+    }
+
+    /// The direct path: the batch copied into zero-padded images in `scratch`, then one work
+    /// item per output row (and filter chunk, for few rows and many filters).
+    func forwardDirect(_ inputs: [ActivationView], into output: MutableActivationView, scratch: UnsafeMutablePointer<Float>) {
+        let input = inputs[0]
+        let (batch, height, width, channels) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
+        let (outputHeight, outputWidth) = (output.shape[1], output.shape[2])
+        let (rows, columns) = geometry(height: height, width: width)
+        let (kh, kw) = kernelSize
+        let (paddedHeight, paddedWidth) = (outputHeight + kh - 1, outputWidth + kw - 1)
+        let paddedImage = paddedHeight * paddedWidth * channels
+        let patch = kh * kw * channels, filters = filters, activation = activation
+        let packed = packedKernelPointer, biasPointer = self.biasPointer
+        let residual = addsResidual ? inputs[1].data : nil
+        let (low, high) = activation.clampBounds ?? (-.infinity, .infinity)
+        // The input's rows and columns that land inside the padded image.
+        let firstColumn = max(0, -columns.before), lastColumn = min(width, paddedWidth - columns.before)
+        let threads = batch * outputHeight * outputWidth * filters * patch >= 200_000 ? engineThreads : 1
+        parallelChunks(batch, work: threads > 1 ? batch * paddedImage : 0) { images in
+            for image in images {
+                let padded = scratch + image * paddedImage
+                padded.update(repeating: 0, count: paddedImage)
+                guard firstColumn < lastColumn else { continue }
+                for y in 0..<height where y + rows.before >= 0 && y + rows.before < paddedHeight {
+                    (padded + ((y + rows.before) * paddedWidth + firstColumn + columns.before) * channels)
+                        .update(from: input.data + ((image * height + y) * width + firstColumn) * channels,
+                                count: (lastColumn - firstColumn) * channels)
+                }
+            }
+        }
+        let panelWidth = Int(TL_GEMM_PANEL), panels = (filters + panelWidth - 1) / panelWidth
+        let rowItems = batch * outputHeight
+        // Few rows and many filters (batch 1, a 17×17 map): the filters are split too.
+        let filterChunks = threads > 1 && rowItems < 4 * threads ? min(threads, max(1, panels / 2)) : 1
+        var shape = TLDirectShape(paddedWidth: Int32(paddedWidth), channels: Int32(channels), kernelHeight: Int32(kh), kernelWidth: Int32(kw))
+        let run = { (item: Int, _: Int) in
+            let row = item / filterChunks, chunk = item % filterChunks
+            let first = panels * chunk / filterChunks * panelWidth, last = min(filters, panels * (chunk + 1) / filterChunks * panelWidth)
+            guard first < last else { return }
+            let image = row / outputHeight, oy = row % outputHeight
+            let x = scratch + image * paddedImage + oy * paddedWidth * channels
+            let pixel = row * outputWidth
+            let status = tl_conv_direct_row(x, &shape, Int32(outputWidth), packed + first * patch, Int32(patch), Int32(last - first),
+                                            biasPointer.map { $0 + first }, residual.map { UnsafePointer($0 + pixel * filters + first) },
+                                            Int32(filters), low, high, output.data + pixel * filters + first, Int32(filters))
+            precondition(status == 0, "direct convolution without AVX-512")
+            if activation.clampBounds == nil {
+                for p in 0..<outputWidth {
+                    activation.apply(output.data + (pixel + p) * filters + first, count: last - first, lastAxis: last - first)
+                }
+            }
+        }
+        if threads == 1 {
+            for item in 0..<rowItems * filterChunks { run(item, 0) }
+        } else {
+            concurrentPerform(iterations: rowItems * filterChunks, run)
         }
     }
 }

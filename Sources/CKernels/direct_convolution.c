@@ -1,0 +1,105 @@
+// A stride-1 convolution read straight from a zero-padded NHWC input: no im2col patches. An
+// output strip of up to 8 pixels of one row times 32 filters is summed in registers over every
+// tap and channel, in the order of the im2col product (k = (ky·kw + kx)·C + c), against the
+// kernel packed as that product's right-hand side; so the bits equal the im2col path's.
+#include "CKernels.h"
+#include "internal.h"
+
+enum { PANEL = TL_GEMM_PANEL };
+
+#if TL_X86
+#define DEFINE_DIRECT_KERNEL(ROWS_)                                                                    \
+TL_AVX512 static void direct_avx512_##ROWS_(int columns, const float *x, const TLDirectShape *s,       \
+                                             const float *b0, const float *b1, const float *bias,      \
+                                             const float *residual, int ldr, float low, float high,    \
+                                             float *c, int ldc) {                                      \
+    __mmask16 mask0 = columns >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << columns) - 1);          \
+    __mmask16 mask1 = columns >= 32 ? (__mmask16)0xFFFF                                              \
+                    : columns > 16 ? (__mmask16)((1u << (columns - 16)) - 1) : (__mmask16)0;          \
+    int C = s->channels;                                                                              \
+    __m512 acc0[ROWS_], acc1[ROWS_];                                                                  \
+    for (int r = 0; r < ROWS_; r++) { acc0[r] = _mm512_setzero_ps(); acc1[r] = _mm512_setzero_ps(); } \
+    for (int ky = 0; ky < s->kernelHeight; ky++) {                                                    \
+        for (int kx = 0; kx < s->kernelWidth; kx++) {                                                 \
+            const float *a = x + ((size_t)ky * s->paddedWidth + kx) * C;                              \
+            size_t tap = (size_t)(ky * s->kernelWidth + kx) * C * PANEL;                              \
+            const float *p0 = b0 + tap, *p1 = b1 + tap;                                               \
+            _Pragma("clang loop unroll_count(2)")                                                     \
+            for (int k = 0; k < C; k++) {                                                             \
+                __m512 q0 = _mm512_loadu_ps(p0 + (size_t)k * PANEL);                                  \
+                __m512 q1 = _mm512_loadu_ps(p1 + (size_t)k * PANEL);                                  \
+                for (int r = 0; r < ROWS_; r++) {                                                     \
+                    __m512 value = _mm512_set1_ps(a[(size_t)r * C + k]);                              \
+                    acc0[r] = _mm512_fmadd_ps(value, q0, acc0[r]);                                    \
+                    acc1[r] = _mm512_fmadd_ps(value, q1, acc1[r]);                                    \
+                }                                                                                     \
+            }                                                                                         \
+        }                                                                                             \
+    }                                                                                                 \
+    if (bias) {                                                                                       \
+        __m512 bias0 = _mm512_maskz_loadu_ps(mask0, bias), bias1 = _mm512_maskz_loadu_ps(mask1, bias + 16); \
+        for (int r = 0; r < ROWS_; r++) { acc0[r] = _mm512_add_ps(acc0[r], bias0); acc1[r] = _mm512_add_ps(acc1[r], bias1); } \
+    }                                                                                                 \
+    if (residual) {                                                                                   \
+        for (int r = 0; r < ROWS_; r++) {                                                             \
+            const float *source = residual + (size_t)r * ldr;                                         \
+            acc0[r] = _mm512_add_ps(acc0[r], _mm512_maskz_loadu_ps(mask0, source));                   \
+            acc1[r] = _mm512_add_ps(acc1[r], _mm512_maskz_loadu_ps(mask1, source + 16));              \
+        }                                                                                             \
+    }                                                                                                 \
+    __m512 low_ = _mm512_set1_ps(low), high_ = _mm512_set1_ps(high);                                  \
+    for (int r = 0; r < ROWS_; r++) {                                                                 \
+        float *out = c + (size_t)r * ldc;                                                             \
+        _mm512_mask_storeu_ps(out, mask0, _mm512_min_ps(_mm512_max_ps(acc0[r], low_), high_));       \
+        _mm512_mask_storeu_ps(out + 16, mask1, _mm512_min_ps(_mm512_max_ps(acc1[r], low_), high_));   \
+    }                                                                                                 \
+}
+
+DEFINE_DIRECT_KERNEL(1)
+DEFINE_DIRECT_KERNEL(2)
+DEFINE_DIRECT_KERNEL(3)
+DEFINE_DIRECT_KERNEL(4)
+DEFINE_DIRECT_KERNEL(5)
+DEFINE_DIRECT_KERNEL(6)
+DEFINE_DIRECT_KERNEL(7)
+DEFINE_DIRECT_KERNEL(8)
+#endif
+
+int tl_conv_direct_available(void) { return tl_cpu_kernel_level() >= 2; }
+
+int tl_conv_direct_row(const float *x, const TLDirectShape *s, int count, const float *packed, int patch, int n,
+                       const float *bias, const float *residual, int ldr, float low, float high, float *c, int ldc) {
+#if TL_X86
+    if (tl_cpu_kernel_level() < 2) return -1;
+    // Strips as even as they can be, at most 8 pixels each.
+    int strips = (count + 7) / 8;
+    for (int j0 = 0; j0 < n; j0 += 2 * PANEL) {
+        int columns = tl_min(2 * PANEL, n - j0);
+        // Panel columns past n are zero in the packing, so a partial second panel reads zeros.
+        const float *b0 = packed + (size_t)j0 * patch;
+        const float *b1 = columns > PANEL ? b0 + (size_t)PANEL * patch : b0;
+        for (int strip = 0; strip < strips; strip++) {
+            int first = count * strip / strips, rows = count * (strip + 1) / strips - first;
+            const float *xs = x + (size_t)first * s->channels;
+            const float *bs = bias ? bias + j0 : NULL;
+            const float *rs = residual ? residual + (size_t)first * ldr + j0 : NULL;
+            float *cs = c + (size_t)first * ldc + j0;
+            switch (rows) {
+            case 8: direct_avx512_8(columns, xs, s, b0, b1, bs, rs, ldr, low, high, cs, ldc); break;
+            case 7: direct_avx512_7(columns, xs, s, b0, b1, bs, rs, ldr, low, high, cs, ldc); break;
+            case 6: direct_avx512_6(columns, xs, s, b0, b1, bs, rs, ldr, low, high, cs, ldc); break;
+            case 5: direct_avx512_5(columns, xs, s, b0, b1, bs, rs, ldr, low, high, cs, ldc); break;
+            case 4: direct_avx512_4(columns, xs, s, b0, b1, bs, rs, ldr, low, high, cs, ldc); break;
+            case 3: direct_avx512_3(columns, xs, s, b0, b1, bs, rs, ldr, low, high, cs, ldc); break;
+            case 2: direct_avx512_2(columns, xs, s, b0, b1, bs, rs, ldr, low, high, cs, ldc); break;
+            default: direct_avx512_1(columns, xs, s, b0, b1, bs, rs, ldr, low, high, cs, ldc); break;
+            }
+        }
+    }
+    return 0;
+#else
+    (void)x; (void)s; (void)count; (void)packed; (void)patch; (void)n; (void)bias; (void)residual; (void)ldr;
+    (void)low; (void)high; (void)c; (void)ldc;
+    return -1;
+#endif
+}
