@@ -13,9 +13,7 @@ TL_AVX512 static void direct_avx512_##ROWS_(int columns, const float *x, const T
                                              const float *b0, const float *b1, const float *bias,      \
                                              const float *residual, int ldr, float low, float high,    \
                                              float *c, int ldc) {                                      \
-    __mmask16 mask0 = columns >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << columns) - 1);          \
-    __mmask16 mask1 = columns >= 32 ? (__mmask16)0xFFFF                                              \
-                    : columns > 16 ? (__mmask16)((1u << (columns - 16)) - 1) : (__mmask16)0;          \
+    __mmask16 mask0 = tl_tile_mask(columns, 0), mask1 = tl_tile_mask(columns, 1);                             \
     int C = s->channels;                                                                              \
     __m512 acc0[ROWS_], acc1[ROWS_];                                                                  \
     for (int r = 0; r < ROWS_; r++) { acc0[r] = _mm512_setzero_ps(); acc1[r] = _mm512_setzero_ps(); } \

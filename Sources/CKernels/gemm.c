@@ -171,9 +171,7 @@ DEFINE_AVX2_KERNEL(6)
 TL_AVX512 static void kernel_avx512_##ROWS_(int columns, const Block *block, const float *a,          \
                                              const float *b0, const float *b1, float *c,              \
                                              const float *bias, const float *residual) {              \
-    __mmask16 mask0 = columns >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << columns) - 1);          \
-    __mmask16 mask1 = columns >= 32 ? (__mmask16)0xFFFF                                              \
-                    : columns > 16 ? (__mmask16)((1u << (columns - 16)) - 1) : (__mmask16)0;          \
+    __mmask16 mask0 = tl_tile_mask(columns, 0), mask1 = tl_tile_mask(columns, 1);                             \
     int half = columns <= 16;                                                                         \
     __m512 acc0[ROWS_], acc1[ROWS_];                                                                  \
     for (int r = 0; r < ROWS_; r++) {                                                                 \

@@ -14,6 +14,13 @@
 #endif
 
 static inline int tl_min(int a, int b) { return a < b ? a : b; }
+
+/// Lane masks of a 32-column AVX-512 tile (two 16-float vectors) holding `columns` columns: the
+/// first vector's and the second's (0 when `columns` ≤ 16).
+static inline unsigned short tl_tile_mask(int columns, int vector) {
+    int lanes = columns - 16 * vector;
+    return lanes >= 16 ? 0xFFFF : lanes <= 0 ? 0 : (unsigned short)((1u << lanes) - 1);
+}
 static inline int tl_max(int a, int b) { return a > b ? a : b; }
 
 #endif

@@ -37,9 +37,7 @@ static void gradient_portable(const float *xpad, const float *dz, const TLKernel
 #define DEFINE_GRADIENT_KERNEL(ROWS_)                                                                  \
 TL_AVX512 static void gradient_avx512_##ROWS_(const float *x, const float *d, const TLKernelGradientShape *s, \
                                                int columns, float *out, int accumulate) {              \
-    __mmask16 mask0 = columns >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << columns) - 1);          \
-    __mmask16 mask1 = columns >= 32 ? (__mmask16)0xFFFF                                              \
-                    : columns > 16 ? (__mmask16)((1u << (columns - 16)) - 1) : (__mmask16)0;          \
+    __mmask16 mask0 = tl_tile_mask(columns, 0), mask1 = tl_tile_mask(columns, 1);                             \
     int C = s->channels, F = s->filters, step = s->strideX * s->channels;                             \
     __m512 acc0[ROWS_], acc1[ROWS_];                                                                  \
     for (int r = 0; r < ROWS_; r++) { acc0[r] = _mm512_setzero_ps(); acc1[r] = _mm512_setzero_ps(); } \

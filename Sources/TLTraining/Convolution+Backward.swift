@@ -333,8 +333,6 @@ extension Conv2D: DifferentiableLayer {
         let paddedHeight = (windows.outputHeight - 1) * strides.0 + kh, paddedWidth = (windows.outputWidth - 1) * strides.1 + kw
         let count = windows.patchLength * filters, paddedSize = paddedHeight * paddedWidth * channels
         let (imageSize, outputSize) = (windows.height * windows.width * channels, windows.outputHeight * windows.outputWidth * filters)
-        // The input's columns that land inside the padded width (a strided valid window may leave some out).
-        let firstColumn = max(0, -windows.padLeft), lastColumn = min(windows.width, paddedWidth - windows.padLeft)
         var shape = TLKernelGradientShape(paddedWidth: Int32(paddedWidth), channels: Int32(channels),
                                           outputHeight: Int32(windows.outputHeight), outputWidth: Int32(windows.outputWidth),
                                           filters: Int32(filters), kernelHeight: Int32(kh), kernelWidth: Int32(kw),
@@ -350,13 +348,9 @@ extension Conv2D: DifferentiableLayer {
                             let buffer = padded.baseAddress! + thread * paddedSize
                             let first = windows.batch * part / parts, last = windows.batch * (part + 1) / parts
                             for image in first..<last {
-                                for y in 0..<windows.height {
-                                    let row = y + windows.padTop
-                                    guard row >= 0, row < paddedHeight, firstColumn < lastColumn else { continue }
-                                    (buffer + (row * paddedWidth + firstColumn + windows.padLeft) * channels)
-                                        .update(from: source.baseAddress! + image * imageSize + (y * windows.width + firstColumn) * channels,
-                                                count: (lastColumn - firstColumn) * channels)
-                                }
+                                copyPadded(source.baseAddress! + image * imageSize, height: windows.height, width: windows.width,
+                                           channels: channels, top: windows.padTop, left: windows.padLeft, into: buffer,
+                                           paddedHeight: paddedHeight, paddedWidth: paddedWidth)
                                 tl_conv_kernel_gradient(buffer, dz.baseAddress! + image * outputSize, &shape,
                                                         sums.baseAddress! + part * count, image > first ? 1 : 0)
                             }

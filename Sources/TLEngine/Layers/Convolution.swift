@@ -375,19 +375,13 @@ extension Conv2D {
         let packed = packedKernelPointer, biasPointer = self.biasPointer
         let residual = addsResidual ? inputs[1].data : nil
         let (low, high) = activation.clampBounds ?? (-.infinity, .infinity)
-        // The input's rows and columns that land inside the padded image.
-        let firstColumn = max(0, -columns.before), lastColumn = min(width, paddedWidth - columns.before)
         let threads = batch * outputHeight * outputWidth * filters * patch >= 200_000 ? engineThreads : 1
         parallelChunks(batch, work: threads > 1 ? batch * paddedImage : 0) { images in
             for image in images {
                 let padded = scratch + image * paddedImage
                 padded.update(repeating: 0, count: paddedImage)
-                guard firstColumn < lastColumn else { continue }
-                for y in 0..<height where y + rows.before >= 0 && y + rows.before < paddedHeight {
-                    (padded + ((y + rows.before) * paddedWidth + firstColumn + columns.before) * channels)
-                        .update(from: input.data + ((image * height + y) * width + firstColumn) * channels,
-                                count: (lastColumn - firstColumn) * channels)
-                }
+                copyPadded(input.data + image * height * width * channels, height: height, width: width, channels: channels,
+                           top: rows.before, left: columns.before, into: padded, paddedHeight: paddedHeight, paddedWidth: paddedWidth)
             }
         }
         let panelWidth = Int(TL_GEMM_PANEL), panels = (filters + panelWidth - 1) / panelWidth
@@ -482,6 +476,19 @@ extension Conv2D {
         } else {
             concurrentPerform(iterations: chunks * filterParts, run)
         }
+    }
+}
+
+/// Copies one NHWC image (`height × width × channels`) into `padded` (`paddedHeight ×
+/// paddedWidth × channels`) `top` rows and `left` columns in; cells outside the copy keep their
+/// value (zeroed once by the caller), rows and columns that fall outside are left out.
+package func copyPadded(_ image: UnsafePointer<Float>, height: Int, width: Int, channels: Int, top: Int, left: Int,
+                        into padded: UnsafeMutablePointer<Float>, paddedHeight: Int, paddedWidth: Int) {
+    let firstColumn = max(0, -left), lastColumn = min(width, paddedWidth - left)
+    guard firstColumn < lastColumn else { return }
+    for y in 0..<height where y + top >= 0 && y + top < paddedHeight {
+        (padded + ((y + top) * paddedWidth + firstColumn + left) * channels)
+            .update(from: image + (y * width + firstColumn) * channels, count: (lastColumn - firstColumn) * channels)
     }
 }
 
