@@ -5,6 +5,16 @@
     ~/venv-tf/bin/python bench/compare.py [--tlhub .build/release/tlhub] [--models mobilenetv2 resnet50 vgg16 efficientnetb0 inceptionv3]
                                           [--batches 1 32] [--seconds 3] [--rounds 3] [--startup] [--json OUT]
     ~/venv-tf/bin/python bench/compare.py --check-only [--models ...]   # convert + parity only, no timing
+    ~/venv-tf/bin/python bench/compare.py --models --training [--rounds 3]  # training steps only
+
+Training (`--training`). Images per second of training steps at batch 32 against Keras 3 `fit`
+(TensorFlow backend) on the same recipe, bench/train_compare.py's two cases: AlexNet from scratch
+(`tlhub train --model alexnet`, 227 px, Adam) and a MobileNetV2 0.35 with its last 10 layers
+unfrozen (`tlhub finetune --unfreeze 10`, 160 px, SGD with momentum), 64 random JPEGs in three
+classes, 2 epochs, interleaved rounds, each side in its own process. img/s = images × epochs over
+the fit alone (tlhub's own "training N s", Keras' `fit` call); the whole command's ratio (process
+start to model.h5 saved) is given too. bench/real_photos/run.py runs the same comparison on real
+photographs.
 
 Weights. For each model it builds the keras.applications network (tf_keras). Its random weights
 live in /tmp/tlhub-bench/<model>.safetensors (weights-only, the file tlhub benchmarks): the first run
@@ -643,6 +653,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
     parser.add_argument("--startup", action="store_true", help="also time one JPEG's features from process start")
     parser.add_argument("--json", type=pathlib.Path, metavar="OUT", help="write every measurement to OUT")
+    parser.add_argument("--training", action="store_true",
+                        help="also time training steps (AlexNet from scratch, MobileNetV2 with 10 layers unfrozen) against Keras fit")
     parser.add_argument("--check-only", action="store_true",
                         help=f"convert and compare every engine with TF at batch {CHECK_BATCH}; no timing, no tlhub")
     parser.add_argument("--convert", choices=list(MODELS), help=argparse.SUPPRESS)
@@ -731,7 +743,8 @@ def run(args, folder):
         }, indent=1) + "\n")
     if args.check_only:
         return
-    print_tables(points, samples, skipped)
+    if points:
+        print_tables(points, samples, skipped)
     if startup_times:
         tlhub_seconds = statistics.median(startup_times["tlhub"])
         python_seconds = statistics.median(startup_times["python"])
@@ -744,6 +757,49 @@ def run(args, folder):
         print(f"| {spread(startup_times['tlhub'], 3)} (n={len(startup_times['tlhub'])}) | "
               f"{spread(startup_times['python'], 2)} (n={len(startup_times['python'])}) | "
               f"{python_seconds / tlhub_seconds:.1f}× |")
+
+
+    if args.training:
+        training(args.tlhub, args.rounds)
+
+
+def training(tlhub, rounds, images=64, epochs=2, batch=32):
+    """Training steps' img/s, tlhub against Keras `fit`, on bench/train_compare.py's recipes (see the
+    module docstring); prints a table."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import train_compare  # noqa: E402 (its recipes, and its Keras side in a child process)
+    train_compare.TLHUB = pathlib.Path(tlhub)
+    rng = np.random.default_rng(0)
+    rows = []
+    with tempfile.TemporaryDirectory() as temporary:
+        work = pathlib.Path(temporary)
+        for case in ("alexnet", "mobilenetv2"):
+            size = 227 if case == "alexnet" else 160
+            data = work / f"data-{case}"
+            train_compare.make_images(data, images, size, rng)
+            model_file = None
+            if case != "alexnet":
+                import keras  # only to save the base's weights; the fits run in child processes
+                model_file = work / "mobilenet_v2_035.weights.h5"
+                keras.applications.MobileNetV2(weights=None, include_top=False, alpha=0.35,
+                                               input_shape=(size, size, 3)).save_weights(model_file)
+            ours, theirs = [], []
+            for round_index in range(rounds):
+                ours.append(train_compare.tlhub_run(case, data, size, epochs, batch, work, model_file))
+                theirs.append(train_compare.keras_run(case, data, size, epochs, batch))
+                print(f"training round {round_index + 1} {case}: tlhub fit {ours[-1][0]:.2f} s, Keras fit {theirs[-1][0]:.2f} s",
+                      flush=True)
+            rows.append((case, [images * epochs / fit for fit, _ in ours], [images * epochs / fit for fit, _ in theirs],
+                         statistics.median(whole for _, whole in theirs) / statistics.median(whole for _, whole in ours)))
+    print()
+    print(f"Training steps at batch {batch}, images/second of the fit, median (min–max) over {rounds} rounds:")
+    print()
+    print("| recipe | tlhub | Keras fit (TF) | tlhub/Keras | whole command, Keras/tlhub |")
+    print("|---|--:|--:|--:|--:|")
+    names = {"alexnet": "AlexNet from scratch, Adam", "mobilenetv2": "MobileNetV2 0.35, last 10 layers unfrozen, SGD"}
+    for case, mine, keras_rates, whole_ratio in rows:
+        print(f"| {names[case]} | {spread(mine, 1)} | {spread(keras_rates, 1)} | "
+              f"{statistics.median(mine) / statistics.median(keras_rates):.2f}× | {whole_ratio:.2f}× |")
 
 
 if __name__ == "__main__":
