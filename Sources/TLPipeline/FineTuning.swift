@@ -239,11 +239,14 @@ public struct FineTuning {
 /// place, so a failed or interrupted run leaves no half-written model.
 enum FineTuneOutput {
     /// Throws unless `output` is free or holds what a run may replace: an earlier run's folder, or
-    /// an interrupted run's folder with only its backup. Checked before any work as well as at the
+    /// an interrupted run's folder with only its backup (temporaries of writers that are gone,
+    /// such as a backup half-written when its run was killed, are removed first). Checked before any work as well as at the
     /// end, so a wrong -o does not cost a whole training run.
     static func checkReplaceable(_ output: URL) throws {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: output.path, isDirectory: &isDirectory) else { return }
+        // A killed run's half-written backup (its process gone) is not the folder's content.
+        if isDirectory.boolValue { AtomicFile.removeStaleTemporaries(in: output) }
         let contents = isDirectory.boolValue ? (try? FileManager.default.contentsOfDirectory(atPath: output.path)) : nil
         if FineTunedDescription.isFineTuned(output) || contents == [TrainingBackup.fileName] { return }
         throw PipelineError(output.path, "exists and is not a tlhub fine-tuned model folder; choose another -o")

@@ -111,11 +111,16 @@ final class PendingFile {
         temporary = directory.appendingPathComponent(
             ".\(destination.lastPathComponent).\(getpid())-\(UInt32.random(in: 0...UInt32.max)).tmp")
         slot = Registry.register(temporary.path)
-        guard FileManager.default.createFile(atPath: temporary.path, contents: nil) else {
-            Registry.unregister(slot)
+        // One open(2), not FileManager.createFile: that writes atomically through a
+        // `.dat.nosync…` file of its own and renames it, which a signal can interrupt midway,
+        // leaving a file no sweep recognizes.
+        let descriptor = open(temporary.path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else {
             let reason = String(cString: strerror(errno))
+            Registry.unregister(slot)
             throw TensorFileError(path: destination.path, problem: "cannot create a file in \(directory.path) (\(reason))")
         }
+        close(descriptor)
     }
 
     /// Runs `body` on the open temporary file, then flushes and closes it.
