@@ -31,7 +31,8 @@ public struct BackupSettings: Sendable {
 }
 
 /// The backup of an unfinished run, `OUTPUT/backup.safetensors`, as Keras' `BackupAndRestore`
-/// keeps one: every weight of the graph being trained (moving statistics included), the
+/// keeps one: every weight of the graph being trained as `<layer>/<weight>` (moving statistics
+/// included), the
 /// optimizer's slots, early stopping's best weights, and in the metadata the epochs done, the
 /// history, the row order, the generator's state and the command line. Written atomically after
 /// a finished epoch; it goes when the finished run's folder replaces the output folder.
@@ -65,24 +66,14 @@ public enum TrainingBackup {
         var iterations: Int
     }
 
-    /// Every weight of every layer of `graph`, once per layer, by Keras path.
-    private static func weights(of graph: Graph) -> [(name: String, layer: any Layer, weight: String, tensor: Tensor)] {
-        var seen = Set<String>(), result: [(name: String, layer: any Layer, weight: String, tensor: Tensor)] = []
-        for node in graph.nodes where seen.insert(node.layer.name).inserted {
-            for (weight, tensor) in node.layer.weights.sorted(by: { $0.key < $1.key }) {
-                result.append(("weights/\(node.layer.name)/\(weight)", node.layer, weight, tensor))
-            }
-        }
-        return result
-    }
-
     /// Writes `progress` with `trainer`'s weights and optimizer state into `folder` (created when
     /// missing), replacing its previous backup in one rename.
     static func write(_ progress: FitProgress, trainer: Trainer, arguments: [String], to folder: URL) throws {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let optimizer = trainer.optimizer.state(of: trainer.model.parameters)
-        var tensors: [(name: String, values: [Float], shape: [Int])] = weights(of: trainer.model.graph).map {
-            ($0.name, $0.tensor.scalars, $0.tensor.shape)
+        // The weights as `<layer>/<weight>`, so the file is a weight source `Graph.loadWeights` reads.
+        var tensors: [(name: String, values: [Float], shape: [Int])] = WeightDictionary(graph: trainer.model.graph).entries.flatMap { entry in
+            entry.weights.map { ("\(entry.layer)/\($0.name)", $0.tensor.scalars, $0.tensor.shape) }
         }
         for (name, values) in optimizer.slots.sorted(by: { $0.key < $1.key }) {
             tensors.append(("optimizer/\(name)", values, [values.count]))
@@ -117,17 +108,12 @@ public enum TrainingBackup {
         guard state.optimizer == optimizerName else {
             throw fail("the run was backed up with \(state.optimizer), this one uses \(optimizerName)")
         }
-        var restored: [String: (layer: any Layer, weights: [String: Tensor])] = [:]
-        for entry in weights(of: trainer.model.graph) {
-            guard let saved = file.entry(named: entry.name) else { throw fail("no \(entry.name) (was it made by another model?)") }
-            guard saved.shape == entry.tensor.shape else {
-                throw fail("\(entry.name) is \(saved.shape), the model's is \(entry.tensor.shape)")
-            }
-            var layer = restored[entry.layer.name] ?? (entry.layer, entry.layer.weights)
-            layer.weights[entry.weight] = try file.tensor(named: entry.name)
-            restored[entry.layer.name] = layer
+        do {
+            // Strict for every weight the graph expects; the optimizer's and best-weight entries are extra.
+            try trainer.model.graph.loadWeights(from: file, allowUnused: true)
+        } catch let error as EngineError {
+            throw fail("\(error.localizedDescription) (was it made by another model?)")
         }
-        for (layer, weights) in restored.values { layer.setWeights(weights) }
         var slots: [String: [Float]] = [:]
         for entry in file.entries where entry.name.hasPrefix("optimizer/") {
             slots[String(entry.name.dropFirst("optimizer/".count))] = file.tensor(entry).scalars

@@ -210,7 +210,8 @@ extension Conv2D: DifferentiableLayer {
 
     /// dKernelᵀ = dzᵀ · patches, dBias = Σ dz, dInput = col2im(dz · kernelᵀ) (or, at stride 1, a
     /// convolution of dz), per channel group and pixel block. Patches are gathered as the forward
-    /// pass gathers them (contiguous runs) and packed as the product's right-hand side.
+    /// pass gathers them (contiguous runs) and read in place as the product's right-hand side.
+    /// Undilated, ungrouped layers skip the patches (`directKernelGradientSums`).
     ///
     /// The batch is cut into a fixed number of parts (at most 4, by image) that run on the cores
     /// side by side, each with single-threaded products, its own kernel-gradient sum and its own

@@ -400,7 +400,10 @@ extension Conv2D {
                                             biasPointer.map { $0 + first }, residual.map { UnsafePointer($0 + pixel * filters + first) },
                                             Int32(filters), low, high, output.data + pixel * filters + first, Int32(filters))
             precondition(status == 0, "direct convolution without AVX-512")
-            if activation.clampBounds == nil {
+            guard activation.clampBounds == nil else { return }
+            if filterChunks == 1 {
+                activation.apply(output.data + pixel * filters, count: outputWidth * filters, lastAxis: filters)
+            } else {
                 for p in 0..<outputWidth {
                     activation.apply(output.data + (pixel + p) * filters + first, count: last - first, lastAxis: last - first)
                 }
