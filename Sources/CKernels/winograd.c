@@ -1,50 +1,61 @@
-// Winograd F(2×2, 3×3) for 3×3, stride-1 convolutions over NHWC (Lavin & Gray, 2015).
+// Winograd F(2×2, 3×3) and F(4×4, 3×3) for 3×3, stride-1 convolutions over NHWC (Lavin & Gray,
+// 2015).
 //
-// A 4×4 input tile d gives a 2×2 output tile: Y = Aᵀ [ (G g Gᵀ) ⊙ (Bᵀ d B) ] A. Summed over
-// input channels, the element-wise product becomes 16 independent GEMMs, one per position ξ of
-// the 4×4 transformed tile: M[ξ] (tiles × filters) = V[ξ] (tiles × channels) · U[ξ]
-// (channels × filters), 4 multiplies per output instead of 9. The caller runs the GEMMs
-// (`tl_gemm_packed` on `U` packed here); these functions do the three transforms. The transform
-// loops run over channels (filters), the innermost and contiguous NHWC axis, and are compiled
-// once per instruction set so the compiler vectorizes them at that width.
+// An (m+2)×(m+2) input tile d gives an m×m output tile: Y = Aᵀ [ (G g Gᵀ) ⊙ (Bᵀ d B) ] A. Summed
+// over input channels, the element-wise product becomes (m+2)² independent GEMMs, one per
+// position ξ of the transformed tile: M[ξ] (tiles × filters) = V[ξ] (tiles × channels) · U[ξ]
+// (channels × filters) — 4 multiplies per output instead of 9 for m = 2, 2.25 for m = 4. The
+// caller runs the GEMMs (`tl_gemm_packed` on `U` packed here); these functions do the three
+// transforms. The transform loops run over channels (filters), the innermost and contiguous NHWC
+// axis, and are compiled once per instruction set so they run at that vector width.
 #include "CKernels.h"
 #include "internal.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-size_t tl_winograd_packed_count(int channels, int filters) {
-    return 16 * tl_gemm_packed_count(channels, filters);
+// No fused multiply-adds: every kernel level gives the portable level's bits.
+#pragma clang fp contract(off)
+
+/// Positions ξ of a transformed tile: (m+2)².
+static int tile_positions(int tile) { return (tile + 2) * (tile + 2); }
+
+size_t tl_winograd_packed_count(int tile, int channels, int filters) {
+    return (size_t)tile_positions(tile) * tl_gemm_packed_count(channels, filters);
 }
 
-int tl_winograd_pack(const float *kernel, int channels, int filters, float *packed) {
+/// G (rows of the (m+2)×3 kernel transform) for m = 2 and m = 4, in double so U is rounded once.
+static const double g2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+static const double g4[6][3] = {{1.0 / 4, 0, 0},           {-1.0 / 6, -1.0 / 6, -1.0 / 6}, {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                {1.0 / 24, 1.0 / 12, 1.0 / 6}, {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
+
+int tl_winograd_pack(int tile, const float *kernel, int channels, int filters, float *packed) {
+    if (tile != 2 && tile != 4) return -1;
+    const int size = tile + 2, positions = size * size;
+    const double *gm = tile == 2 ? &g2[0][0] : &g4[0][0];
     size_t plane = (size_t)channels * filters;
-    float *u = malloc(16 * plane * sizeof(float));
+    float *u = malloc((size_t)positions * plane * sizeof(float));
     if (!u) return -1;
     for (int c = 0; c < channels; c++) {
         for (int k = 0; k < filters; k++) {
-            double g[3][3], t[4][3];
+            double g[3][3], t[6][3];
             for (int y = 0; y < 3; y++)
                 for (int x = 0; x < 3; x++) g[y][x] = kernel[((size_t)(y * 3 + x) * channels + c) * filters + k];
-            for (int x = 0; x < 3; x++) {  // t = G g
-                t[0][x] = g[0][x];
-                t[1][x] = 0.5 * (g[0][x] + g[1][x] + g[2][x]);
-                t[2][x] = 0.5 * (g[0][x] - g[1][x] + g[2][x]);
-                t[3][x] = g[2][x];
-            }
-            for (int i = 0; i < 4; i++) {  // U = t Gᵀ
-                double row[4] = {t[i][0], 0.5 * (t[i][0] + t[i][1] + t[i][2]), 0.5 * (t[i][0] - t[i][1] + t[i][2]), t[i][2]};
-                for (int j = 0; j < 4; j++) u[(size_t)(i * 4 + j) * plane + (size_t)c * filters + k] = (float)row[j];
-            }
+            for (int i = 0; i < size; i++)  // t = G g
+                for (int x = 0; x < 3; x++) t[i][x] = gm[i * 3] * g[0][x] + gm[i * 3 + 1] * g[1][x] + gm[i * 3 + 2] * g[2][x];
+            for (int i = 0; i < size; i++)  // U = t Gᵀ
+                for (int j = 0; j < size; j++)
+                    u[(size_t)(i * size + j) * plane + (size_t)c * filters + k] =
+                        (float)(t[i][0] * gm[j * 3] + t[i][1] * gm[j * 3 + 1] + t[i][2] * gm[j * 3 + 2]);
         }
     }
     size_t each = tl_gemm_packed_count(channels, filters);
-    for (int xi = 0; xi < 16; xi++) tl_gemm_pack(u + xi * plane, filters, channels, filters, packed + xi * each);
+    for (int xi = 0; xi < positions; xi++) tl_gemm_pack(u + xi * plane, filters, channels, filters, packed + xi * each);
     free(u);
     return 0;
 }
 
-// MARK: - Input transform: V = Bᵀ d B
+// MARK: - F(2×2, 3×3) input transform: V = Bᵀ d B
 
 /// Transforms one tile for every channel; `rows[r]` is input row r of the 4×4 window (NULL
 /// outside the image) and `columns[s]` the offset of column s in it (-1 outside). Writes
@@ -126,16 +137,9 @@ TL_AVX512 static void input_tile_avx512(const float *const rows[4], const ptrdif
 }
 #endif
 
-void tl_winograd_input(const float *input, int height, int width, int channels, int tilesY, int tilesX,
-                       int padTop, int padLeft, int firstTile, int count, float *v) {
-    tl_winograd_input_level(tl_cpu_kernel_level(), input, height, width, channels, tilesY, tilesX, padTop, padLeft,
-                            firstTile, count, v);
-}
-
-void tl_winograd_input_level(int level, const float *input, int height, int width, int channels, int tilesY, int tilesX,
-                             int padTop, int padLeft, int firstTile, int count, float *v) {
+static void input2(int level, const float *input, int height, int width, int channels, int tilesY, int tilesX,
+                   int padTop, int padLeft, int firstTile, int count, float *v) {
     InputTile tile = input_tile_portable;
-    level = tl_min(level, tl_cpu_kernel_level());
 #if TL_X86
     if (level >= 2) tile = input_tile_avx512;
     else if (level >= 1) tile = input_tile_avx2;
@@ -156,7 +160,7 @@ void tl_winograd_input_level(int level, const float *input, int height, int widt
     }
 }
 
-// MARK: - Output transform: Y = Aᵀ M A, + bias + residual, clamped
+// MARK: - F(2×2, 3×3) output transform: Y = Aᵀ M A, + bias + residual, clamped
 
 typedef struct {
     const float *m;         // this tile's first GEMM result: m[ξ · stride + k]
@@ -251,18 +255,10 @@ TL_AVX512 static void output_tile_avx512(const OutputTile *p, int first, int las
 }
 #endif
 
-void tl_winograd_output(const float *m, int firstTile, int count, int tilesY, int tilesX,
-                        int outputHeight, int outputWidth, int filters, int firstFilter, int filterCount,
-                        const float *bias, const float *residual, float low, float high, float *output) {
-    tl_winograd_output_level(tl_cpu_kernel_level(), m, firstTile, count, tilesY, tilesX, outputHeight, outputWidth, filters,
-                             firstFilter, filterCount, bias, residual, low, high, output);
-}
-
-void tl_winograd_output_level(int level, const float *m, int firstTile, int count, int tilesY, int tilesX,
-                              int outputHeight, int outputWidth, int filters, int firstFilter, int filterCount,
-                              const float *bias, const float *residual, float low, float high, float *output) {
+static void output2(int level, const float *m, int firstTile, int count, int tilesY, int tilesX,
+                    int outputHeight, int outputWidth, int filters, int firstFilter, int filterCount,
+                    const float *bias, const float *residual, float low, float high, float *output) {
     OutputTileFunction tile = output_tile_portable;
-    level = tl_min(level, tl_cpu_kernel_level());
 #if TL_X86
     if (level >= 2) tile = output_tile_avx512;
     else if (level >= 1) tile = output_tile_avx2;
@@ -282,4 +278,206 @@ void tl_winograd_output_level(int level, const float *m, int firstTile, int coun
             }
         tile(&p, firstFilter, firstFilter + filterCount);
     }
+}
+
+// MARK: - F(4×4, 3×3)
+//
+// 6×6 windows, 36 positions. Written as plain loops over a block of channels (filters) with
+// every operand a pointer — a window pixel outside the image points at zeros, an output pixel
+// outside the output at a sink — so the loops have no branches and vectorize at the width of
+// the instruction set each copy is compiled for. Channels go in blocks of `F4_BLOCK`, so a
+// tile's intermediate rows stay in L1.
+
+enum { F4_BLOCK = 64 };
+static const float f4_zeros[F4_BLOCK];
+
+/// Bᵀ x for the 6 values `x[0..5]` (Bᵀ of F(4×4, 3×3), points 0, ±1, ±2).
+#define TL_F4_BT(x0, x1, x2, x3, x4, x5, y)                                                                  \
+    do {                                                                                                   \
+        float p_ = x4 - 4.0f * x2, q_ = x3 - 4.0f * x1, r_ = x4 - x2, s_ = 2.0f * (x3 - x1);              \
+        y[0] = 4.0f * x0 - 5.0f * x2 + x4;                                                                 \
+        y[1] = p_ + q_;                                                                                    \
+        y[2] = p_ - q_;                                                                                    \
+        y[3] = r_ + s_;                                                                                    \
+        y[4] = r_ - s_;                                                                                    \
+        y[5] = 4.0f * x1 - 5.0f * x3 + x5;                                                                 \
+    } while (0)
+
+/// Aᵀ x for the 6 values `x[0..5]`: 4 outputs.
+#define TL_F4_AT(x0, x1, x2, x3, x4, x5, y)                                                                  \
+    do {                                                                                                   \
+        float p_ = x1 + x2, q_ = x1 - x2, r_ = x3 + x4, s_ = x3 - x4;                                      \
+        y[0] = x0 + p_ + r_;                                                                               \
+        y[1] = q_ + 2.0f * s_;                                                                             \
+        y[2] = p_ + 4.0f * r_;                                                                             \
+        y[3] = q_ + 8.0f * s_ + x5;                                                                        \
+    } while (0)
+
+/// V = Bᵀ d B of one window for `n` ≤ `F4_BLOCK` channels: `pixel[r][s]` is window pixel (r, s)
+/// at the block's first channel; writes `v[ξ · stride + c]`.
+static inline __attribute__((always_inline)) void input4_block(const float *const pixel[6][6], int n, float *v, size_t stride) {
+    float u[6][6][F4_BLOCK];  // d B, row by row
+    for (int r = 0; r < 6; r++) {
+        const float *d0 = pixel[r][0], *d1 = pixel[r][1], *d2 = pixel[r][2], *d3 = pixel[r][3], *d4 = pixel[r][4], *d5 = pixel[r][5];
+        for (int c = 0; c < n; c++) {
+            float y[6];
+            TL_F4_BT(d0[c], d1[c], d2[c], d3[c], d4[c], d5[c], y);
+            for (int j = 0; j < 6; j++) u[r][j][c] = y[j];
+        }
+    }
+    for (int j = 0; j < 6; j++) {
+        for (int c = 0; c < n; c++) {
+            float y[6];
+            TL_F4_BT(u[0][j][c], u[1][j][c], u[2][j][c], u[3][j][c], u[4][j][c], u[5][j][c], y);
+            for (int i = 0; i < 6; i++) v[(size_t)(i * 6 + j) * stride + c] = y[i];
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) void input4_body(const float *input, int height, int width, int channels,
+                                                              int tilesY, int tilesX, int padTop, int padLeft, int firstTile,
+                                                              int count, float *v) {
+    const int perImage = tilesY * tilesX;
+    const size_t stride = (size_t)count * channels, rowStride = (size_t)width * channels;
+    for (int t = 0; t < count; t++) {
+        int index = firstTile + t, image = index / perImage;
+        int y0 = 4 * ((index % perImage) / tilesX) - padTop, x0 = 4 * (index % tilesX) - padLeft;
+        const float *imageBase = input + (size_t)image * height * rowStride;
+        for (int c0 = 0; c0 < channels; c0 += F4_BLOCK) {
+            const float *pixel[6][6];
+            for (int r = 0; r < 6; r++)
+                for (int s = 0; s < 6; s++)
+                    pixel[r][s] = y0 + r >= 0 && y0 + r < height && x0 + s >= 0 && x0 + s < width
+                                      ? imageBase + (size_t)(y0 + r) * rowStride + (size_t)(x0 + s) * channels + c0
+                                      : f4_zeros;
+            input4_block(pixel, tl_min(F4_BLOCK, channels - c0), v + (size_t)t * channels + c0, stride);
+        }
+    }
+}
+
+/// One output pixel's `n` filters: `y` (bias included) plus `add`, clamped, into `out`.
+static inline __attribute__((always_inline)) void store4(float *restrict out, const float *restrict add, const float *restrict y,
+                                                         int n, float low, float high) {
+    for (int k = 0; k < n; k++) {
+        float value = y[k] + add[k];
+        value = value < low ? low : value;
+        out[k] = value > high ? high : value;
+    }
+}
+
+static inline __attribute__((always_inline)) void output4_body(const float *m, int firstTile, int count, int tilesY, int tilesX,
+                                                               int outputHeight, int outputWidth, int filters, int firstFilter,
+                                                               int filterCount, const float *bias, const float *residual,
+                                                               float low, float high, float *output) {
+    const int perImage = tilesY * tilesX;
+    const size_t stride = (size_t)count * filters;
+    float sink[F4_BLOCK];
+    for (int t = 0; t < count; t++) {
+        int index = firstTile + t, image = index / perImage;
+        int y0 = 4 * ((index % perImage) / tilesX), x0 = 4 * (index % tilesX);
+        for (int k0 = firstFilter; k0 < firstFilter + filterCount; k0 += F4_BLOCK) {
+            const int n = tl_min(F4_BLOCK, firstFilter + filterCount - k0);
+            const float *mt = m + (size_t)t * filters + k0, *b = bias ? bias + k0 : f4_zeros;
+            float s[6][4][F4_BLOCK], y[4][4][F4_BLOCK];  // M A row by row, then Aᵀ (M A) + bias
+            for (int i = 0; i < 6; i++) {
+                const float *m0 = mt + (size_t)(i * 6) * stride, *m1 = m0 + stride, *m2 = m1 + stride, *m3 = m2 + stride,
+                            *m4 = m3 + stride, *m5 = m4 + stride;
+                for (int k = 0; k < n; k++) {
+                    float z[4];
+                    TL_F4_AT(m0[k], m1[k], m2[k], m3[k], m4[k], m5[k], z);
+                    for (int j = 0; j < 4; j++) s[i][j][k] = z[j];
+                }
+            }
+            for (int j = 0; j < 4; j++) {
+                for (int k = 0; k < n; k++) {
+                    float z[4];
+                    TL_F4_AT(s[0][j][k], s[1][j][k], s[2][j][k], s[3][j][k], s[4][j][k], s[5][j][k], z);
+                    for (int i = 0; i < 4; i++) y[i][j][k] = z[i] + b[k];
+                }
+            }
+            for (int i = 0; i < 4; i++)
+                for (int j = 0; j < 4; j++) {
+                    int inside = y0 + i < outputHeight && x0 + j < outputWidth;
+                    size_t pixel = (((size_t)image * outputHeight + y0 + i) * outputWidth + x0 + j) * filters + k0;
+                    store4(inside ? output + pixel : sink, inside && residual ? residual + pixel : f4_zeros, y[i][j], n, low, high);
+                }
+        }
+    }
+}
+
+static void input4_portable(const float *input, int height, int width, int channels, int tilesY, int tilesX, int padTop,
+                            int padLeft, int firstTile, int count, float *v) {
+    input4_body(input, height, width, channels, tilesY, tilesX, padTop, padLeft, firstTile, count, v);
+}
+static void output4_portable(const float *m, int firstTile, int count, int tilesY, int tilesX, int outputHeight, int outputWidth,
+                             int filters, int firstFilter, int filterCount, const float *bias, const float *residual, float low,
+                             float high, float *output) {
+    output4_body(m, firstTile, count, tilesY, tilesX, outputHeight, outputWidth, filters, firstFilter, filterCount, bias, residual,
+                 low, high, output);
+}
+#if TL_X86
+TL_AVX2 static void input4_avx2(const float *input, int height, int width, int channels, int tilesY, int tilesX, int padTop,
+                                int padLeft, int firstTile, int count, float *v) {
+    input4_body(input, height, width, channels, tilesY, tilesX, padTop, padLeft, firstTile, count, v);
+}
+TL_AVX2 static void output4_avx2(const float *m, int firstTile, int count, int tilesY, int tilesX, int outputHeight,
+                                 int outputWidth, int filters, int firstFilter, int filterCount, const float *bias,
+                                 const float *residual, float low, float high, float *output) {
+    output4_body(m, firstTile, count, tilesY, tilesX, outputHeight, outputWidth, filters, firstFilter, filterCount, bias, residual,
+                 low, high, output);
+}
+TL_AVX512 static void input4_avx512(const float *input, int height, int width, int channels, int tilesY, int tilesX, int padTop,
+                                    int padLeft, int firstTile, int count, float *v) {
+    input4_body(input, height, width, channels, tilesY, tilesX, padTop, padLeft, firstTile, count, v);
+}
+TL_AVX512 static void output4_avx512(const float *m, int firstTile, int count, int tilesY, int tilesX, int outputHeight,
+                                     int outputWidth, int filters, int firstFilter, int filterCount, const float *bias,
+                                     const float *residual, float low, float high, float *output) {
+    output4_body(m, firstTile, count, tilesY, tilesX, outputHeight, outputWidth, filters, firstFilter, filterCount, bias, residual,
+                 low, high, output);
+}
+#endif
+
+// MARK: - Entry points
+
+void tl_winograd_input(int tile, const float *input, int height, int width, int channels, int tilesY, int tilesX,
+                       int padTop, int padLeft, int firstTile, int count, float *v) {
+    tl_winograd_input_level(tl_cpu_kernel_level(), tile, input, height, width, channels, tilesY, tilesX, padTop, padLeft,
+                            firstTile, count, v);
+}
+
+void tl_winograd_input_level(int level, int tile, const float *input, int height, int width, int channels, int tilesY,
+                             int tilesX, int padTop, int padLeft, int firstTile, int count, float *v) {
+    level = tl_min(level, tl_cpu_kernel_level());
+    if (tile == 2) return input2(level, input, height, width, channels, tilesY, tilesX, padTop, padLeft, firstTile, count, v);
+    void (*body)(const float *, int, int, int, int, int, int, int, int, int, float *) = input4_portable;
+#if TL_X86
+    if (level >= 2) body = input4_avx512;
+    else if (level >= 1) body = input4_avx2;
+#endif
+    body(input, height, width, channels, tilesY, tilesX, padTop, padLeft, firstTile, count, v);
+}
+
+void tl_winograd_output(int tile, const float *m, int firstTile, int count, int tilesY, int tilesX, int outputHeight,
+                        int outputWidth, int filters, int firstFilter, int filterCount, const float *bias,
+                        const float *residual, float low, float high, float *output) {
+    tl_winograd_output_level(tl_cpu_kernel_level(), tile, m, firstTile, count, tilesY, tilesX, outputHeight, outputWidth,
+                             filters, firstFilter, filterCount, bias, residual, low, high, output);
+}
+
+void tl_winograd_output_level(int level, int tile, const float *m, int firstTile, int count, int tilesY, int tilesX,
+                              int outputHeight, int outputWidth, int filters, int firstFilter, int filterCount,
+                              const float *bias, const float *residual, float low, float high, float *output) {
+    level = tl_min(level, tl_cpu_kernel_level());
+    if (tile == 2)
+        return output2(level, m, firstTile, count, tilesY, tilesX, outputHeight, outputWidth, filters, firstFilter, filterCount,
+                       bias, residual, low, high, output);
+    void (*body)(const float *, int, int, int, int, int, int, int, int, int, const float *, const float *, float, float,
+                 float *) = output4_portable;
+#if TL_X86
+    if (level >= 2) body = output4_avx512;
+    else if (level >= 1) body = output4_avx2;
+#endif
+    body(m, firstTile, count, tilesY, tilesX, outputHeight, outputWidth, filters, firstFilter, filterCount, bias, residual, low,
+         high, output);
 }

@@ -25,6 +25,8 @@ public final class Model {
     public private(set) var graph: Graph
     private var predictor: GraphExecutor?
     private var extractor: GraphExecutor?
+    /// The classifier after the last feature map, for batches `predict` splits.
+    private var classifier: GraphExecutor?
     /// The graph's `parameterVersion` the executors' fused copies were made from.
     private var executorsVersion = -1
 
@@ -80,16 +82,41 @@ public final class Model {
     /// - Throws: `EngineError.inputShapeMismatch` naming the expected and actual shape.
     public func predict(input: Tensor) throws -> Tensor {
         try prepare(for: input)
+        // More than one image: the base runs a few images per pass (`activationBudget`), the
+        // classifier after it once over the whole batch — VGG16's fc1 streams its 411 MB of
+        // weights once per batch instead of once per image. The same bits as one graph: a GEMM
+        // row does not depend on how many rows share the product.
+        if input.shape[0] > 1, let (node, tail) = try classifierTail() {
+            let map = try run(input, executor: &extractor) { try self.graph.truncated(at: node).fused() }
+            return try run(map, executor: &classifier) { try tail.fused() }
+        }
         return try run(input, executor: &predictor) { try self.graph.fused() }
     }
 
-    /// Per-layer wall times of one `predict` pass over `input`, slowest first.
+    /// The last feature map's node and the classifier graph after it, when the graph has a
+    /// classifier with weights that reads nothing but that map.
+    private func classifierTail() throws -> (node: Int, tail: Graph)? {
+        guard graph.inputs.count == 1, graph.outputs.count == 1, graph.endsInClassifier, let node = graph.lastSpatialNode,
+              let tail = try graph.tail(after: node) else { return nil }
+        return (node, tail)
+    }
+
+    /// Per-layer wall times of one `predict` over all of `input`, slowest first: each executor
+    /// `predict` used is timed on one pass and its times multiplied by the passes the batch takes.
     public func profile(input: Tensor) throws -> [(layer: String, seconds: Double)] {
         _ = try predict(input: input)
-        guard let predictor else { return [] }
-        let size = predictor.inputShapes[0][0]
-        let slice = Tensor(shape: [size] + input.shape.dropFirst(), scalars: Array(input.scalars[0..<(input.count / input.shape[0] * size)]))
-        return try predictor.profile([slice])
+        let count = input.shape[0]
+        let executors = count > 1 && classifier != nil ? [extractor, classifier] : [predictor]
+        var result: [(layer: String, seconds: Double)] = []
+        for (index, executor) in executors.enumerated() {
+            guard let executor else { continue }
+            let shape = executor.inputShapes[0], passes = Double((count + shape[0] - 1) / shape[0])
+            let sample = index == 0
+                ? Tensor(shape: shape, scalars: Array(input.scalars[0..<(input.count / count * shape[0])]))
+                : Tensor(shape: shape)
+            result += try executor.profile([sample]).map { ($0.layer, $0.seconds * passes) }
+        }
+        return result.sorted { $0.seconds > $1.seconds }
     }
 
     /// Runs the convolutional base (up to the last spatial feature map, before any pooling,
@@ -170,6 +197,7 @@ public final class Model {
         if version != executorsVersion {
             predictor = nil
             extractor = nil
+            classifier = nil
             executorsVersion = version
         }
         guard input.rank == 4, input.shape[0] > 0 else {
@@ -182,6 +210,7 @@ public final class Model {
         graph = rebuilt
         predictor = nil
         extractor = nil
+        classifier = nil
     }
 
     /// The graph for `height × width` (`[H, W]`) images: a native architecture is built for its

@@ -347,12 +347,14 @@ struct KernelTests {
         expected.scalars.withUnsafeMutableBufferPointer {
             config.activation.apply($0.baseAddress!, count: $0.count, lastAxis: config.filters)
         }
-        // Winograd where it applies, the direct path where it applies, im2col.
+        // Winograd F(4×4) and F(2×2) where they apply (tile 0: off), the direct path where it
+        // applies, im2col.
         var outputs: [Tensor] = []
-        for (winograd, direct) in [(true, true), (false, true), (false, false)] {
+        for (winograd, direct) in [(4, true), (2, true), (0, true), (0, false)] {
             let layer = Conv2D(name: "conv", filters: config.filters, kernelSize: (config.kernelSize, config.kernelSize),
                                strides: (config.stride, config.stride), padding: config.padding, activation: config.activation)
-            layer.allowsWinograd = winograd
+            layer.allowsWinograd = winograd > 0
+            layer.winogradTile = max(winograd, 2)
             layer.allowsDirect = direct
             layer.setWeights(["kernel": kernel, "bias": bias])
             let builder = GraphBuilder()
@@ -364,7 +366,7 @@ struct KernelTests {
             outputs.append(actual)
         }
         // The direct path sums in the im2col product's order: the same bits.
-        #expect(outputs[1].scalars == outputs[2].scalars)
+        #expect(outputs[2].scalars == outputs[3].scalars)
     }
 
     @Test("sigmoid and swish: every kernel level within 2e-6 relative of double precision")
@@ -386,22 +388,26 @@ struct KernelTests {
         }
     }
 
-    @Test("Winograd transforms: every kernel level equals the portable one (edge tiles, channel tails, residual, clamp)")
-    func winogradLevels() throws {
+    @Test("Winograd transforms: every kernel level equals the portable one (edge tiles, channel tails, residual, clamp)",
+          arguments: [2, 4])
+    func winogradLevels(tile: Int) throws {
         var noise = Noise(state: 13)
-        let (height, width, channels, filters) = (7, 9, 37, 21)
-        let (tilesY, tilesX) = (4, 5)  // 7×9 output ("same"): the last tile row and column are half outside
+        let (height, width, channels, filters) = (7, 9, 37 + 64 * (tile / 4), 21 + 64 * (tile / 4))
+        // 7×9 output ("same"): the last tile row and column are partly outside; with tile 4 the
+        // channels and filters span two blocks of 64.
+        let (tilesY, tilesX) = ((height + tile - 1) / tile, (width + tile - 1) / tile)
+        let positions = (tile + 2) * (tile + 2)
         let input = noise.tensor([2, height, width, channels]).scalars
-        let tiles = 2 * tilesY * tilesX, first = 3, count = tiles - 5
-        let m = noise.tensor([16, count, filters]).scalars, bias = noise.tensor([filters]).scalars
+        let tiles = 2 * tilesY * tilesX, first = 3, count = tiles - 4
+        let m = noise.tensor([positions, count, filters]).scalars, bias = noise.tensor([filters]).scalars
         let residual = noise.tensor([2, height, width, filters]).scalars
         func transforms(level: Int32) -> (v: [Float], y: [Float]) {
-            var v = [Float](repeating: .nan, count: 16 * count * channels)
+            var v = [Float](repeating: .nan, count: positions * count * channels)
             var y = [Float](repeating: 0, count: 2 * height * width * filters)
-            tl_winograd_input_level(level, input, Int32(height), Int32(width), Int32(channels), Int32(tilesY), Int32(tilesX), 1, 1,
-                                    Int32(first), Int32(count), &v)
-            tl_winograd_output_level(level, m, Int32(first), Int32(count), Int32(tilesY), Int32(tilesX), Int32(height), Int32(width),
-                                     Int32(filters), 2, Int32(filters - 2), bias, residual, -0.5, 1.5, &y)
+            tl_winograd_input_level(level, Int32(tile), input, Int32(height), Int32(width), Int32(channels), Int32(tilesY), Int32(tilesX),
+                                    1, 1, Int32(first), Int32(count), &v)
+            tl_winograd_output_level(level, Int32(tile), m, Int32(first), Int32(count), Int32(tilesY), Int32(tilesX), Int32(height),
+                                     Int32(width), Int32(filters), 2, Int32(filters - 2), bias, residual, -0.5, 1.5, &y)
             return (v, y)
         }
         let reference = transforms(level: 0)

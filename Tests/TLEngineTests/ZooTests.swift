@@ -138,6 +138,43 @@ struct ModelTests {
         }
     }
 
+    @Test("a batch runs the classifier once after the base's micro-batches: the same bits as image by image")
+    func classifierAfterMicroBatches() throws {
+        for fixture in ["sequential", "vgg_small"] {
+            let model = try Model(weights: try EngineFixtures.weights(fixture))
+            let node = try #require(model.graph.lastSpatialNode)
+            let tail = try #require(try model.graph.tail(after: node), "\(fixture): no classifier after the feature map")
+            #expect(tail.shapes[0] == model.graph.shapes[node] && tail.nodes.count > 1)
+            model.activationBudget = 1  // the base one image per pass
+            let input = try EngineFixtures.input(fixture), expected = try EngineFixtures.output(fixture)
+            let batch = try model.predict(input: input)
+            #expect(batch.maxAbsoluteDifference(expected) <= EngineFixtures.tolerance(expected), "\(fixture)")
+            let count = input.shape[0], perImage = input.count / count, perOutput = batch.count / count
+            #expect(count > 1)
+            for image in 0..<count {
+                let single = Tensor(shape: [1] + input.shape.dropFirst(),
+                                    scalars: Array(input.scalars[image * perImage..<(image + 1) * perImage]))
+                #expect(try model.predict(input: single).scalars == Array(batch.scalars[image * perOutput..<(image + 1) * perOutput]),
+                        "\(fixture) image \(image)")
+            }
+        }
+    }
+
+    @Test("a graph has no tail after a node that a later node skips over")
+    func tailAcrossSkip() throws {
+        let builder = GraphBuilder()
+        let x = builder.input(shape: [6, 6, 4], name: "x")
+        let a = try builder.apply(Conv2D(name: "a", filters: 4, kernelSize: (3, 3), padding: .same), to: [x])
+        let b = try builder.apply(Conv2D(name: "b", filters: 4, kernelSize: (3, 3), padding: .same), to: [a])
+        let sum = try builder.apply(ElementwiseMerge(name: "add", operation: .add), to: [b, a])
+        let flat = try builder.apply(IdentityLayer(name: "flatten", kind: .flatten), to: [sum])
+        let graph = try builder.build(outputs: [try builder.apply(Dense(name: "dense", units: 3), to: [flat])], name: "skip")
+        let nodeB = try #require(graph.node(named: "b")), nodeSum = try #require(graph.node(named: "add"))
+        #expect(try graph.tail(after: nodeB) == nil)
+        let tail = try #require(try graph.tail(after: nodeSum))
+        #expect(tail.nodes.map(\.layer.name) == ["add", "flatten", "dense"] && tail.shapes[0] == [6, 6, 4])
+    }
+
     @Test("features of a config model equal Keras' pooled base")
     func configFeatures() throws {
         let model = try Model(weights: try EngineFixtures.weights("vgg_small"))

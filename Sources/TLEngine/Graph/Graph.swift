@@ -107,6 +107,26 @@ public final class Graph {
         return try Graph(name: name, nodes: kept, inputs: inputs.compactMap { remap[$0] }, outputs: outputs.map { remap[$0] ?? 0 })
     }
 
+    /// What follows node `split`: a graph whose one input is that node's output (per-sample
+    /// shape `shapes[split]`) and whose outputs are this graph's, or nil when a node after the
+    /// split also reads an earlier node (a connection that skips over it) or an output lies
+    /// before it. Layers are shared, not copied.
+    public func tail(after split: Int) throws -> Graph? {
+        guard outputs.allSatisfy({ $0 > split }) else { return nil }
+        var needed = Set(outputs)
+        for index in stride(from: outputs.max() ?? split, to: split, by: -1) where needed.contains(index) {
+            guard nodes[index].inputs.allSatisfy({ $0 >= split }) else { return nil }
+            needed.formUnion(nodes[index].inputs)
+        }
+        var remap = [split: 0]
+        var kept = [GraphNode(layer: InputLayer(name: nodes[split].layer.name, shape: shapes[split]), inputs: [], scope: [])]
+        for index in needed.sorted() where index > split {
+            remap[index] = kept.count
+            kept.append(GraphNode(layer: nodes[index].layer, inputs: nodes[index].inputs.compactMap { remap[$0] }, scope: nodes[index].scope))
+        }
+        return try Graph(name: name, nodes: kept, inputs: [0], outputs: outputs.compactMap { remap[$0] })
+    }
+
     /// The last node with a spatial (`[H, W, C]`) output: where the features of a classifier are
     /// read before its pooling/flatten head.
     ///

@@ -37,10 +37,14 @@ public final class Conv2D: Layer {
     private let packedKernel = PackedKernel()
     /// The kernel Winograd-transformed and packed (`tl_winograd_pack`), for `usesWinograd`.
     private let winogradKernel = PackedKernel()
-    /// Whether a 3×3 stride-1 convolution may run as Winograd F(2×2, 3×3): yes unless
-    /// `TLHUB_WINOGRAD=0` (tests turn it off per layer to compare both paths).
+    /// Whether a 3×3 stride-1 convolution may run as Winograd: yes unless `TLHUB_WINOGRAD=0`
+    /// (tests turn it off per layer to compare both paths).
     package var allowsWinograd = Conv2D.winogradByDefault
     private static let winogradByDefault = ProcessInfo.processInfo.environment["TLHUB_WINOGRAD"] != "0"
+    /// Output tile of the Winograd path: 4 for F(4×4, 3×3) (2.25 multiplies per output), or 2
+    /// for F(2×2, 3×3) (4 multiplies, a quarter of the rounding); `TLHUB_WINOGRAD=2` picks 2.
+    package var winogradTile = Conv2D.winogradTileByDefault { didSet { winogradKernel.invalidate() } }
+    private static let winogradTileByDefault = ProcessInfo.processInfo.environment["TLHUB_WINOGRAD"] == "2" ? 2 : 4
     /// Whether a stride-1 k×k convolution may read its padded input in place (`usesDirect`)
     /// instead of gathering im2col patches: yes unless `TLHUB_DIRECT=0` (tests turn it off per
     /// layer to compare both paths).
@@ -86,6 +90,7 @@ public final class Conv2D: Layer {
         result.extraPadding = extraPadding
         result.addsResidual = addsResidual
         result.allowsWinograd = allowsWinograd
+        result.winogradTile = winogradTile
         result.allowsDirect = allowsDirect
         return result
     }
@@ -164,7 +169,7 @@ public final class Conv2D: Layer {
         if usesWinograd { winogradKernel.prepare(packWinograd) } else { packedKernel.prepare(packKernel) }
     }
 
-    /// Whether `forward` runs as Winograd F(2×2, 3×3): 3×3, stride 1, undilated, ungrouped, at
+    /// Whether `forward` runs as Winograd (`winogradTile`): 3×3, stride 1, undilated, ungrouped, at
     /// least 16 channels in and out (below that the GEMMs are too thin to gain), and an
     /// activation that works per channel (not softmax).
     package var usesWinograd: Bool {
@@ -176,18 +181,28 @@ public final class Conv2D: Layer {
     private func packWinograd(reusing spare: FloatBuffer?) -> FloatBuffer? {
         let channels = kernel.shape[2]
         guard kernel.shape == [3, 3, channels, filters] else { return nil }
-        let count = tl_winograd_packed_count(Int32(channels), Int32(filters))
+        let tile = Int32(winogradTile)
+        let count = tl_winograd_packed_count(tile, Int32(channels), Int32(filters))
         let packed = spare.flatMap { $0.count == count ? $0 : nil } ?? FloatBuffer(count: count)
-        let status = kernel.scalars.withUnsafeBufferPointer { tl_winograd_pack($0.baseAddress!, Int32(channels), Int32(filters), packed.pointer) }
+        let status = kernel.scalars.withUnsafeBufferPointer { tl_winograd_pack(tile, $0.baseAddress!, Int32(channels), Int32(filters), packed.pointer) }
         return status == 0 ? packed : nil
     }
 
-    /// Tiles per Winograd work item: their 16 transformed input and output matrices take about
+    /// Positions of a transformed Winograd tile, (tile + 2)²: the GEMMs per chunk of tiles.
+    private var winogradPositions: Int { (winogradTile + 2) * (winogradTile + 2) }
+
+    /// Winograd tiles for an output of `height × width`: (rows, columns).
+    private func winogradTiles(height: Int, width: Int) -> (Int, Int) {
+        ((height + winogradTile - 1) / winogradTile, (width + winogradTile - 1) / winogradTile)
+    }
+
+    /// Tiles per Winograd work item: their transformed input and output matrices take about
     /// 8 MB, which keeps each GEMM's rows many enough to reuse the packed kernel while it is in cache.
     private func winogradTiling(tiles: Int, channels: Int) -> (chunk: Int, filterParts: Int, threads: Int) {
-        var chunk = min(256, max(16, (1 << 21) / (16 * (channels + filters))))
+        let positions = winogradPositions
+        var chunk = min(256, max(16, (1 << 21) / (positions * (channels + filters))))
         chunk = chunk / 8 * 8
-        let threads = tiles * 16 * channels * filters >= 200_000 ? engineThreads : 1
+        let threads = tiles * positions * channels * filters >= 200_000 ? engineThreads : 1
         chunk = min(chunk, max(8, ((tiles + threads - 1) / threads + 7) / 8 * 8))
         let chunks = (tiles + chunk - 1) / chunk
         let panels = (filters + Int(TL_GEMM_PANEL) - 1) / Int(TL_GEMM_PANEL)
@@ -236,9 +251,9 @@ public final class Conv2D: Layer {
         if isPointwise { return 0 }
         if usesDirect { return output[0] * (output[1] + kernelSize.0 - 1) * (output[2] + kernelSize.1 - 1) * inputs[0][3] }
         if usesWinograd {
-            let tiles = output[0] * ((output[1] + 1) / 2) * ((output[2] + 1) / 2)
-            let (chunk, _, threads) = winogradTiling(tiles: tiles, channels: inputs[0][3])
-            return threads * chunk * 16 * (inputs[0][3] + filters)
+            let (tilesY, tilesX) = winogradTiles(height: output[1], width: output[2])
+            let (chunk, _, threads) = winogradTiling(tiles: output[0] * tilesY * tilesX, channels: inputs[0][3])
+            return threads * chunk * winogradPositions * (inputs[0][3] + filters)
         }
         let patch = kernelSize.0 * kernelSize.1 * (inputs[0][3] / groups)
         let (blockPixels, _, threads) = tiling(pixels: output[0] * output[1] * output[2], patch: patch)
@@ -417,11 +432,12 @@ extension Conv2D {
     }
 }
 
-// MARK: - Winograd F(2×2, 3×3)
+// MARK: - Winograd
 
 extension Conv2D {
-    /// The stride-1 3×3 convolution as Winograd F(2×2, 3×3): the output in 2×2 tiles, a chunk of
-    /// tiles per work item — its 4×4 input windows transformed (`tl_winograd_input`), 16 GEMMs
+    /// The stride-1 3×3 convolution as Winograd F(m×m, 3×3), m = `winogradTile`: the output in
+    /// m×m tiles, a chunk of tiles per work item — its (m+2)² input windows transformed
+    /// (`tl_winograd_input`), (m+2)² GEMMs
     /// against the transformed kernel, the results transformed back with bias, residual and clamp
     /// (`tl_winograd_output`); other activations follow per pixel. Few tiles and many filters
     /// split the filters between the cores, as the GEMM path does.
@@ -430,7 +446,8 @@ extension Conv2D {
         let (batch, height, width, channels) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
         let (outputHeight, outputWidth) = (output.shape[1], output.shape[2])
         let (rows, columns) = geometry(height: height, width: width)
-        let (tilesY, tilesX) = ((outputHeight + 1) / 2, (outputWidth + 1) / 2)
+        let tileSize = winogradTile, positions = winogradPositions
+        let (tilesY, tilesX) = winogradTiles(height: outputHeight, width: outputWidth)
         let tiles = batch * tilesY * tilesX
         let (chunk, filterParts, threads) = winogradTiling(tiles: tiles, channels: channels)
         let chunks = (tiles + chunk - 1) / chunk
@@ -444,7 +461,7 @@ extension Conv2D {
         let activationPass = activation.clampBounds == nil
         let biasPointer = self.biasPointer
         let residual = addsResidual ? inputs[1].data : nil
-        let perThread = chunk * 16 * (channels + filters)
+        let perThread = chunk * positions * (channels + filters)
 
         let run = { (item: Int, thread: Int) in
             let block = item / filterParts, part = item % filterParts
@@ -452,22 +469,22 @@ extension Conv2D {
             let last = min(filters, panels * (part + 1) / filterParts * panelWidth)
             guard first < last else { return }
             let firstTile = block * chunk, count = min(chunk, tiles - firstTile)
-            let v = scratch + thread * perThread, m = v + 16 * chunk * channels
-            tl_winograd_input(input.data, Int32(height), Int32(width), Int32(channels), Int32(tilesY), Int32(tilesX),
+            let v = scratch + thread * perThread, m = v + positions * chunk * channels
+            tl_winograd_input(Int32(tileSize), input.data, Int32(height), Int32(width), Int32(channels), Int32(tilesY), Int32(tilesX),
                               Int32(rows.before), Int32(columns.before), Int32(firstTile), Int32(count), v)
-            for xi in 0..<16 {
+            for xi in 0..<positions {
                 tl_gemm_packed(Int32(count), Int32(last - first), Int32(channels), v + xi * count * channels, Int32(channels),
                                packed + xi * each + first * channels, nil, nil, 0, -.infinity, .infinity,
                                m + xi * count * filters + first, Int32(filters))
             }
-            tl_winograd_output(m, Int32(firstTile), Int32(count), Int32(tilesY), Int32(tilesX), Int32(outputHeight), Int32(outputWidth),
+            tl_winograd_output(Int32(tileSize), m, Int32(firstTile), Int32(count), Int32(tilesY), Int32(tilesX), Int32(outputHeight), Int32(outputWidth),
                                Int32(filters), Int32(first), Int32(last - first), biasPointer, residual.map { UnsafePointer($0) },
                                low, high, output.data)
             guard activationPass else { return }
             for tile in firstTile..<firstTile + count {
                 let image = tile / (tilesY * tilesX), ty = (tile / tilesX) % tilesY, tx = tile % tilesX
-                for y in 2 * ty..<min(2 * ty + 2, outputHeight) {
-                    for x in 2 * tx..<min(2 * tx + 2, outputWidth) {
+                for y in tileSize * ty..<min(tileSize * (ty + 1), outputHeight) {
+                    for x in tileSize * tx..<min(tileSize * (tx + 1), outputWidth) {
                         let pixel = output.data + ((image * outputHeight + y) * outputWidth + x) * filters + first
                         activation.apply(pixel, count: last - first, lastAxis: last - first)
                     }
