@@ -67,6 +67,9 @@ public protocol Layer: AnyObject {
     /// graph; layers that wrap others forward the call. Optional: `forward` rebuilds whatever a
     /// weight change made stale.
     func prepare()
+    /// `prepare()` for passes over inputs of `inputShapes` (batch included): a layer whose
+    /// derived state depends on the pass (Conv2D's Winograd tile) readies what those passes use.
+    func prepare(inputShapes: [[Int]])
     /// Computes the output. `inputs`/`output` shapes include the batch dimension.
     func forward(_ inputs: [ActivationView], into output: MutableActivationView, scratch: UnsafeMutablePointer<Float>)
 }
@@ -86,4 +89,5 @@ extension Layer {
     public var isIdentity: Bool { false }
     public var parameterVersion: Int { 0 }
     public func prepare() {}
+    public func prepare(inputShapes: [[Int]]) { prepare() }
 }

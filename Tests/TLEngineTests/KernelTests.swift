@@ -355,6 +355,7 @@ struct KernelTests {
                                strides: (config.stride, config.stride), padding: config.padding, activation: config.activation)
             layer.allowsWinograd = winograd > 0
             layer.winogradTile = max(winograd, 2)
+            layer.winogradMinimumTiles = 0  // that tile, however few tiles the case has
             layer.allowsDirect = direct
             layer.setWeights(["kernel": kernel, "bias": bias])
             let builder = GraphBuilder()
@@ -419,8 +420,26 @@ struct KernelTests {
         }
     }
 
-    @Test("Winograd with a residual Add and a zero padding merged in by fused() equals the unfused GEMM path")
-    func winogradFusions() throws {
+    @Test("a 3×3 layer takes F(4×4) with tiles enough, then F(2×2), then the direct path; TLHUB_WINOGRAD=2's tile cap holds")
+    func convolutionPaths() {
+        let conv = Conv2D(name: "conv", filters: 64, kernelSize: (3, 3), padding: .same)
+        conv.setWeights(["kernel": Tensor(shape: [3, 3, 64, 64]), "bias": Tensor(shape: [64])])
+        conv.allowsWinograd = true
+        conv.allowsDirect = true
+        conv.winogradTile = 4
+        let small: Conv2D.ConvolutionPath = tl_conv_direct_available() != 0 ? .direct : .winograd(tile: 2)
+        #expect(conv.path(batch: 1, outputHeight: 56, outputWidth: 56) == .winograd(tile: 4))  // 196 tiles
+        #expect(conv.path(batch: 1, outputHeight: 14, outputWidth: 14) == .winograd(tile: 2))  // 16 of 4×4, 49 of 2×2
+        #expect(conv.path(batch: 1, outputHeight: 7, outputWidth: 7) == small)                 // 4 and 16
+        #expect(conv.path(batch: 16, outputHeight: 7, outputWidth: 7) == .winograd(tile: 4))   // 64
+        conv.winogradTile = 2
+        #expect(conv.path(batch: 1, outputHeight: 56, outputWidth: 56) == .winograd(tile: 2))
+        conv.allowsWinograd = false
+        #expect(conv.path(batch: 1, outputHeight: 56, outputWidth: 56) == (tl_conv_direct_available() != 0 ? .direct : .im2col))
+    }
+
+    @Test("Winograd with a residual Add and a zero padding merged in by fused() equals the unfused GEMM path", arguments: [2, 4])
+    func winogradFusions(tile: Int) throws {
         var noise = Noise(state: 11)
         let input = noise.tensor([2, 7, 9, 24])
         let weights = ["kernel": noise.tensor([3, 3, 24, 24], scale: 0.3), "bias": noise.tensor([24])]
@@ -430,6 +449,8 @@ struct KernelTests {
             let padded = try builder.apply(SpatialPadding(name: "pad", amounts: ((1, 1), (1, 1)), crops: false), to: [x])
             let conv = Conv2D(name: "conv", filters: 24, kernelSize: (3, 3), activation: .linear)
             conv.allowsWinograd = winograd
+            conv.winogradTile = tile
+            conv.winogradMinimumTiles = 0
             conv.setWeights(weights)
             let sum = try builder.apply(ElementwiseMerge(name: "add", operation: .add), to: [try builder.apply(conv, to: [padded]), x])
             let out = try builder.apply(ActivationLayer(name: "relu", activation: .relu), to: [sum])
@@ -438,7 +459,8 @@ struct KernelTests {
         let reference = try run(try graph(winograd: false), input)
         let fused = try graph(winograd: true).fused()
         let conv = try #require(fused.nodes.compactMap { $0.layer as? Conv2D }.first)
-        #expect(conv.addsResidual && conv.extraPadding.0 == (1, 1) && conv.usesWinograd, "the fusions this test is about did not happen")
+        #expect(conv.addsResidual && conv.extraPadding.0 == (1, 1) && conv.path(batch: 2, outputHeight: 7, outputWidth: 9) == .winograd(tile: tile),
+                "the fusions this test is about did not happen")
         #expect(try run(fused, input).maxAbsoluteDifference(reference) <= 1e-4 * max(1, reference.maxAbsolute))
     }
 

@@ -55,7 +55,7 @@ public final class GraphExecutor {
         }
         let shapes = sampleShapes.map { [batch] + $0 }
         self.shapes = shapes
-        for node in graph.nodes { node.layer.prepare() }
+        for node in graph.nodes { node.layer.prepare(inputShapes: node.inputs.map { shapes[$0] }) }
 
         // Buffer assignment by liveness: a buffer is free once every node stored in it has been
         // read for the last time (graph outputs are never freed).

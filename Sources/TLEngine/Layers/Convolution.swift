@@ -32,19 +32,25 @@ public final class Conv2D: Layer {
     /// Applied after the bias; `linear` unless fused or configured.
     public let activation: Activation
     /// HWIO kernel.
-    public var kernel: Tensor { didSet { packedKernel.invalidate(); winogradKernel.invalidate(); version.bump() } }
+    public var kernel: Tensor {
+        didSet { packedKernel.invalidate(); winogradKernels.values.forEach { $0.invalidate() }; version.bump() }
+    }
     /// The kernel as `CKernels` GEMM panels, one packed matrix per group.
     private let packedKernel = PackedKernel()
-    /// The kernel Winograd-transformed and packed (`tl_winograd_pack`), for `usesWinograd`.
-    private let winogradKernel = PackedKernel()
+    /// The kernel Winograd-transformed and packed (`tl_winograd_pack`) for output tiles of 2 and
+    /// 4, each packed when a pass first takes it.
+    private let winogradKernels = [2: PackedKernel(), 4: PackedKernel()]
     /// Whether a 3×3 stride-1 convolution may run as Winograd: yes unless `TLHUB_WINOGRAD=0`
     /// (tests turn it off per layer to compare both paths).
     package var allowsWinograd = Conv2D.winogradByDefault
     private static let winogradByDefault = ProcessInfo.processInfo.environment["TLHUB_WINOGRAD"] != "0"
-    /// Output tile of the Winograd path: 4 for F(4×4, 3×3) (2.25 multiplies per output), or 2
-    /// for F(2×2, 3×3) (4 multiplies, a quarter of the rounding); `TLHUB_WINOGRAD=2` picks 2.
-    package var winogradTile = Conv2D.winogradTileByDefault { didSet { winogradKernel.invalidate() } }
+    /// The largest output tile the Winograd path may take: 4 for F(4×4, 3×3) (2.25 multiplies
+    /// per output), 2 for F(2×2, 3×3) (4 multiplies, a quarter of the rounding);
+    /// `TLHUB_WINOGRAD=2` keeps every layer at 2.
+    package var winogradTile = Conv2D.winogradTileByDefault
     private static let winogradTileByDefault = ProcessInfo.processInfo.environment["TLHUB_WINOGRAD"] == "2" ? 2 : 4
+    /// Tiles a pass needs before a Winograd tile size pays (`path`); tests set 0 to force one.
+    package var winogradMinimumTiles = 40
     /// Whether a stride-1 k×k convolution may read its padded input in place (`usesDirect`)
     /// instead of gathering im2col patches: yes unless `TLHUB_DIRECT=0` (tests turn it off per
     /// layer to compare both paths).
@@ -91,6 +97,7 @@ public final class Conv2D: Layer {
         result.addsResidual = addsResidual
         result.allowsWinograd = allowsWinograd
         result.winogradTile = winogradTile
+        result.winogradMinimumTiles = winogradMinimumTiles
         result.allowsDirect = allowsDirect
         return result
     }
@@ -165,10 +172,54 @@ public final class Conv2D: Layer {
     /// Rows (`kh·kw·in/groups`) of each group's GEMM right-hand side.
     private var patchLength: Int { kernel.shape.count == 4 ? kernel.shape[0] * kernel.shape[1] * kernel.shape[2] : 0 }
 
+    /// Packs the GEMM panels; a Winograd layer waits for a pass's shape (`prepare(inputShapes:)`).
     public func prepare() {
-        if usesWinograd { winogradKernel.prepare(packWinograd) } else { packedKernel.prepare(packKernel) }
+        if !usesWinograd { packedKernel.prepare(packKernel) }
     }
 
+    /// Packs the kernel for the path passes over `inputShapes` take.
+    public func prepare(inputShapes: [[Int]]) {
+        guard let input = inputShapes.first, input.count == 4,
+              let output = try? outputShape(inputShapes: [Array(input.dropFirst())]) else { return prepare() }
+        prepare(path(batch: input[0], outputHeight: output[0], outputWidth: output[1]))
+    }
+
+    private func prepare(_ path: ConvolutionPath) {
+        if case .winograd(let tile) = path {
+            winogradKernels[tile]?.prepare { packWinograd(tile: tile, reusing: $0) }
+        } else {
+            packedKernel.prepare(packKernel)
+        }
+    }
+
+    /// How `forward` computes a pass.
+    package enum ConvolutionPath: Equatable {
+        /// Winograd F(tile×tile, 3×3).
+        case winograd(tile: Int)
+        /// The padded input read in place (`forwardDirect`).
+        case direct
+        /// Patches gathered, one GEMM (1×1 convolutions read the input as it lies).
+        case im2col
+    }
+
+    /// The path for a pass of `batch` images with an output of `outputHeight × outputWidth`.
+    /// Winograd takes the largest tile that gives the pass `winogradMinimumTiles` tiles: each
+    /// tile is a row of the GEMMs against the transformed kernel (F(4×4)'s is 4× the kernel), and
+    /// a pass of few rows streams that kernel through the cache for little work. Below it, the
+    /// direct path. Per-layer times (`tlhub bench --profile`, ResNet50 and InceptionV3): at batch
+    /// 1, F(4×4) is fastest on 28×28 and larger maps (49+ tiles), F(2×2) on 14×14 (49 tiles
+    /// against F(4×4)'s 16), the direct path on 7×7 and 8×8 (4 and 16 tiles); with 16 images
+    /// per pass F(4×4) is fastest everywhere.
+    package func path(batch: Int, outputHeight: Int, outputWidth: Int) -> ConvolutionPath {
+        if usesWinograd {
+            for tile in [4, 2] where tile <= winogradTile {
+                let tiles = batch * ((outputHeight + tile - 1) / tile) * ((outputWidth + tile - 1) / tile)
+                if tiles >= winogradMinimumTiles { return .winograd(tile: tile) }
+            }
+            return usesDirect ? .direct : .winograd(tile: 2)
+        }
+        return usesDirect ? .direct : .im2col
+    }
     /// Whether `forward` runs as Winograd (`winogradTile`): 3×3, stride 1, undilated, ungrouped, at
     /// least 16 channels in and out (below that the GEMMs are too thin to gain), and an
     /// activation that works per channel (not softmax).
@@ -177,29 +228,26 @@ public final class Conv2D: Layer {
             && kernel.shape.count == 4 && kernel.shape[2] >= 16 && filters >= 16 && activation != .softmax
     }
 
-    /// The Winograd-transformed kernel, packed.
-    private func packWinograd(reusing spare: FloatBuffer?) -> FloatBuffer? {
+    /// The kernel Winograd-transformed for output tiles of `tile`, packed.
+    private func packWinograd(tile: Int, reusing spare: FloatBuffer?) -> FloatBuffer? {
         let channels = kernel.shape[2]
         guard kernel.shape == [3, 3, channels, filters] else { return nil }
-        let tile = Int32(winogradTile)
+        let tile = Int32(tile)
         let count = tl_winograd_packed_count(tile, Int32(channels), Int32(filters))
         let packed = spare.flatMap { $0.count == count ? $0 : nil } ?? FloatBuffer(count: count)
         let status = kernel.scalars.withUnsafeBufferPointer { tl_winograd_pack(tile, $0.baseAddress!, Int32(channels), Int32(filters), packed.pointer) }
         return status == 0 ? packed : nil
     }
 
-    /// Positions of a transformed Winograd tile, (tile + 2)²: the GEMMs per chunk of tiles.
-    private var winogradPositions: Int { (winogradTile + 2) * (winogradTile + 2) }
-
-    /// Winograd tiles for an output of `height × width`: (rows, columns).
-    private func winogradTiles(height: Int, width: Int) -> (Int, Int) {
-        ((height + winogradTile - 1) / winogradTile, (width + winogradTile - 1) / winogradTile)
+    /// Winograd tiles of `tile` × `tile` for an output of `height × width`: (rows, columns).
+    private func winogradTiles(_ tile: Int, height: Int, width: Int) -> (Int, Int) {
+        ((height + tile - 1) / tile, (width + tile - 1) / tile)
     }
 
     /// Tiles per Winograd work item: their transformed input and output matrices take about
     /// 8 MB, which keeps each GEMM's rows many enough to reuse the packed kernel while it is in cache.
-    private func winogradTiling(tiles: Int, channels: Int) -> (chunk: Int, filterParts: Int, threads: Int) {
-        let positions = winogradPositions
+    private func winogradTiling(tiles: Int, channels: Int, tile: Int) -> (chunk: Int, filterParts: Int, threads: Int) {
+        let positions = (tile + 2) * (tile + 2)
         var chunk = min(256, max(16, (1 << 21) / (positions * (channels + filters))))
         chunk = chunk / 8 * 8
         let threads = tiles * positions * channels * filters >= 200_000 ? engineThreads : 1
@@ -249,11 +297,15 @@ public final class Conv2D: Layer {
 
     public func scratchCount(inputs: [[Int]], output: [Int]) -> Int {
         if isPointwise { return 0 }
-        if usesDirect { return output[0] * (output[1] + kernelSize.0 - 1) * (output[2] + kernelSize.1 - 1) * inputs[0][3] }
-        if usesWinograd {
-            let (tilesY, tilesX) = winogradTiles(height: output[1], width: output[2])
-            let (chunk, _, threads) = winogradTiling(tiles: output[0] * tilesY * tilesX, channels: inputs[0][3])
-            return threads * chunk * winogradPositions * (inputs[0][3] + filters)
+        switch path(batch: output[0], outputHeight: output[1], outputWidth: output[2]) {
+        case .direct:
+            return output[0] * (output[1] + kernelSize.0 - 1) * (output[2] + kernelSize.1 - 1) * inputs[0][3]
+        case .winograd(let tile):
+            let (tilesY, tilesX) = winogradTiles(tile, height: output[1], width: output[2])
+            let (chunk, _, threads) = winogradTiling(tiles: output[0] * tilesY * tilesX, channels: inputs[0][3], tile: tile)
+            return threads * chunk * (tile + 2) * (tile + 2) * (inputs[0][3] + filters)
+        case .im2col:
+            break
         }
         let patch = kernelSize.0 * kernelSize.1 * (inputs[0][3] / groups)
         let (blockPixels, _, threads) = tiling(pixels: output[0] * output[1] * output[2], patch: patch)
@@ -261,8 +313,11 @@ public final class Conv2D: Layer {
     }
 
     public func forward(_ inputs: [ActivationView], into output: MutableActivationView, scratch: UnsafeMutablePointer<Float>) {
-        if usesWinograd { return forwardWinograd(inputs, into: output, scratch: scratch) }
-        if usesDirect { return forwardDirect(inputs, into: output, scratch: scratch) }
+        switch path(batch: output.shape[0], outputHeight: output.shape[1], outputWidth: output.shape[2]) {
+        case .winograd(let tile): return forwardWinograd(inputs, into: output, scratch: scratch, tile: tile)
+        case .direct: return forwardDirect(inputs, into: output, scratch: scratch)
+        case .im2col: break
+        }
         let input = inputs[0]
         let (batch, height, width, channels) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
         let (outputHeight, outputWidth) = (output.shape[1], output.shape[2])
@@ -367,12 +422,12 @@ public final class Conv2D: Layer {
 // MARK: - Direct (no im2col)
 
 extension Conv2D {
-    /// Whether `forward` reads a zero-padded copy of the input in place (`tl_conv_direct_row`)
-    /// instead of gathering patches: stride 1, undilated, ungrouped, k×k past 1×1 and not on
-    /// Winograd, at least 16 channels (an RGB stem's short rows suit im2col), on AVX-512. The same
-    /// bits as the im2col path.
+    /// Whether `forward` may read a zero-padded copy of the input in place (`tl_conv_direct_row`)
+    /// instead of gathering patches (`path` decides against Winograd): stride 1, undilated,
+    /// ungrouped, k×k past 1×1, at least 16 channels (an RGB stem's short rows suit im2col), on
+    /// AVX-512. The same bits as the im2col path.
     package var usesDirect: Bool {
-        allowsDirect && !usesWinograd && !isPointwise && strides == (1, 1) && dilation == (1, 1) && groups == 1
+        allowsDirect && !isPointwise && strides == (1, 1) && dilation == (1, 1) && groups == 1
             && kernel.shape.count == 4 && kernel.shape[2] >= 16 && activation != .softmax && tl_conv_direct_available() != 0
     }
 
@@ -441,17 +496,17 @@ extension Conv2D {
     /// against the transformed kernel, the results transformed back with bias, residual and clamp
     /// (`tl_winograd_output`); other activations follow per pixel. Few tiles and many filters
     /// split the filters between the cores, as the GEMM path does.
-    func forwardWinograd(_ inputs: [ActivationView], into output: MutableActivationView, scratch: UnsafeMutablePointer<Float>) {
+    func forwardWinograd(_ inputs: [ActivationView], into output: MutableActivationView, scratch: UnsafeMutablePointer<Float>, tile tileSize: Int) {
         let input = inputs[0]
         let (batch, height, width, channels) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
         let (outputHeight, outputWidth) = (output.shape[1], output.shape[2])
         let (rows, columns) = geometry(height: height, width: width)
-        let tileSize = winogradTile, positions = winogradPositions
-        let (tilesY, tilesX) = winogradTiles(height: outputHeight, width: outputWidth)
+        let positions = (tileSize + 2) * (tileSize + 2)
+        let (tilesY, tilesX) = winogradTiles(tileSize, height: outputHeight, width: outputWidth)
         let tiles = batch * tilesY * tilesX
-        let (chunk, filterParts, threads) = winogradTiling(tiles: tiles, channels: channels)
+        let (chunk, filterParts, threads) = winogradTiling(tiles: tiles, channels: channels, tile: tileSize)
         let chunks = (tiles + chunk - 1) / chunk
-        guard let packed = winogradKernel.pointer(packingWith: packWinograd) else {
+        guard let packed = winogradKernels[tileSize]?.pointer(packingWith: { packWinograd(tile: tileSize, reusing: $0) }) else {
             preconditionFailure("\(name): kernel \(kernel.shape) does not fit \(filters) filters (weights not loaded?)")
         }
         let each = tl_gemm_packed_count(Int32(channels), Int32(filters))

@@ -36,8 +36,11 @@ struct Bench: AsyncParsableCommand {
     @Flag(help: "Print JSON (images_per_second, ms_per_batch, peak_rss_mb) on stdout.")
     var json = false
 
-    @Flag(help: "Also print the slowest layers of one pass.")
+    @Flag(help: "Also print the slowest layers: each layer's time over the whole batch.")
     var profile = false
+
+    @Option(help: "Layers --profile prints, slowest first.")
+    var profileLayers = 20
 
     func validate() throws {
         guard batch > 0, warmup >= 0 else { throw ValidationError("--batch must be positive and --warmup not negative") }
@@ -91,7 +94,7 @@ struct Bench: AsyncParsableCommand {
         if profile {
             let timings = try model.profile(input: input)
             let total = timings.reduce(0) { $0 + $1.seconds }
-            for timing in timings.prefix(20) {
+            for timing in timings.prefix(max(profileLayers, 0)) {
                 let line = String(format: "%8.2f ms %5.1f%%  ", timing.seconds * 1000, 100 * timing.seconds / max(total, 1e-12))
                 FileHandle.standardError.write(Data((line + timing.layer + "\n").utf8))
             }
