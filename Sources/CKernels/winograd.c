@@ -1,10 +1,11 @@
-// Winograd F(2×2, 3×3) and F(4×4, 3×3) for 3×3, stride-1 convolutions over NHWC (Lavin & Gray,
-// 2015).
+// Winograd F(2×2, 3×3), F(4×4, 3×3) and F(2×2, 5×5) for stride-1 convolutions over NHWC (Lavin
+// & Gray, 2015).
 //
-// An (m+2)×(m+2) input tile d gives an m×m output tile: Y = Aᵀ [ (G g Gᵀ) ⊙ (Bᵀ d B) ] A. Summed
-// over input channels, the element-wise product becomes (m+2)² independent GEMMs, one per
-// position ξ of the transformed tile: M[ξ] (tiles × filters) = V[ξ] (tiles × channels) · U[ξ]
-// (channels × filters) — 4 multiplies per output instead of 9 for m = 2, 2.25 for m = 4. The
+// An n×n input tile d (n = m + r − 1 for m×m outputs of an r×r kernel) gives an m×m output tile:
+// Y = Aᵀ [ (G g Gᵀ) ⊙ (Bᵀ d B) ] A. Summed over input channels, the element-wise product becomes
+// n² independent GEMMs, one per position ξ of the transformed tile: M[ξ] (tiles × filters) = V[ξ]
+// (tiles × channels) · U[ξ] (channels × filters) — multiplies per output 4 instead of 9 for
+// F(2×2, 3×3), 2.25 for F(4×4, 3×3), 9 instead of 25 for F(2×2, 5×5). The
 // caller runs the GEMMs (`tl_gemm_packed` on `U` packed here); these functions do the three
 // transforms. The transform loops run over channels (filters), the innermost and contiguous NHWC
 // axis, and are compiled once per instruction set so they run at that vector width.
@@ -17,71 +18,87 @@
 // No fused multiply-adds: every kernel level gives the portable level's bits.
 #pragma clang fp contract(off)
 
-/// Positions ξ of a transformed tile: (m+2)².
-static int tile_positions(int tile) { return (tile + 2) * (tile + 2); }
-
-size_t tl_winograd_packed_count(int tile, int channels, int filters) {
-    return (size_t)tile_positions(tile) * tl_gemm_packed_count(channels, filters);
+/// Whether F(tile×tile, kernelSize×kernelSize) is one of the three implemented.
+static int supported(int tile, int kernelSize) {
+    return (kernelSize == 3 && (tile == 2 || tile == 4)) || (kernelSize == 5 && tile == 2);
 }
 
-/// G (rows of the (m+2)×3 kernel transform) for m = 2 and m = 4, in double so U is rounded once.
-static const double g2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
-static const double g4[6][3] = {{1.0 / 4, 0, 0},           {-1.0 / 6, -1.0 / 6, -1.0 / 6}, {-1.0 / 6, 1.0 / 6, -1.0 / 6},
-                                {1.0 / 24, 1.0 / 12, 1.0 / 6}, {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
+size_t tl_winograd_packed_count(int tile, int kernelSize, int channels, int filters) {
+    const int n = tile + kernelSize - 1;
+    return (size_t)(n * n) * tl_gemm_packed_count(channels, filters);
+}
+
+/// G (the n×r kernel transform, row-major) of each variant, in double so U is rounded once. The
+/// 6-point ones interpolate at 0, ±1, ±2 and ∞, so F(4×4, 3×3) and F(2×2, 5×5) share Bᵀ.
+static const double g2[4 * 3] = {1, 0, 0, 0.5, 0.5, 0.5, 0.5, -0.5, 0.5, 0, 0, 1};
+static const double g4[6 * 3] = {1.0 / 4,  0,         0,         -1.0 / 6, -1.0 / 6, -1.0 / 6, -1.0 / 6, 1.0 / 6, -1.0 / 6,
+                                 1.0 / 24, 1.0 / 12,  1.0 / 6,   1.0 / 24, -1.0 / 12, 1.0 / 6, 0,        0,       1};
+static const double g25[6 * 5] = {1.0 / 4,  0,         0,        0,         0,        -1.0 / 6, -1.0 / 6, -1.0 / 6,
+                                  -1.0 / 6, -1.0 / 6,  -1.0 / 6, 1.0 / 6,   -1.0 / 6, 1.0 / 6,  -1.0 / 6, 1.0 / 24,
+                                  1.0 / 12, 1.0 / 6,   1.0 / 3,  2.0 / 3,   1.0 / 24, -1.0 / 12, 1.0 / 6, -1.0 / 3,
+                                  2.0 / 3,  0,         0,        0,         0,        1};
 
 /// U = G g Gᵀ of input channel `c` for every filter, into `u[ξ · channels · filters + c ·
-/// filters + k]`: the filters in blocks, each step a loop over the block (contiguous in the HWIO
-/// kernel) so it vectorizes; in double, rounded once.
-static inline __attribute__((always_inline)) void pack_channel(int size, const double *gm, const float *kernel, int channels,
-                                                               int filters, int c, float *u) {
+/// filters + k]`, for an r×r kernel (`taps` = r) and the n×r transform `gm` (`size` = n): the
+/// filters in blocks, each step a loop over the block (contiguous in the HWIO kernel) so it
+/// vectorizes; in double, rounded once.
+static inline __attribute__((always_inline)) void pack_channel(int size, int taps, const double *gm, const float *kernel,
+                                                               int channels, int filters, int c, float *u) {
     enum { BLOCK = 64 };
     const size_t plane = (size_t)channels * filters;
     for (int k0 = 0; k0 < filters; k0 += BLOCK) {
         const int n = tl_min(BLOCK, filters - k0);
-        double t[6][3][BLOCK];  // G g: row i of G times the kernel's column x
-        const float *g[3][3];
-        for (int y = 0; y < 3; y++)
-            for (int x = 0; x < 3; x++) g[y][x] = kernel + ((size_t)(y * 3 + x) * channels + c) * filters + k0;
-        for (int i = 0; i < size; i++) {
-            const double a = gm[i * 3], b = gm[i * 3 + 1], d = gm[i * 3 + 2];
-            for (int x = 0; x < 3; x++) {
-                const float *g0 = g[0][x], *g1 = g[1][x], *g2 = g[2][x];
-                for (int k = 0; k < n; k++) t[i][x][k] = a * g0[k] + b * g1[k] + d * g2[k];
+        double t[6][5][BLOCK];  // G g: row i of G times the kernel's column x
+        for (int i = 0; i < size; i++)
+            for (int x = 0; x < taps; x++) {
+                double *row = t[i][x];
+                for (int k = 0; k < n; k++) row[k] = 0;
+                for (int y = 0; y < taps; y++) {
+                    const double a = gm[i * taps + y];
+                    const float *g = kernel + ((size_t)(y * taps + x) * channels + c) * filters + k0;
+                    for (int k = 0; k < n; k++) row[k] += a * g[k];
+                }
             }
-        }
         for (int i = 0; i < size; i++)
             for (int j = 0; j < size; j++) {
-                const double a = gm[j * 3], b = gm[j * 3 + 1], d = gm[j * 3 + 2];
+                double sum[BLOCK];
+                for (int k = 0; k < n; k++) sum[k] = 0;
+                for (int x = 0; x < taps; x++) {
+                    const double a = gm[j * taps + x];
+                    for (int k = 0; k < n; k++) sum[k] += t[i][x][k] * a;
+                }
                 float *out = u + (size_t)(i * size + j) * plane + (size_t)c * filters + k0;
-                for (int k = 0; k < n; k++) out[k] = (float)(t[i][0][k] * a + t[i][1][k] * b + t[i][2][k] * d);
+                for (int k = 0; k < n; k++) out[k] = (float)sum[k];
             }
     }
 }
 
-static void pack_channels_portable(int size, const double *gm, const float *kernel, int channels, int filters, float *u) {
-    for (int c = 0; c < channels; c++) pack_channel(size, gm, kernel, channels, filters, c, u);
+static void pack_channels_portable(int size, int taps, const double *gm, const float *kernel, int channels, int filters, float *u) {
+    for (int c = 0; c < channels; c++) pack_channel(size, taps, gm, kernel, channels, filters, c, u);
 }
 #if TL_X86
-TL_AVX2 static void pack_channels_avx2(int size, const double *gm, const float *kernel, int channels, int filters, float *u) {
-    for (int c = 0; c < channels; c++) pack_channel(size, gm, kernel, channels, filters, c, u);
+TL_AVX2 static void pack_channels_avx2(int size, int taps, const double *gm, const float *kernel, int channels, int filters,
+                                       float *u) {
+    for (int c = 0; c < channels; c++) pack_channel(size, taps, gm, kernel, channels, filters, c, u);
 }
-TL_AVX512 static void pack_channels_avx512(int size, const double *gm, const float *kernel, int channels, int filters, float *u) {
-    for (int c = 0; c < channels; c++) pack_channel(size, gm, kernel, channels, filters, c, u);
+TL_AVX512 static void pack_channels_avx512(int size, int taps, const double *gm, const float *kernel, int channels, int filters,
+                                           float *u) {
+    for (int c = 0; c < channels; c++) pack_channel(size, taps, gm, kernel, channels, filters, c, u);
 }
 #endif
 
-int tl_winograd_pack(int tile, const float *kernel, int channels, int filters, float *packed) {
-    if (tile != 2 && tile != 4) return -1;
-    const int size = tile + 2, positions = size * size, level = tl_cpu_kernel_level();
+int tl_winograd_pack(int tile, int kernelSize, const float *kernel, int channels, int filters, float *packed) {
+    if (!supported(tile, kernelSize)) return -1;
+    const int size = tile + kernelSize - 1, positions = size * size, level = tl_cpu_kernel_level();
     size_t plane = (size_t)channels * filters;
     float *u = malloc((size_t)positions * plane * sizeof(float));
     if (!u) return -1;
-    void (*channelsBody)(int, const double *, const float *, int, int, float *) = pack_channels_portable;
+    void (*channelsBody)(int, int, const double *, const float *, int, int, float *) = pack_channels_portable;
 #if TL_X86
     if (level >= 2) channelsBody = pack_channels_avx512;
     else if (level >= 1) channelsBody = pack_channels_avx2;
 #endif
-    channelsBody(size, tile == 2 ? &g2[0][0] : &g4[0][0], kernel, channels, filters, u);
+    channelsBody(size, kernelSize, kernelSize == 5 ? g25 : tile == 2 ? g2 : g4, kernel, channels, filters, u);
     size_t each = tl_gemm_packed_count(channels, filters);
     for (int xi = 0; xi < positions; xi++) tl_gemm_pack(u + xi * plane, filters, channels, filters, packed + xi * each);
     free(u);
@@ -313,19 +330,20 @@ static void output2(int level, const float *m, int firstTile, int count, int til
     }
 }
 
-// MARK: - F(4×4, 3×3)
+// MARK: - 6×6 windows: F(4×4, 3×3) and F(2×2, 5×5)
 //
-// 6×6 windows, 36 positions. Written as plain loops over a block of channels (filters) with
-// every operand a pointer — a window pixel outside the image points at zeros, an output pixel
-// outside the output at a sink — so the loops have no branches and vectorize at the width of
-// the instruction set each copy is compiled for. Channels go in blocks of `F4_BLOCK`, so a
-// tile's intermediate rows stay in L1.
+// Both interpolate at 0, ±1, ±2 and ∞, so they share Bᵀ: F(4×4, 3×3) steps 4 pixels from tile
+// to tile and keeps 4×4 outputs, F(2×2, 5×5) steps 2 and keeps 2×2. Written as plain loops over
+// a block of channels (filters) with every operand a pointer — a window pixel outside the image
+// points at zeros, an output pixel outside the output at a sink — so the loops have no branches
+// and vectorize at the width of the instruction set each copy is compiled for. Channels go in
+// blocks of `BLOCK6`, so a tile's intermediate rows stay in L1.
 
-enum { F4_BLOCK = 64 };
-static const float f4_zeros[F4_BLOCK];
+enum { BLOCK6 = 64 };
+static const float zeros6[BLOCK6];
 
-/// Bᵀ x for the 6 values `x[0..5]` (Bᵀ of F(4×4, 3×3), points 0, ±1, ±2).
-#define TL_F4_BT(x0, x1, x2, x3, x4, x5, y)                                                                  \
+/// Bᵀ x for the 6 values `x[0..5]`.
+#define TL_BT6(x0, x1, x2, x3, x4, x5, y)                                                                    \
     do {                                                                                                   \
         float p_ = x4 - 4.0f * x2, q_ = x3 - 4.0f * x1, r_ = x4 - x2, s_ = 2.0f * (x3 - x1);              \
         y[0] = 4.0f * x0 - 5.0f * x2 + x4;                                                                 \
@@ -336,8 +354,8 @@ static const float f4_zeros[F4_BLOCK];
         y[5] = 4.0f * x1 - 5.0f * x3 + x5;                                                                 \
     } while (0)
 
-/// Aᵀ x for the 6 values `x[0..5]`: 4 outputs.
-#define TL_F4_AT(x0, x1, x2, x3, x4, x5, y)                                                                  \
+/// Aᵀ x of F(4×4, 3×3) for the 6 values `x[0..5]`: 4 outputs.
+#define TL_AT4(x0, x1, x2, x3, x4, x5, y)                                                                    \
     do {                                                                                                   \
         float p_ = x1 + x2, q_ = x1 - x2, r_ = x3 + x4, s_ = x3 - x4;                                      \
         y[0] = x0 + p_ + r_;                                                                               \
@@ -346,50 +364,58 @@ static const float f4_zeros[F4_BLOCK];
         y[3] = q_ + 8.0f * s_ + x5;                                                                        \
     } while (0)
 
-/// V = Bᵀ d B of one window for `n` ≤ `F4_BLOCK` channels: `pixel[r][s]` is window pixel (r, s)
+/// Aᵀ x of F(2×2, 5×5): 2 outputs.
+#define TL_AT2(x0, x1, x2, x3, x4, x5, y)                                                                    \
+    do {                                                                                                   \
+        y[0] = x0 + (x1 + x2) + (x3 + x4);                                                                 \
+        y[1] = (x1 - x2) + 2.0f * (x3 - x4) + x5;                                                          \
+    } while (0)
+
+/// V = Bᵀ d B of one window for `n` ≤ `BLOCK6` channels: `pixel[r][s]` is window pixel (r, s)
 /// at the block's first channel; writes `v[ξ · stride + c]`.
-static inline __attribute__((always_inline)) void input4_block(const float *const pixel[6][6], int n, float *v, size_t stride) {
-    float u[6][6][F4_BLOCK];  // d B, row by row
+static inline __attribute__((always_inline)) void input6_block(const float *const pixel[6][6], int n, float *v, size_t stride) {
+    float u[6][6][BLOCK6];  // d B, row by row
     for (int r = 0; r < 6; r++) {
         const float *d0 = pixel[r][0], *d1 = pixel[r][1], *d2 = pixel[r][2], *d3 = pixel[r][3], *d4 = pixel[r][4], *d5 = pixel[r][5];
         for (int c = 0; c < n; c++) {
             float y[6];
-            TL_F4_BT(d0[c], d1[c], d2[c], d3[c], d4[c], d5[c], y);
+            TL_BT6(d0[c], d1[c], d2[c], d3[c], d4[c], d5[c], y);
             for (int j = 0; j < 6; j++) u[r][j][c] = y[j];
         }
     }
     for (int j = 0; j < 6; j++) {
         for (int c = 0; c < n; c++) {
             float y[6];
-            TL_F4_BT(u[0][j][c], u[1][j][c], u[2][j][c], u[3][j][c], u[4][j][c], u[5][j][c], y);
+            TL_BT6(u[0][j][c], u[1][j][c], u[2][j][c], u[3][j][c], u[4][j][c], u[5][j][c], y);
             for (int i = 0; i < 6; i++) v[(size_t)(i * 6 + j) * stride + c] = y[i];
         }
     }
 }
 
-static inline __attribute__((always_inline)) void input4_body(const float *input, int height, int width, int channels,
+/// The input transform for tiles `step` pixels apart (the output tile).
+static inline __attribute__((always_inline)) void input6_body(int step, const float *input, int height, int width, int channels,
                                                               int tilesY, int tilesX, int padTop, int padLeft, int firstTile,
                                                               int count, float *v) {
     const int perImage = tilesY * tilesX;
     const size_t stride = (size_t)count * channels, rowStride = (size_t)width * channels;
     for (int t = 0; t < count; t++) {
         int index = firstTile + t, image = index / perImage;
-        int y0 = 4 * ((index % perImage) / tilesX) - padTop, x0 = 4 * (index % tilesX) - padLeft;
+        int y0 = step * ((index % perImage) / tilesX) - padTop, x0 = step * (index % tilesX) - padLeft;
         const float *imageBase = input + (size_t)image * height * rowStride;
-        for (int c0 = 0; c0 < channels; c0 += F4_BLOCK) {
+        for (int c0 = 0; c0 < channels; c0 += BLOCK6) {
             const float *pixel[6][6];
             for (int r = 0; r < 6; r++)
                 for (int s = 0; s < 6; s++)
                     pixel[r][s] = y0 + r >= 0 && y0 + r < height && x0 + s >= 0 && x0 + s < width
                                       ? imageBase + (size_t)(y0 + r) * rowStride + (size_t)(x0 + s) * channels + c0
-                                      : f4_zeros;
-            input4_block(pixel, tl_min(F4_BLOCK, channels - c0), v + (size_t)t * channels + c0, stride);
+                                      : zeros6;
+            input6_block(pixel, tl_min(BLOCK6, channels - c0), v + (size_t)t * channels + c0, stride);
         }
     }
 }
 
 /// One output pixel's `n` filters: `y` (bias included) plus `add`, clamped, into `out`.
-static inline __attribute__((always_inline)) void store4(float *restrict out, const float *restrict add, const float *restrict y,
+static inline __attribute__((always_inline)) void store6(float *restrict out, const float *restrict add, const float *restrict y,
                                                          int n, float low, float high) {
     for (int k = 0; k < n; k++) {
         float value = y[k] + add[k];
@@ -398,119 +424,128 @@ static inline __attribute__((always_inline)) void store4(float *restrict out, co
     }
 }
 
-static inline __attribute__((always_inline)) void output4_body(const float *m, int firstTile, int count, int tilesY, int tilesX,
-                                                               int outputHeight, int outputWidth, int filters, int firstFilter,
-                                                               int filterCount, const float *bias, const float *residual,
-                                                               float low, float high, float *output) {
+/// The output transform for output tiles of `tile` (4 or 2).
+static inline __attribute__((always_inline)) void output6_body(int tile, const float *m, int firstTile, int count, int tilesY,
+                                                               int tilesX, int outputHeight, int outputWidth, int filters,
+                                                               int firstFilter, int filterCount, const float *bias,
+                                                               const float *residual, float low, float high, float *output) {
     const int perImage = tilesY * tilesX;
     const size_t stride = (size_t)count * filters;
-    float sink[F4_BLOCK];
+    float sink[BLOCK6];
     for (int t = 0; t < count; t++) {
         int index = firstTile + t, image = index / perImage;
-        int y0 = 4 * ((index % perImage) / tilesX), x0 = 4 * (index % tilesX);
-        for (int k0 = firstFilter; k0 < firstFilter + filterCount; k0 += F4_BLOCK) {
-            const int n = tl_min(F4_BLOCK, firstFilter + filterCount - k0);
-            const float *mt = m + (size_t)t * filters + k0, *b = bias ? bias + k0 : f4_zeros;
-            float s[6][4][F4_BLOCK], y[4][4][F4_BLOCK];  // M A row by row, then Aᵀ (M A) + bias
+        int y0 = tile * ((index % perImage) / tilesX), x0 = tile * (index % tilesX);
+        for (int k0 = firstFilter; k0 < firstFilter + filterCount; k0 += BLOCK6) {
+            const int n = tl_min(BLOCK6, firstFilter + filterCount - k0);
+            const float *mt = m + (size_t)t * filters + k0, *b = bias ? bias + k0 : zeros6;
+            float s[6][4][BLOCK6], y[4][4][BLOCK6];  // M A row by row, then Aᵀ (M A) + bias
             for (int i = 0; i < 6; i++) {
                 const float *m0 = mt + (size_t)(i * 6) * stride, *m1 = m0 + stride, *m2 = m1 + stride, *m3 = m2 + stride,
                             *m4 = m3 + stride, *m5 = m4 + stride;
-                for (int k = 0; k < n; k++) {
-                    float z[4];
-                    TL_F4_AT(m0[k], m1[k], m2[k], m3[k], m4[k], m5[k], z);
-                    for (int j = 0; j < 4; j++) s[i][j][k] = z[j];
+                if (tile == 4) {
+                    for (int k = 0; k < n; k++) {
+                        float z[4];
+                        TL_AT4(m0[k], m1[k], m2[k], m3[k], m4[k], m5[k], z);
+                        for (int j = 0; j < 4; j++) s[i][j][k] = z[j];
+                    }
+                } else {
+                    for (int k = 0; k < n; k++) {
+                        float z[2];
+                        TL_AT2(m0[k], m1[k], m2[k], m3[k], m4[k], m5[k], z);
+                        for (int j = 0; j < 2; j++) s[i][j][k] = z[j];
+                    }
                 }
             }
-            for (int j = 0; j < 4; j++) {
-                for (int k = 0; k < n; k++) {
-                    float z[4];
-                    TL_F4_AT(s[0][j][k], s[1][j][k], s[2][j][k], s[3][j][k], s[4][j][k], s[5][j][k], z);
-                    for (int i = 0; i < 4; i++) y[i][j][k] = z[i] + b[k];
+            for (int j = 0; j < tile; j++) {
+                if (tile == 4) {
+                    for (int k = 0; k < n; k++) {
+                        float z[4];
+                        TL_AT4(s[0][j][k], s[1][j][k], s[2][j][k], s[3][j][k], s[4][j][k], s[5][j][k], z);
+                        for (int i = 0; i < 4; i++) y[i][j][k] = z[i] + b[k];
+                    }
+                } else {
+                    for (int k = 0; k < n; k++) {
+                        float z[2];
+                        TL_AT2(s[0][j][k], s[1][j][k], s[2][j][k], s[3][j][k], s[4][j][k], s[5][j][k], z);
+                        for (int i = 0; i < 2; i++) y[i][j][k] = z[i] + b[k];
+                    }
                 }
             }
-            for (int i = 0; i < 4; i++)
-                for (int j = 0; j < 4; j++) {
+            for (int i = 0; i < tile; i++)
+                for (int j = 0; j < tile; j++) {
                     int inside = y0 + i < outputHeight && x0 + j < outputWidth;
                     size_t pixel = (((size_t)image * outputHeight + y0 + i) * outputWidth + x0 + j) * filters + k0;
-                    store4(inside ? output + pixel : sink, inside && residual ? residual + pixel : f4_zeros, y[i][j], n, low, high);
+                    store6(inside ? output + pixel : sink, inside && residual ? residual + pixel : zeros6, y[i][j], n, low, high);
                 }
         }
     }
 }
 
-static void input4_portable(const float *input, int height, int width, int channels, int tilesY, int tilesX, int padTop,
-                            int padLeft, int firstTile, int count, float *v) {
-    input4_body(input, height, width, channels, tilesY, tilesX, padTop, padLeft, firstTile, count, v);
-}
-static void output4_portable(const float *m, int firstTile, int count, int tilesY, int tilesX, int outputHeight, int outputWidth,
-                             int filters, int firstFilter, int filterCount, const float *bias, const float *residual, float low,
-                             float high, float *output) {
-    output4_body(m, firstTile, count, tilesY, tilesX, outputHeight, outputWidth, filters, firstFilter, filterCount, bias, residual,
-                 low, high, output);
-}
+typedef void (*Input6)(int, const float *, int, int, int, int, int, int, int, int, int, float *);
+typedef void (*Output6)(int, const float *, int, int, int, int, int, int, int, int, int, const float *, const float *, float,
+                        float, float *);
+
+#define TL_WINOGRAD6_LEVEL(SUFFIX, ATTRIBUTE)                                                                           \
+    ATTRIBUTE static void input6_##SUFFIX(int step, const float *input, int height, int width, int channels, int tilesY, \
+                                          int tilesX, int padTop, int padLeft, int firstTile, int count, float *v) {      \
+        input6_body(step, input, height, width, channels, tilesY, tilesX, padTop, padLeft, firstTile, count, v);         \
+    }                                                                                                                    \
+    ATTRIBUTE static void output6_##SUFFIX(int tile, const float *m, int firstTile, int count, int tilesY, int tilesX,   \
+                                           int outputHeight, int outputWidth, int filters, int firstFilter,              \
+                                           int filterCount, const float *bias, const float *residual, float low,         \
+                                           float high, float *output) {                                                  \
+        output6_body(tile, m, firstTile, count, tilesY, tilesX, outputHeight, outputWidth, filters, firstFilter,         \
+                     filterCount, bias, residual, low, high, output);                                                    \
+    }
+
+TL_WINOGRAD6_LEVEL(portable, )
 #if TL_X86
-TL_AVX2 static void input4_avx2(const float *input, int height, int width, int channels, int tilesY, int tilesX, int padTop,
-                                int padLeft, int firstTile, int count, float *v) {
-    input4_body(input, height, width, channels, tilesY, tilesX, padTop, padLeft, firstTile, count, v);
-}
-TL_AVX2 static void output4_avx2(const float *m, int firstTile, int count, int tilesY, int tilesX, int outputHeight,
-                                 int outputWidth, int filters, int firstFilter, int filterCount, const float *bias,
-                                 const float *residual, float low, float high, float *output) {
-    output4_body(m, firstTile, count, tilesY, tilesX, outputHeight, outputWidth, filters, firstFilter, filterCount, bias, residual,
-                 low, high, output);
-}
-TL_AVX512 static void input4_avx512(const float *input, int height, int width, int channels, int tilesY, int tilesX, int padTop,
-                                    int padLeft, int firstTile, int count, float *v) {
-    input4_body(input, height, width, channels, tilesY, tilesX, padTop, padLeft, firstTile, count, v);
-}
-TL_AVX512 static void output4_avx512(const float *m, int firstTile, int count, int tilesY, int tilesX, int outputHeight,
-                                     int outputWidth, int filters, int firstFilter, int filterCount, const float *bias,
-                                     const float *residual, float low, float high, float *output) {
-    output4_body(m, firstTile, count, tilesY, tilesX, outputHeight, outputWidth, filters, firstFilter, filterCount, bias, residual,
-                 low, high, output);
-}
+TL_WINOGRAD6_LEVEL(avx2, TL_AVX2)
+TL_WINOGRAD6_LEVEL(avx512, TL_AVX512)
 #endif
 
 // MARK: - Entry points
 
-void tl_winograd_input(int tile, const float *input, int height, int width, int channels, int tilesY, int tilesX,
+void tl_winograd_input(int tile, int kernelSize, const float *input, int height, int width, int channels, int tilesY, int tilesX,
                        int padTop, int padLeft, int firstTile, int count, float *v) {
-    tl_winograd_input_level(tl_cpu_kernel_level(), tile, input, height, width, channels, tilesY, tilesX, padTop, padLeft,
-                            firstTile, count, v);
+    tl_winograd_input_level(tl_cpu_kernel_level(), tile, kernelSize, input, height, width, channels, tilesY, tilesX, padTop,
+                            padLeft, firstTile, count, v);
 }
 
-void tl_winograd_input_level(int level, int tile, const float *input, int height, int width, int channels, int tilesY,
-                             int tilesX, int padTop, int padLeft, int firstTile, int count, float *v) {
+void tl_winograd_input_level(int level, int tile, int kernelSize, const float *input, int height, int width, int channels,
+                             int tilesY, int tilesX, int padTop, int padLeft, int firstTile, int count, float *v) {
+    if (!supported(tile, kernelSize)) return;
     level = tl_min(level, tl_cpu_kernel_level());
-    if (tile == 2) return input2(level, input, height, width, channels, tilesY, tilesX, padTop, padLeft, firstTile, count, v);
-    void (*body)(const float *, int, int, int, int, int, int, int, int, int, float *) = input4_portable;
+    if (tile == 2 && kernelSize == 3)
+        return input2(level, input, height, width, channels, tilesY, tilesX, padTop, padLeft, firstTile, count, v);
+    Input6 body = input6_portable;
 #if TL_X86
-    if (level >= 2) body = input4_avx512;
-    else if (level >= 1) body = input4_avx2;
+    if (level >= 2) body = input6_avx512;
+    else if (level >= 1) body = input6_avx2;
 #endif
-    body(input, height, width, channels, tilesY, tilesX, padTop, padLeft, firstTile, count, v);
+    body(tile, input, height, width, channels, tilesY, tilesX, padTop, padLeft, firstTile, count, v);
 }
 
-void tl_winograd_output(int tile, const float *m, int firstTile, int count, int tilesY, int tilesX, int outputHeight,
-                        int outputWidth, int filters, int firstFilter, int filterCount, const float *bias,
+void tl_winograd_output(int tile, int kernelSize, const float *m, int firstTile, int count, int tilesY, int tilesX,
+                        int outputHeight, int outputWidth, int filters, int firstFilter, int filterCount, const float *bias,
                         const float *residual, float low, float high, float *output) {
-    tl_winograd_output_level(tl_cpu_kernel_level(), tile, m, firstTile, count, tilesY, tilesX, outputHeight, outputWidth,
-                             filters, firstFilter, filterCount, bias, residual, low, high, output);
+    tl_winograd_output_level(tl_cpu_kernel_level(), tile, kernelSize, m, firstTile, count, tilesY, tilesX, outputHeight,
+                             outputWidth, filters, firstFilter, filterCount, bias, residual, low, high, output);
 }
 
-void tl_winograd_output_level(int level, int tile, const float *m, int firstTile, int count, int tilesY, int tilesX,
-                              int outputHeight, int outputWidth, int filters, int firstFilter, int filterCount,
+void tl_winograd_output_level(int level, int tile, int kernelSize, const float *m, int firstTile, int count, int tilesY,
+                              int tilesX, int outputHeight, int outputWidth, int filters, int firstFilter, int filterCount,
                               const float *bias, const float *residual, float low, float high, float *output) {
+    if (!supported(tile, kernelSize)) return;
     level = tl_min(level, tl_cpu_kernel_level());
-    if (tile == 2)
+    if (tile == 2 && kernelSize == 3)
         return output2(level, m, firstTile, count, tilesY, tilesX, outputHeight, outputWidth, filters, firstFilter, filterCount,
                        bias, residual, low, high, output);
-    void (*body)(const float *, int, int, int, int, int, int, int, int, int, const float *, const float *, float, float,
-                 float *) = output4_portable;
+    Output6 body = output6_portable;
 #if TL_X86
-    if (level >= 2) body = output4_avx512;
-    else if (level >= 1) body = output4_avx2;
+    if (level >= 2) body = output6_avx512;
+    else if (level >= 1) body = output6_avx2;
 #endif
-    body(m, firstTile, count, tilesY, tilesX, outputHeight, outputWidth, filters, firstFilter, filterCount, bias, residual, low,
-         high, output);
+    body(tile, m, firstTile, count, tilesY, tilesX, outputHeight, outputWidth, filters, firstFilter, filterCount, bias, residual,
+         low, high, output);
 }

@@ -390,14 +390,14 @@ struct KernelTests {
     }
 
     @Test("Winograd transforms: every kernel level equals the portable one (edge tiles, channel tails, residual, clamp)",
-          arguments: [2, 4])
-    func winogradLevels(tile: Int) throws {
+          arguments: [(2, 3), (4, 3), (2, 5)])
+    func winogradLevels(tile: Int, kernelSize: Int) throws {
         var noise = Noise(state: 13)
-        let (height, width, channels, filters) = (7, 9, 37 + 64 * (tile / 4), 21 + 64 * (tile / 4))
-        // 7×9 output ("same"): the last tile row and column are partly outside; with tile 4 the
-        // channels and filters span two blocks of 64.
+        let wide = tile + kernelSize > 5  // the 6×6 windows: channels and filters span two blocks of 64
+        let (height, width, channels, filters) = (7, 9, 37 + (wide ? 64 : 0), 21 + (wide ? 64 : 0))
+        // 7×9 output ("same"): the last tile row and column are partly outside.
         let (tilesY, tilesX) = ((height + tile - 1) / tile, (width + tile - 1) / tile)
-        let positions = (tile + 2) * (tile + 2)
+        let window = tile + kernelSize - 1, positions = window * window, pad = kernelSize / 2
         let input = noise.tensor([2, height, width, channels]).scalars
         let tiles = 2 * tilesY * tilesX, first = 3, count = tiles - 4
         let m = noise.tensor([positions, count, filters]).scalars, bias = noise.tensor([filters]).scalars
@@ -405,10 +405,10 @@ struct KernelTests {
         func transforms(level: Int32) -> (v: [Float], y: [Float]) {
             var v = [Float](repeating: .nan, count: positions * count * channels)
             var y = [Float](repeating: 0, count: 2 * height * width * filters)
-            tl_winograd_input_level(level, Int32(tile), input, Int32(height), Int32(width), Int32(channels), Int32(tilesY), Int32(tilesX),
-                                    1, 1, Int32(first), Int32(count), &v)
-            tl_winograd_output_level(level, Int32(tile), m, Int32(first), Int32(count), Int32(tilesY), Int32(tilesX), Int32(height),
-                                     Int32(width), Int32(filters), 2, Int32(filters - 2), bias, residual, -0.5, 1.5, &y)
+            tl_winograd_input_level(level, Int32(tile), Int32(kernelSize), input, Int32(height), Int32(width), Int32(channels),
+                                    Int32(tilesY), Int32(tilesX), Int32(pad), Int32(pad), Int32(first), Int32(count), &v)
+            tl_winograd_output_level(level, Int32(tile), Int32(kernelSize), m, Int32(first), Int32(count), Int32(tilesY), Int32(tilesX),
+                                     Int32(height), Int32(width), Int32(filters), 2, Int32(filters - 2), bias, residual, -0.5, 1.5, &y)
             return (v, y)
         }
         let reference = transforms(level: 0)
@@ -436,6 +436,12 @@ struct KernelTests {
         #expect(conv.path(batch: 1, outputHeight: 56, outputWidth: 56) == .winograd(tile: 2))
         conv.allowsWinograd = false
         #expect(conv.path(batch: 1, outputHeight: 56, outputWidth: 56) == (tl_conv_direct_available() != 0 ? .direct : .im2col))
+        let five = Conv2D(name: "five", filters: 64, kernelSize: (5, 5), padding: .same)
+        five.setWeights(["kernel": Tensor(shape: [5, 5, 32, 64]), "bias": Tensor(shape: [64])])
+        five.allowsWinograd = true
+        five.winogradTile = 4
+        #expect(five.path(batch: 1, outputHeight: 27, outputWidth: 27) == .winograd(tile: 2))  // F(2×2, 5×5): 196 tiles
+        #expect(five.path(batch: 1, outputHeight: 8, outputWidth: 8) == small)
     }
 
     @Test("Winograd with a residual Add and a zero padding merged in by fused() equals the unfused GEMM path", arguments: [2, 4])

@@ -126,40 +126,40 @@ int tl_conv_direct_available(void);
 int tl_conv_direct_row(const float *x, const TLDirectShape *shape, int count, const float *packed, int patch, int n,
                        const float *bias, const float *residual, int ldr, float low, float high, float *c, int ldc);
 
-/// Floats `tl_winograd_pack` writes for a 3×3 kernel of `channels` inputs and `filters` outputs
-/// transformed for output tiles of `tile` × `tile` (2 or 4): (tile+2)² packed `channels ×
-/// filters` matrices (`tl_gemm_packed_count` each).
-size_t tl_winograd_packed_count(int tile, int channels, int filters);
+/// Floats `tl_winograd_pack` writes for a `kernelSize`² kernel of `channels` inputs and
+/// `filters` outputs transformed for output tiles of `tile` × `tile`: n² packed `channels ×
+/// filters` matrices (`tl_gemm_packed_count` each), n = tile + kernelSize − 1.
+size_t tl_winograd_packed_count(int tile, int kernelSize, int channels, int filters);
 
-/// Winograd F(2×2, 3×3) (`tile` 2) or F(4×4, 3×3) (`tile` 4): transforms an HWIO `[3, 3,
-/// channels, filters]` kernel (U = G g Gᵀ, in double, rounded once) and packs the (tile+2)²
-/// resulting `channels × filters` matrices for `tl_gemm_packed`, matrix ξ at `packed + ξ ·
-/// tl_gemm_packed_count(channels, filters)`. Returns 0, or -1 without memory or for another tile.
-int tl_winograd_pack(int tile, const float *kernel, int channels, int filters, float *packed);
+/// Winograd F(tile×tile, kernelSize×kernelSize) for F(2×2, 3×3), F(4×4, 3×3) and F(2×2, 5×5):
+/// transforms an HWIO `[kernelSize, kernelSize, channels, filters]` kernel (U = G g Gᵀ, in
+/// double, rounded once) and packs the n² resulting `channels × filters` matrices for
+/// `tl_gemm_packed`, matrix ξ at `packed + ξ · tl_gemm_packed_count(channels, filters)`. Returns
+/// 0, or -1 without memory or for another variant.
+int tl_winograd_pack(int tile, int kernelSize, const float *kernel, int channels, int filters, float *packed);
 
-/// Input transform V = Bᵀ d B of tiles `firstTile ..< firstTile + count` of a stride-1 3×3
-/// convolution over NHWC `input` (`height × width × channels` per image), output tiles of
-/// `tile` × `tile` (2 or 4). Tiles run image by image, `tilesY × tilesX` each, row-major; tile
-/// (ty, tx) reads the (tile+2)² window at input `(tile·ty − padTop, tile·tx − padLeft)`, zeros
-/// outside the image. Writes (tile+2)² matrices of `count × channels`: `v[(ξ · count + t) ·
-/// channels + c]`.
-void tl_winograd_input(int tile, const float *input, int height, int width, int channels, int tilesY, int tilesX,
-                       int padTop, int padLeft, int firstTile, int count, float *v);
+/// Input transform V = Bᵀ d B of tiles `firstTile ..< firstTile + count` of a stride-1
+/// convolution over NHWC `input` (`height × width × channels` per image). Tiles run image by
+/// image, `tilesY × tilesX` each, row-major; tile (ty, tx) reads the n×n window at input
+/// `(tile·ty − padTop, tile·tx − padLeft)`, zeros outside the image. Writes n² matrices of
+/// `count × channels`: `v[(ξ · count + t) · channels + c]`. Does nothing for another variant.
+void tl_winograd_input(int tile, int kernelSize, const float *input, int height, int width, int channels, int tilesY,
+                       int tilesX, int padTop, int padLeft, int firstTile, int count, float *v);
 
 /// Output transform Y = Aᵀ M A of the same tiles, for filters `firstFilter ..< firstFilter +
-/// filterCount`, from the (tile+2)² GEMM results `m[(ξ · count + t) · filters + k]`: adds `bias`
-/// and `residual` (NHWC like the output; either may be NULL), clamps to `[low, high]` and writes
-/// the tile's output pixels that lie inside `outputHeight × outputWidth` (`filters` per pixel).
-void tl_winograd_output(int tile, const float *m, int firstTile, int count, int tilesY, int tilesX,
+/// filterCount`, from the n² GEMM results `m[(ξ · count + t) · filters + k]`: adds `bias` and
+/// `residual` (NHWC like the output; either may be NULL), clamps to `[low, high]` and writes the
+/// tile's output pixels that lie inside `outputHeight × outputWidth` (`filters` per pixel).
+void tl_winograd_output(int tile, int kernelSize, const float *m, int firstTile, int count, int tilesY, int tilesX,
                         int outputHeight, int outputWidth, int filters, int firstFilter, int filterCount,
                         const float *bias, const float *residual, float low, float high, float *output);
 
 /// `tl_winograd_input` / `tl_winograd_output` on the kernels of `level` (capped at
 /// `tl_cpu_kernel_level()`), so tests can compare the levels in one process.
-void tl_winograd_input_level(int level, int tile, const float *input, int height, int width, int channels, int tilesY,
-                             int tilesX, int padTop, int padLeft, int firstTile, int count, float *v);
-void tl_winograd_output_level(int level, int tile, const float *m, int firstTile, int count, int tilesY, int tilesX,
-                              int outputHeight, int outputWidth, int filters, int firstFilter, int filterCount,
+void tl_winograd_input_level(int level, int tile, int kernelSize, const float *input, int height, int width, int channels,
+                             int tilesY, int tilesX, int padTop, int padLeft, int firstTile, int count, float *v);
+void tl_winograd_output_level(int level, int tile, int kernelSize, const float *m, int firstTile, int count, int tilesY,
+                              int tilesX, int outputHeight, int outputWidth, int filters, int firstFilter, int filterCount,
                               const float *bias, const float *residual, float low, float high, float *output);
 
 /// In place over `count` floats: `sigmoid(x) = 1 / (1 + exp(−x))`, or with `swish` non-zero

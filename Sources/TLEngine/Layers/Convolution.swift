@@ -212,7 +212,7 @@ public final class Conv2D: Layer {
     /// per pass F(4×4) is fastest everywhere.
     package func path(batch: Int, outputHeight: Int, outputWidth: Int) -> ConvolutionPath {
         if usesWinograd {
-            for tile in [4, 2] where tile <= winogradTile {
+            for tile in (kernelSize.0 == 3 ? [4, 2] : [2]) where tile <= winogradTile {
                 let tiles = batch * ((outputHeight + tile - 1) / tile) * ((outputWidth + tile - 1) / tile)
                 if tiles >= winogradMinimumTiles { return .winograd(tile: tile) }
             }
@@ -220,24 +220,31 @@ public final class Conv2D: Layer {
         }
         return usesDirect ? .direct : .im2col
     }
-    /// Whether `forward` runs as Winograd (`winogradTile`): 3×3, stride 1, undilated, ungrouped, at
+    /// Whether `forward` may run as Winograd (`path` picks the tile): 3×3 (F(4×4) or F(2×2)) or
+    /// 5×5 (F(2×2), 9 multiplies per output instead of 25), stride 1, undilated, ungrouped, at
     /// least 16 channels in and out (below that the GEMMs are too thin to gain), and an
     /// activation that works per channel (not softmax).
     package var usesWinograd: Bool {
-        allowsWinograd && kernelSize == (3, 3) && strides == (1, 1) && dilation == (1, 1) && groups == 1
+        allowsWinograd && (kernelSize == (3, 3) || kernelSize == (5, 5)) && strides == (1, 1) && dilation == (1, 1) && groups == 1
             && kernel.shape.count == 4 && kernel.shape[2] >= 16 && filters >= 16 && activation != .softmax
     }
 
     /// The kernel Winograd-transformed for output tiles of `tile`, packed.
     private func packWinograd(tile: Int, reusing spare: FloatBuffer?) -> FloatBuffer? {
-        let channels = kernel.shape[2]
-        guard kernel.shape == [3, 3, channels, filters] else { return nil }
+        let channels = kernel.shape[2], size = kernelSize.0
+        guard kernel.shape == [size, size, channels, filters] else { return nil }
         let tile = Int32(tile)
-        let count = tl_winograd_packed_count(tile, Int32(channels), Int32(filters))
+        let count = tl_winograd_packed_count(tile, Int32(size), Int32(channels), Int32(filters))
         let packed = spare.flatMap { $0.count == count ? $0 : nil } ?? FloatBuffer(count: count)
-        let status = kernel.scalars.withUnsafeBufferPointer { tl_winograd_pack(tile, $0.baseAddress!, Int32(channels), Int32(filters), packed.pointer) }
+        let status = kernel.scalars.withUnsafeBufferPointer {
+            tl_winograd_pack(tile, Int32(size), $0.baseAddress!, Int32(channels), Int32(filters), packed.pointer)
+        }
         return status == 0 ? packed : nil
     }
+
+    /// Positions of a transformed Winograd tile: n², n = tile + kernel size − 1 (the GEMMs per
+    /// chunk of tiles).
+    private func winogradPositions(_ tile: Int) -> Int { (tile + kernelSize.0 - 1) * (tile + kernelSize.0 - 1) }
 
     /// Winograd tiles of `tile` × `tile` for an output of `height × width`: (rows, columns).
     private func winogradTiles(_ tile: Int, height: Int, width: Int) -> (Int, Int) {
@@ -247,7 +254,7 @@ public final class Conv2D: Layer {
     /// Tiles per Winograd work item: their transformed input and output matrices take about
     /// 8 MB, which keeps each GEMM's rows many enough to reuse the packed kernel while it is in cache.
     private func winogradTiling(tiles: Int, channels: Int, tile: Int) -> (chunk: Int, filterParts: Int, threads: Int) {
-        let positions = (tile + 2) * (tile + 2)
+        let positions = winogradPositions(tile)
         var chunk = min(256, max(16, (1 << 21) / (positions * (channels + filters))))
         chunk = chunk / 8 * 8
         let threads = tiles * positions * channels * filters >= 200_000 ? engineThreads : 1
@@ -303,7 +310,7 @@ public final class Conv2D: Layer {
         case .winograd(let tile):
             let (tilesY, tilesX) = winogradTiles(tile, height: output[1], width: output[2])
             let (chunk, _, threads) = winogradTiling(tiles: output[0] * tilesY * tilesX, channels: inputs[0][3], tile: tile)
-            return threads * chunk * (tile + 2) * (tile + 2) * (inputs[0][3] + filters)
+            return threads * chunk * winogradPositions(tile) * (inputs[0][3] + filters)
         case .im2col:
             break
         }
@@ -490,18 +497,17 @@ extension Conv2D {
 // MARK: - Winograd
 
 extension Conv2D {
-    /// The stride-1 3×3 convolution as Winograd F(m×m, 3×3), m = `winogradTile`: the output in
-    /// m×m tiles, a chunk of tiles per work item — its (m+2)² input windows transformed
-    /// (`tl_winograd_input`), (m+2)² GEMMs
-    /// against the transformed kernel, the results transformed back with bias, residual and clamp
-    /// (`tl_winograd_output`); other activations follow per pixel. Few tiles and many filters
-    /// split the filters between the cores, as the GEMM path does.
+    /// The stride-1 r×r convolution as Winograd F(m×m, r×r), m = `tile`: the output in m×m
+    /// tiles, a chunk of tiles per work item — its n×n input windows (n = m + r − 1) transformed
+    /// (`tl_winograd_input`), n² GEMMs against the transformed kernel, the results transformed
+    /// back with bias, residual and clamp (`tl_winograd_output`); other activations follow per
+    /// pixel. Few tiles and many filters split the filters between the cores, as the GEMM path does.
     func forwardWinograd(_ inputs: [ActivationView], into output: MutableActivationView, scratch: UnsafeMutablePointer<Float>, tile tileSize: Int) {
         let input = inputs[0]
         let (batch, height, width, channels) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
         let (outputHeight, outputWidth) = (output.shape[1], output.shape[2])
         let (rows, columns) = geometry(height: height, width: width)
-        let positions = (tileSize + 2) * (tileSize + 2)
+        let positions = winogradPositions(tileSize), size = Int32(kernelSize.0)
         let (tilesY, tilesX) = winogradTiles(tileSize, height: outputHeight, width: outputWidth)
         let tiles = batch * tilesY * tilesX
         let (chunk, filterParts, threads) = winogradTiling(tiles: tiles, channels: channels, tile: tileSize)
@@ -525,14 +531,14 @@ extension Conv2D {
             guard first < last else { return }
             let firstTile = block * chunk, count = min(chunk, tiles - firstTile)
             let v = scratch + thread * perThread, m = v + positions * chunk * channels
-            tl_winograd_input(Int32(tileSize), input.data, Int32(height), Int32(width), Int32(channels), Int32(tilesY), Int32(tilesX),
+            tl_winograd_input(Int32(tileSize), size, input.data, Int32(height), Int32(width), Int32(channels), Int32(tilesY), Int32(tilesX),
                               Int32(rows.before), Int32(columns.before), Int32(firstTile), Int32(count), v)
             for xi in 0..<positions {
                 tl_gemm_packed(Int32(count), Int32(last - first), Int32(channels), v + xi * count * channels, Int32(channels),
                                packed + xi * each + first * channels, nil, nil, 0, -.infinity, .infinity,
                                m + xi * count * filters + first, Int32(filters))
             }
-            tl_winograd_output(Int32(tileSize), m, Int32(firstTile), Int32(count), Int32(tilesY), Int32(tilesX), Int32(outputHeight), Int32(outputWidth),
+            tl_winograd_output(Int32(tileSize), size, m, Int32(firstTile), Int32(count), Int32(tilesY), Int32(tilesX), Int32(outputHeight), Int32(outputWidth),
                                Int32(filters), Int32(first), Int32(last - first), biasPointer, residual.map { UnsafePointer($0) },
                                low, high, output.data)
             guard activationPass else { return }
