@@ -73,19 +73,47 @@ static inline __attribute__((always_inline)) void pack_channel(int size, int tap
     }
 }
 
-static void pack_channels_portable(int size, int taps, const double *gm, const float *kernel, int channels, int filters, float *u) {
-    for (int c = 0; c < channels; c++) pack_channel(size, taps, gm, kernel, channels, filters, c, u);
+typedef void (*PackChannels)(int size, int taps, const double *gm, const float *kernel, int channels, int filters, int first,
+                             int last, float *u);
+
+static void pack_channels_portable(int size, int taps, const double *gm, const float *kernel, int channels, int filters,
+                                   int first, int last, float *u) {
+    for (int c = first; c < last; c++) pack_channel(size, taps, gm, kernel, channels, filters, c, u);
 }
 #if TL_X86
 TL_AVX2 static void pack_channels_avx2(int size, int taps, const double *gm, const float *kernel, int channels, int filters,
-                                       float *u) {
-    for (int c = 0; c < channels; c++) pack_channel(size, taps, gm, kernel, channels, filters, c, u);
+                                       int first, int last, float *u) {
+    for (int c = first; c < last; c++) pack_channel(size, taps, gm, kernel, channels, filters, c, u);
 }
 TL_AVX512 static void pack_channels_avx512(int size, int taps, const double *gm, const float *kernel, int channels, int filters,
-                                           float *u) {
-    for (int c = 0; c < channels; c++) pack_channel(size, taps, gm, kernel, channels, filters, c, u);
+                                           int first, int last, float *u) {
+    for (int c = first; c < last; c++) pack_channel(size, taps, gm, kernel, channels, filters, c, u);
 }
 #endif
+
+/// One packing spread over the cores (training repacks every step): first the channels' U, then
+/// the positions' GEMM panels.
+typedef struct {
+    PackChannels body;
+    int size, taps, channels, filters, parts;
+    const double *gm;
+    const float *kernel;
+    float *u, *packed;
+} PackJob;
+
+static void pack_part(void *context, int part, int thread) {
+    (void)thread;
+    const PackJob *job = context;
+    job->body(job->size, job->taps, job->gm, job->kernel, job->channels, job->filters, job->channels * part / job->parts,
+              job->channels * (part + 1) / job->parts, job->u);
+}
+
+static void pack_position(void *context, int xi, int thread) {
+    (void)thread;
+    const PackJob *job = context;
+    size_t plane = (size_t)job->channels * job->filters, each = tl_gemm_packed_count(job->channels, job->filters);
+    tl_gemm_pack(job->u + xi * plane, job->filters, job->channels, job->filters, job->packed + xi * each);
+}
 
 int tl_winograd_pack(int tile, int kernelSize, const float *kernel, int channels, int filters, float *packed) {
     if (!supported(tile, kernelSize)) return -1;
@@ -93,14 +121,14 @@ int tl_winograd_pack(int tile, int kernelSize, const float *kernel, int channels
     size_t plane = (size_t)channels * filters;
     float *u = malloc((size_t)positions * plane * sizeof(float));
     if (!u) return -1;
-    void (*channelsBody)(int, int, const double *, const float *, int, int, float *) = pack_channels_portable;
+    PackJob job = {pack_channels_portable, size, kernelSize, channels, filters, tl_min(channels, 4 * tl_parallel_threads()),
+                   kernelSize == 5 ? g25 : tile == 2 ? g2 : g4, kernel, u, packed};
 #if TL_X86
-    if (level >= 2) channelsBody = pack_channels_avx512;
-    else if (level >= 1) channelsBody = pack_channels_avx2;
+    if (level >= 2) job.body = pack_channels_avx512;
+    else if (level >= 1) job.body = pack_channels_avx2;
 #endif
-    channelsBody(size, kernelSize, kernelSize == 5 ? g25 : tile == 2 ? g2 : g4, kernel, channels, filters, u);
-    size_t each = tl_gemm_packed_count(channels, filters);
-    for (int xi = 0; xi < positions; xi++) tl_gemm_pack(u + xi * plane, filters, channels, filters, packed + xi * each);
+    tl_parallel_for(job.parts, pack_part, &job);
+    tl_parallel_for(positions, pack_position, &job);
     free(u);
     return 0;
 }

@@ -432,6 +432,7 @@ struct KernelTests {
         #expect(conv.path(batch: 1, outputHeight: 14, outputWidth: 14) == .winograd(tile: 2))  // 16 of 4×4, 49 of 2×2
         #expect(conv.path(batch: 1, outputHeight: 7, outputWidth: 7) == small)                 // 4 and 16
         #expect(conv.path(batch: 16, outputHeight: 7, outputWidth: 7) == .winograd(tile: 4))   // 64
+        #expect(conv.path(batch: 32, outputHeight: 13, outputWidth: 13) == .winograd(tile: 2)) // 16×16 for 13×13
         conv.winogradTile = 2
         #expect(conv.path(batch: 1, outputHeight: 56, outputWidth: 56) == .winograd(tile: 2))
         conv.allowsWinograd = false

@@ -49,7 +49,8 @@ public final class Conv2D: Layer {
     /// `TLHUB_WINOGRAD=2` keeps every layer at 2.
     package var winogradTile = Conv2D.winogradTileByDefault
     private static let winogradTileByDefault = ProcessInfo.processInfo.environment["TLHUB_WINOGRAD"] == "2" ? 2 : 4
-    /// Tiles a pass needs before a Winograd tile size pays (`path`); tests set 0 to force one.
+    /// Tiles a pass needs before a Winograd tile size pays (`path`); 0 forces the largest tile
+    /// (`winogradTile`) wherever Winograd applies, as tests do.
     package var winogradMinimumTiles = 40
     /// Whether a stride-1 k×k convolution may read its padded input in place (`usesDirect`)
     /// instead of gathering im2col patches: yes unless `TLHUB_DIRECT=0` (tests turn it off per
@@ -209,12 +210,17 @@ public final class Conv2D: Layer {
     /// direct path. Per-layer times (`tlhub bench --profile`, ResNet50 and InceptionV3): at batch
     /// 1, F(4×4) is fastest on 28×28 and larger maps (49+ tiles), F(2×2) on 14×14 (49 tiles
     /// against F(4×4)'s 16), the direct path on 7×7 and 8×8 (4 and 16 tiles); with 16 images
-    /// per pass F(4×4) is fastest everywhere.
+    /// per pass F(4×4) is fastest everywhere. F(4×4) is skipped where its tiles cover over 40 %
+    /// more than the map (AlexNet's 13×13: F(2×2) 10–20 % faster in training).
     package func path(batch: Int, outputHeight: Int, outputWidth: Int) -> ConvolutionPath {
         if usesWinograd {
-            for tile in (kernelSize.0 == 3 ? [4, 2] : [2]) where tile <= winogradTile {
-                let tiles = batch * ((outputHeight + tile - 1) / tile) * ((outputWidth + tile - 1) / tile)
-                if tiles >= winogradMinimumTiles { return .winograd(tile: tile) }
+            let tiles = kernelSize.0 == 3 ? [4, 2].filter { $0 <= winogradTile } : [2]
+            if winogradMinimumTiles == 0 { return .winograd(tile: tiles[0]) }
+            for tile in tiles {
+                let (tilesY, tilesX) = winogradTiles(tile, height: outputHeight, width: outputWidth)
+                // F(4×4) on a map it covers with over 40 % to spare (13×13 in 16×16) loses to F(2×2).
+                if tile == 4 && 10 * tilesY * tilesX * 16 > 14 * outputHeight * outputWidth { continue }
+                if batch * tilesY * tilesX >= winogradMinimumTiles { return .winograd(tile: tile) }
             }
             return usesDirect ? .direct : .winograd(tile: 2)
         }
