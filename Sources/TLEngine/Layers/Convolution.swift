@@ -40,8 +40,8 @@ public final class Conv2D: Layer {
     /// The kernel Winograd-transformed and packed (`tl_winograd_pack`) for output tiles of 2 and
     /// 4, each packed when a pass first takes it.
     private let winogradKernels = [2: PackedKernel(), 4: PackedKernel()]
-    /// Whether a 3×3 stride-1 convolution may run as Winograd: yes unless `TLHUB_WINOGRAD=0`
-    /// (tests turn it off per layer to compare both paths).
+    /// Whether a 3×3 or 5×5 stride-1 convolution may run as Winograd: yes unless
+    /// `TLHUB_WINOGRAD=0` (tests turn it off per layer to compare both paths).
     package var allowsWinograd = Conv2D.winogradByDefault
     private static let winogradByDefault = ProcessInfo.processInfo.environment["TLHUB_WINOGRAD"] != "0"
     /// The largest output tile the Winograd path may take: 4 for F(4×4, 3×3) (2.25 multiplies
@@ -195,7 +195,7 @@ public final class Conv2D: Layer {
 
     /// How `forward` computes a pass.
     package enum ConvolutionPath: Equatable {
-        /// Winograd F(tile×tile, 3×3).
+        /// Winograd F(tile×tile, r×r) for the layer's r×r kernel.
         case winograd(tile: Int)
         /// The padded input read in place (`forwardDirect`).
         case direct
@@ -226,6 +226,7 @@ public final class Conv2D: Layer {
         }
         return usesDirect ? .direct : .im2col
     }
+
     /// Whether `forward` may run as Winograd (`path` picks the tile): 3×3 (F(4×4) or F(2×2)) or
     /// 5×5 (F(2×2), 9 multiplies per output instead of 25), stride 1, undilated, ungrouped, at
     /// least 16 channels in and out (below that the GEMMs are too thin to gain), and an
