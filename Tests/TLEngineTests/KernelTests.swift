@@ -193,6 +193,39 @@ struct KernelTests {
         }
     }
 
+    @Test("pooling forward: every level gives the bits of a plain window loop (same padding's clipped average, 3/1 and 3/2 windows, channels past a block of 64)",
+          arguments: kernelLevels)
+    func poolingForward(level: Int) {
+        var noise = Noise(state: 5)
+        let (height, width, channels) = (7, 8, 70)
+        let x = (0..<(height * width * channels)).map { _ in noise.next() }
+        for (stride, pad) in [(1, 1), (2, 0)] {
+            let (outputHeight, outputWidth) = ((height + 2 * pad - 3) / stride + 1, (width + 2 * pad - 3) / stride + 1)
+            var geometry = TLPoolGeometry(height: Int32(height), width: Int32(width), channels: Int32(channels),
+                                          outputHeight: Int32(outputHeight), outputWidth: Int32(outputWidth), poolY: 3, poolX: 3,
+                                          strideY: Int32(stride), strideX: Int32(stride), padTop: Int32(pad), padLeft: Int32(pad))
+            for average: Int32 in [0, 1] {
+                var expected = [Float](repeating: 0, count: outputHeight * outputWidth * channels)
+                for oy in 0..<outputHeight { for ox in 0..<outputWidth { for c in 0..<channels {
+                    let y0 = max(oy * stride - pad, 0), y1 = min(oy * stride - pad + 3, height)
+                    let x0 = max(ox * stride - pad, 0), x1 = min(ox * stride - pad + 3, width)
+                    var value: Float = average == 1 ? 0 : -.infinity
+                    for row in y0..<y1 { for column in x0..<x1 {
+                        let cell = x[(row * width + column) * channels + c]
+                        value = average == 1 ? value + cell : max(value, cell)
+                    } }
+                    if average == 1 { value *= 1 / Float((y1 - y0) * (x1 - x0)) }
+                    expected[(oy * outputWidth + ox) * channels + c] = value
+                } } }
+                var actual = [Float](repeating: .nan, count: expected.count)
+                // Two calls over the rows, as the engine splits them between threads.
+                tl_pool_forward_level(Int32(level), x, &actual, &geometry, 0, 2, average)
+                tl_pool_forward_level(Int32(level), x, &actual, &geometry, 2, Int32(outputHeight), average)
+                #expect(actual == expected, "stride \(stride), average \(average)")
+            }
+        }
+    }
+
     @Test("a kernel gradient read from the padded input equals the direct sum at every level (channel and filter tails, strides)",
           arguments: kernelLevels, [(1, 1), (2, 3)])
     func convolutionKernelGradient(level: Int, strides: (Int, Int)) {

@@ -84,6 +84,13 @@ typedef struct {
     int poolY, poolX, strideY, strideX, padTop, padLeft;
 } TLPoolGeometry;
 
+/// Output rows `firstRow ..< lastRow` of one image's max pooling (`average` 0) or average pooling
+/// into `y` (`outputHeight × outputWidth × channels`): each window clipped to the image, the
+/// average over its in-bounds cells (TensorFlow's `same` padding), the cells taken row-major.
+void tl_pool_forward(const float *x, float *y, const TLPoolGeometry *geometry, int firstRow, int lastRow, int average);
+void tl_pool_forward_level(int level, const float *x, float *y, const TLPoolGeometry *geometry, int firstRow, int lastRow,
+                           int average);
+
 /// Adds one image's pooling gradient to `dx` (`height × width × channels`): max pooling gives
 /// each window's gradient `dy` to the first cell (row-major) equal to the window's output `y`,
 /// as TensorFlow's CPU kernel does; average pooling (`average` ≠ 0) spreads it over the

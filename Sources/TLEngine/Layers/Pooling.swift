@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import TLTensor
 
@@ -48,32 +49,21 @@ public final class Pooling2D: Layer {
         let padTop = padding.window(input: height, kernel: poolSize.0, stride: strides.0, dilation: 1).before
         let padLeft = padding.window(input: width, kernel: poolSize.1, stride: strides.1, dilation: 1).before
         let (poolHeight, poolWidth, strideY, strideX) = (poolSize.0, poolSize.1, strides.0, strides.1)
-        let isMax = kind == .max
+        let geometry = TLPoolGeometry(height: Int32(height), width: Int32(width), channels: Int32(channels),
+                                      outputHeight: Int32(outputHeight), outputWidth: Int32(outputWidth),
+                                      poolY: Int32(poolHeight), poolX: Int32(poolWidth), strideY: Int32(strideY),
+                                      strideX: Int32(strideX), padTop: Int32(padTop), padLeft: Int32(padLeft))
+        let average: Int32 = kind == .average ? 1 : 0
         let inputData = input.data, outputData = output.data
         parallelChunks(batch * outputHeight, work: output.count * poolHeight * poolWidth) { rows in
-            for row in rows {
-                let image = row / outputHeight, oy = row % outputHeight
-                let imageBase = inputData + image * height * width * channels
-                let y0 = max(oy * strideY - padTop, 0), y1 = min(oy * strideY - padTop + poolHeight, height)
-                for ox in 0..<outputWidth {
-                    let o = outputData + (row * outputWidth + ox) * channels
-                    let x0 = max(ox * strideX - padLeft, 0), x1 = min(ox * strideX - padLeft + poolWidth, width)
-                    o.update(repeating: isMax ? -.infinity : 0, count: channels)
-                    for y in y0..<max(y1, y0) {
-                        for x in x0..<max(x1, x0) {
-                            let source = imageBase + (y * width + x) * channels
-                            if isMax {
-                                for c in 0..<channels { o[c] = max(o[c], source[c]) }
-                            } else {
-                                for c in 0..<channels { o[c] += source[c] }
-                            }
-                        }
-                    }
-                    if !isMax {
-                        let inverse = 1 / Float(max((y1 - y0) * (x1 - x0), 1))
-                        for c in 0..<channels { o[c] *= inverse }
-                    }
-                }
+            var geometry = geometry
+            var row = rows.lowerBound
+            while row < rows.upperBound {  // the chunk's rows, image by image
+                let image = row / outputHeight, first = row % outputHeight
+                let last = min(outputHeight, first + rows.upperBound - row)
+                tl_pool_forward(inputData + image * height * width * channels, outputData + image * outputHeight * outputWidth * channels,
+                                &geometry, Int32(first), Int32(last), average)
+                row += last - first
             }
         }
     }
