@@ -10,6 +10,15 @@
 
 enum { POOL_BLOCK = 64 };
 
+/// Window (oy, ox) clipped to the image: rows `[bounds[0], bounds[1])`, columns `[bounds[2],
+/// bounds[3])` (empty when the window lies in the padding).
+static inline void window_bounds(const TLPoolGeometry *g, int oy, int ox, int bounds[4]) {
+    bounds[0] = tl_max(oy * g->strideY - g->padTop, 0);
+    bounds[1] = tl_max(bounds[0], tl_min(oy * g->strideY - g->padTop + g->poolY, g->height));
+    bounds[2] = tl_max(ox * g->strideX - g->padLeft, 0);
+    bounds[3] = tl_max(bounds[2], tl_min(ox * g->strideX - g->padLeft + g->poolX, g->width));
+}
+
 /// One window's `n` channels from `x` (the window's first cell), `n` a constant where inlined
 /// for whole blocks so the accumulators stay in registers: the cells taken row-major from 0 or
 /// −∞ — the order of the engine's former Swift loop, so the same bits.
@@ -38,12 +47,12 @@ static inline __attribute__((always_inline)) void pool_rows(const float *x, floa
     const int channels = g->channels;
     const size_t rowStride = (size_t)g->width * channels;
     for (int oy = firstRow; oy < lastRow; oy++) {
-        const int y0 = tl_max(oy * g->strideY - g->padTop, 0), y1 = tl_min(oy * g->strideY - g->padTop + g->poolY, g->height);
         for (int ox = 0; ox < g->outputWidth; ox++) {
-            const int x0 = tl_max(ox * g->strideX - g->padLeft, 0), x1 = tl_min(ox * g->strideX - g->padLeft + g->poolX, g->width);
-            const int rows = tl_max(y1 - y0, 0), columns = tl_max(x1 - x0, 0);
+            int b[4];
+            window_bounds(g, oy, ox, b);
+            const int rows = b[1] - b[0], columns = b[3] - b[2];
             const float inverse = 1 / (float)(rows * columns > 0 ? rows * columns : 1);
-            const float *first = x + (size_t)y0 * rowStride + (size_t)x0 * channels;
+            const float *first = x + (size_t)b[0] * rowStride + (size_t)b[2] * channels;
             float *out = y + ((size_t)oy * g->outputWidth + ox) * channels;
             int c0 = 0;
             for (; c0 + POOL_BLOCK <= channels; c0 += POOL_BLOCK)
@@ -148,10 +157,10 @@ void tl_pool_backward_level(int level, const float *x, const float *y, const flo
     for (int oy = 0; oy < g->outputHeight; oy++) {
         for (int ox = 0; ox < g->outputWidth; ox++) {
             // The window clipped to the image; one without cells passes nothing back.
+            int b[4];
+            window_bounds(g, oy, ox, b);
             Window w = {x, y + ((size_t)oy * g->outputWidth + ox) * g->channels,
-                        dy + ((size_t)oy * g->outputWidth + ox) * g->channels, dx,
-                        tl_max(oy * g->strideY - g->padTop, 0), tl_min(oy * g->strideY - g->padTop + g->poolY, g->height),
-                        tl_max(ox * g->strideX - g->padLeft, 0), tl_min(ox * g->strideX - g->padLeft + g->poolX, g->width)};
+                        dy + ((size_t)oy * g->outputWidth + ox) * g->channels, dx, b[0], b[1], b[2], b[3]};
             if (w.y1 > w.y0 && w.x1 > w.x0) step(&w, g, average);
         }
     }
