@@ -70,6 +70,10 @@ public protocol Layer: AnyObject {
     /// `prepare()` for passes over inputs of `inputShapes` (batch included): a layer whose
     /// derived state depends on the pass (Conv2D's Winograd tile) readies what those passes use.
     func prepare(inputShapes: [[Int]])
+    /// The input `forward` may write its output over, or nil: each output element reads only the
+    /// element of that input it replaces (a fused residual `Add`), so the executor can give the
+    /// output that input's buffer when nothing reads the input afterwards.
+    var overwritableInput: Int? { get }
     /// Computes the output. `inputs`/`output` shapes include the batch dimension.
     func forward(_ inputs: [ActivationView], into output: MutableActivationView, scratch: UnsafeMutablePointer<Float>)
 }
@@ -90,4 +94,5 @@ extension Layer {
     public var parameterVersion: Int { 0 }
     public func prepare() {}
     public func prepare(inputShapes: [[Int]]) { prepare() }
+    public var overwritableInput: Int? { nil }
 }

@@ -478,6 +478,33 @@ struct KernelTests {
         #expect(five.path(batch: 1, outputHeight: 8, outputWidth: 8) == small)
     }
 
+    @Test("a fused residual convolution writes over its residual only when nothing reads the residual later (every path)",
+          arguments: [(3, true), (3, false), (1, false)])
+    func residualInPlace(kernelSize: Int, winograd: Bool) throws {
+        var noise = Noise(state: 17)
+        let input = noise.tensor([2, 9, 8, 24])
+        func conv(_ name: String, _ size: Int) -> Conv2D {
+            let layer = Conv2D(name: name, filters: 24, kernelSize: (size, size), padding: .same, activation: .linear)
+            layer.allowsWinograd = winograd
+            layer.setWeights(["kernel": noise.tensor([size, size, 24, 24], scale: 0.3), "bias": noise.tensor([24])])
+            return layer
+        }
+        let (a, b, c, d) = (conv("a", 3), conv("b", kernelSize), conv("c", kernelSize), conv("d", 1))
+        // b(x) + a(x): a's output is read again by add3, so b must not write over it; c(x) + the
+        // first sum: the sum has no later reader, so c may; d reads the last sum.
+        let builder = GraphBuilder()
+        let x = builder.input(shape: [9, 8, 24], name: "x")
+        let outA = try builder.apply(a, to: [x])
+        let first = try builder.apply(ElementwiseMerge(name: "add1", operation: .add), to: [try builder.apply(b, to: [x]), outA])
+        let second = try builder.apply(ElementwiseMerge(name: "add2", operation: .add), to: [try builder.apply(c, to: [x]), first])
+        let third = try builder.apply(ElementwiseMerge(name: "add3", operation: .add), to: [second, outA])
+        let graph = try builder.build(outputs: [try builder.apply(d, to: [third])], name: "residuals")
+        let reference = try run(graph, input)
+        let fused = try graph.fused()
+        #expect(fused.nodes.filter { ($0.layer as? Conv2D)?.addsResidual == true }.count == 2, "the Adds were not fused")
+        #expect(try run(fused, input).maxAbsoluteDifference(reference) <= 1e-4 * max(1, reference.maxAbsolute))
+    }
+
     @Test("Winograd with a residual Add and a zero padding merged in by fused() equals the unfused GEMM path", arguments: [2, 4])
     func winogradFusions(tile: Int) throws {
         var noise = Noise(state: 11)

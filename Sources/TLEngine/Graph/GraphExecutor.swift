@@ -74,6 +74,13 @@ public final class GraphExecutor {
             let chosen: Int
             if node.layer.isIdentity, let source = node.inputs.first {
                 chosen = nodeBuffers[source]
+            } else if let position = node.layer.overwritableInput, position < node.inputs.count,
+                      case let buffer = nodeBuffers[node.inputs[position]], bufferLastUse[buffer] == index,
+                      capacities[buffer] >= count, node.inputs.filter({ nodeBuffers[$0] == buffer }).count == 1 {
+                // The output over an input this node reads last (a residual): one tensor less to
+                // stream through the cache. No other input of the node may share that buffer.
+                chosen = buffer
+                scratchCapacity = max(scratchCapacity, node.layer.scratchCount(inputs: node.inputs.map { shapes[$0] }, output: shapes[index]))
             } else {
                 let free = capacities.indices.filter { isFree[$0] }
                 if let best = free.filter({ capacities[$0] >= count }).min(by: { capacities[$0] < capacities[$1] }) {

@@ -69,6 +69,9 @@ public final class Conv2D: Layer {
     /// Whether a second input of the output's shape is added before the activation (an `Add`
     /// merged in by `Graph.fused()`).
     public internal(set) var addsResidual = false
+    /// The residual: every path reads a residual element only to write the output element in
+    /// its place (the GEMM adds into C when they are one buffer).
+    public var overwritableInput: Int? { addsResidual ? 1 : nil }
 
     /// Creates a convolution with weights to be loaded later (zero until then).
     public init(name: String, filters: Int, kernelSize: (Int, Int), strides: (Int, Int) = (1, 1),
