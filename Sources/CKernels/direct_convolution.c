@@ -1,4 +1,4 @@
-// A stride-1 convolution read straight from a zero-padded NHWC input: no im2col patches. An
+// A convolution read straight from a zero-padded NHWC input: no im2col patches. An
 // output strip of up to 8 pixels of one row times 32 filters is summed in registers over every
 // tap and channel, in the order of the im2col product (k = (ky·kw + kx)·C + c), against the
 // kernel packed as that product's right-hand side; so the bits equal the im2col path's.
@@ -15,22 +15,24 @@ TL_AVX512 static void direct_avx512_##ROWS_(int columns, const float *x, const T
                                              float *c, int ldc) {                                      \
     __mmask16 mask0 = tl_tile_mask(columns, 0), mask1 = tl_tile_mask(columns, 1);                             \
     int C = s->channels;                                                                              \
+    size_t pixel = (size_t)s->strideX * C;                                                            \
     __m512 acc0[ROWS_], acc1[ROWS_];                                                                  \
     for (int r = 0; r < ROWS_; r++) { acc0[r] = _mm512_setzero_ps(); acc1[r] = _mm512_setzero_ps(); } \
+    /* A kernel row's taps (kx, c) are one contiguous run in the padded input row and in the   \
+       packed kernel alike: one loop of kw·C per row (an RGB stem's 3×3: 9, not 3 loops of 3). */ \
+    const int run = s->kernelWidth * C;                                                               \
     for (int ky = 0; ky < s->kernelHeight; ky++) {                                                    \
-        for (int kx = 0; kx < s->kernelWidth; kx++) {                                                 \
-            const float *a = x + ((size_t)ky * s->paddedWidth + kx) * C;                              \
-            size_t tap = (size_t)(ky * s->kernelWidth + kx) * C * PANEL;                              \
-            const float *p0 = b0 + tap, *p1 = b1 + tap;                                               \
-            _Pragma("clang loop unroll_count(2)")                                                     \
-            for (int k = 0; k < C; k++) {                                                             \
-                __m512 q0 = _mm512_loadu_ps(p0 + (size_t)k * PANEL);                                  \
-                __m512 q1 = _mm512_loadu_ps(p1 + (size_t)k * PANEL);                                  \
-                for (int r = 0; r < ROWS_; r++) {                                                     \
-                    __m512 value = _mm512_set1_ps(a[(size_t)r * C + k]);                              \
-                    acc0[r] = _mm512_fmadd_ps(value, q0, acc0[r]);                                    \
-                    acc1[r] = _mm512_fmadd_ps(value, q1, acc1[r]);                                    \
-                }                                                                                     \
+        const float *a = x + (size_t)ky * s->paddedWidth * C;                                         \
+        size_t tap = (size_t)ky * run * PANEL;                                                        \
+        const float *p0 = b0 + tap, *p1 = b1 + tap;                                                   \
+        _Pragma("clang loop unroll_count(2)")                                                         \
+        for (int k = 0; k < run; k++) {                                                               \
+            __m512 q0 = _mm512_loadu_ps(p0 + (size_t)k * PANEL);                                      \
+            __m512 q1 = _mm512_loadu_ps(p1 + (size_t)k * PANEL);                                      \
+            for (int r = 0; r < ROWS_; r++) {                                                         \
+                __m512 value = _mm512_set1_ps(a[r * pixel + k]);                                      \
+                acc0[r] = _mm512_fmadd_ps(value, q0, acc0[r]);                                        \
+                acc1[r] = _mm512_fmadd_ps(value, q1, acc1[r]);                                        \
             }                                                                                         \
         }                                                                                             \
     }                                                                                                 \
@@ -78,7 +80,7 @@ int tl_conv_direct_row(const float *x, const TLDirectShape *s, int count, const 
         const float *b1 = columns > PANEL ? b0 + (size_t)PANEL * patch : b0;
         for (int strip = 0; strip < strips; strip++) {
             int first = count * strip / strips, rows = count * (strip + 1) / strips - first;
-            const float *xs = x + (size_t)first * s->channels;
+            const float *xs = x + (size_t)first * s->strideX * s->channels;
             const float *bs = bias ? bias + j0 : NULL;
             const float *rs = residual ? residual + (size_t)first * ldr + j0 : NULL;
             float *cs = c + (size_t)first * ldc + j0;

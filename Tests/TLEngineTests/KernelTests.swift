@@ -355,6 +355,9 @@ struct KernelTests {
         ConvolutionCase(input: [1, 7, 7, 64], filters: 96, kernelSize: 1, stride: 1, activation: .swish),
         // Many pixels: blocks of pixels per thread, a partial last panel (24 = 16 + 8).
         ConvolutionCase(input: [2, 21, 19, 8], filters: 24, kernelSize: 3, stride: 2, activation: .relu),
+        // RGB stems on the direct path: MobileNetV2's 3×3/2 (same padding, odd sizes), ResNet's 7×7/2.
+        ConvolutionCase(input: [2, 23, 20, 3], filters: 32, kernelSize: 3, stride: 2, activation: .relu6),
+        ConvolutionCase(input: [1, 19, 17, 3], filters: 40, kernelSize: 7, stride: 2, activation: .linear, padding: .valid),
         ConvolutionCase(input: [3, 16, 16, 40], filters: 17, kernelSize: 1, stride: 1, activation: .linear),
         // Deep patches: K runs in several blocks (5·5·40 = 1000).
         ConvolutionCase(input: [1, 9, 9, 40], filters: 70, kernelSize: 5, stride: 1, activation: .linear),

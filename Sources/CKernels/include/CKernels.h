@@ -117,9 +117,10 @@ void tl_conv_kernel_gradient_level(int level, const float *xpad, const float *dz
 /// Whether `tl_conv_kernel_gradient` runs its vector kernel here (else callers keep im2col).
 int tl_conv_kernel_gradient_runs_direct(void);
 
-/// A stride-1, undilated convolution over a zero-padded NHWC input row band.
+/// An undilated convolution over a zero-padded NHWC input row band; `strideX` input pixels
+/// between output pixels.
 typedef struct {
-    int paddedWidth, channels, kernelHeight, kernelWidth;
+    int paddedWidth, channels, kernelHeight, kernelWidth, strideX;
 } TLDirectShape;
 
 /// Whether `tl_conv_direct_row` runs on this CPU (AVX-512).
@@ -127,7 +128,7 @@ int tl_conv_direct_available(void);
 
 /// `count` output pixels of one row, filters `0 ..< n` of the kernel packed by `tl_gemm_pack`
 /// (`patch = kh·kw·channels` rows, HWIO order; `packed` at the first filter's panel): `x` is the
-/// padded input at the row's first window (tap (0, 0) of pixel 0; pixel r at `x + r·channels`),
+/// padded input at the row's first window (tap (0, 0) of pixel 0; pixel r at `x + r·strideX·channels`),
 /// with the `tl_gemm_packed` epilogue (bias, residual of stride `ldr`, clamp). The same bits as
 /// the im2col product. Returns -1 (nothing done) where AVX-512 is missing.
 int tl_conv_direct_row(const float *x, const TLDirectShape *shape, int count, const float *packed, int patch, int n,

@@ -316,7 +316,8 @@ public final class Conv2D: Layer {
         if isPointwise { return 0 }
         switch path(batch: output[0], outputHeight: output[1], outputWidth: output[2]) {
         case .direct:
-            return output[0] * (output[1] + kernelSize.0 - 1) * (output[2] + kernelSize.1 - 1) * inputs[0][3]
+            let padded = directPadded(height: output[1], width: output[2])
+            return output[0] * padded.height * padded.width * inputs[0][3]
         case .winograd(let tile):
             let (tilesY, tilesX) = winogradTiles(tile, height: output[1], width: output[2])
             let (chunk, _, threads) = winogradTiling(tiles: output[0] * tilesY * tilesX, channels: inputs[0][3], tile: tile)
@@ -440,12 +441,19 @@ public final class Conv2D: Layer {
 
 extension Conv2D {
     /// Whether `forward` may read a zero-padded copy of the input in place (`tl_conv_direct_row`)
-    /// instead of gathering patches (`path` decides against Winograd): stride 1, undilated,
-    /// ungrouped, k×k past 1×1, at least 16 channels (an RGB stem's short rows suit im2col), on
-    /// AVX-512. The same bits as the im2col path.
+    /// instead of gathering patches (`path` decides against Winograd): undilated, ungrouped, k×k
+    /// past 1×1, on AVX-512; at stride 1 with at least 16 channels, strided with at most 4 (an
+    /// RGB stem, whose 27-long im2col rows made its GEMM run at a fifth of peak: MobileNetV2's
+    /// 3×3/2 stem took 11 % of a batch). The same bits as the im2col path.
     package var usesDirect: Bool {
-        allowsDirect && !isPointwise && strides == (1, 1) && dilation == (1, 1) && groups == 1
-            && kernel.shape.count == 4 && kernel.shape[2] >= 16 && activation != .softmax && tl_conv_direct_available() != 0
+        guard allowsDirect && !isPointwise && dilation == (1, 1) && groups == 1 && kernel.shape.count == 4
+            && activation != .softmax && tl_conv_direct_available() != 0 else { return false }
+        return strides == (1, 1) ? kernel.shape[2] >= 16 : kernel.shape[2] <= 4
+    }
+
+    /// The zero-padded input the direct path reads for an output of `height × width`.
+    private func directPadded(height: Int, width: Int) -> (height: Int, width: Int) {
+        ((height - 1) * strides.0 + kernelSize.0, (width - 1) * strides.1 + kernelSize.1)
     }
 
     /// The direct path: the batch copied into zero-padded images in `scratch`, then one work
@@ -456,7 +464,7 @@ extension Conv2D {
         let (outputHeight, outputWidth) = (output.shape[1], output.shape[2])
         let (rows, columns) = geometry(height: height, width: width)
         let (kh, kw) = kernelSize
-        let (paddedHeight, paddedWidth) = (outputHeight + kh - 1, outputWidth + kw - 1)
+        let (paddedHeight, paddedWidth) = directPadded(height: outputHeight, width: outputWidth)
         let paddedImage = paddedHeight * paddedWidth * channels
         let patch = kh * kw * channels, filters = filters, activation = activation
         let packed = packedKernelPointer, biasPointer = self.biasPointer
@@ -475,13 +483,15 @@ extension Conv2D {
         let rowItems = batch * outputHeight
         // Few rows and many filters (batch 1, a 17×17 map): the filters are split too.
         let filterChunks = threads > 1 && rowItems < 4 * threads ? min(threads, max(1, panels / 2)) : 1
-        var shape = TLDirectShape(paddedWidth: Int32(paddedWidth), channels: Int32(channels), kernelHeight: Int32(kh), kernelWidth: Int32(kw))
+        var shape = TLDirectShape(paddedWidth: Int32(paddedWidth), channels: Int32(channels), kernelHeight: Int32(kh),
+                                  kernelWidth: Int32(kw), strideX: Int32(strides.1))
+        let strideY = strides.0
         let run = { (item: Int, _: Int) in
             let row = item / filterChunks, chunk = item % filterChunks
             let first = panels * chunk / filterChunks * panelWidth, last = min(filters, panels * (chunk + 1) / filterChunks * panelWidth)
             guard first < last else { return }
             let image = row / outputHeight, oy = row % outputHeight
-            let x = scratch + image * paddedImage + oy * paddedWidth * channels
+            let x = scratch + image * paddedImage + oy * strideY * paddedWidth * channels
             let pixel = row * outputWidth
             let status = tl_conv_direct_row(x, &shape, Int32(outputWidth), packed + first * patch, Int32(patch), Int32(last - first),
                                             biasPointer.map { $0 + first }, residual.map { UnsafePointer($0 + pixel * filters + first) },
