@@ -80,7 +80,6 @@ public final class GraphExecutor {
                 // The output over an input this node reads last (a residual): one tensor less to
                 // stream through the cache. No other input of the node may share that buffer.
                 chosen = buffer
-                scratchCapacity = max(scratchCapacity, node.layer.scratchCount(inputs: node.inputs.map { shapes[$0] }, output: shapes[index]))
             } else {
                 let free = capacities.indices.filter { isFree[$0] }
                 if let best = free.filter({ capacities[$0] >= count }).min(by: { capacities[$0] < capacities[$1] }) {
@@ -96,6 +95,8 @@ public final class GraphExecutor {
                 }
                 isFree[chosen] = false
                 bufferLastUse[chosen] = index
+            }
+            if !node.layer.isIdentity {
                 scratchCapacity = max(scratchCapacity, node.layer.scratchCount(inputs: node.inputs.map { shapes[$0] }, output: shapes[index]))
             }
             nodeBuffers[index] = chosen
