@@ -36,23 +36,8 @@ TL_AVX512 static void direct_avx512_##ROWS_(int columns, const float *x, const T
             }                                                                                         \
         }                                                                                             \
     }                                                                                                 \
-    if (bias) {                                                                                       \
-        __m512 bias0 = _mm512_maskz_loadu_ps(mask0, bias), bias1 = _mm512_maskz_loadu_ps(mask1, bias + 16); \
-        for (int r = 0; r < ROWS_; r++) { acc0[r] = _mm512_add_ps(acc0[r], bias0); acc1[r] = _mm512_add_ps(acc1[r], bias1); } \
-    }                                                                                                 \
-    if (residual) {                                                                                   \
-        for (int r = 0; r < ROWS_; r++) {                                                             \
-            const float *source = residual + (size_t)r * ldr;                                         \
-            acc0[r] = _mm512_add_ps(acc0[r], _mm512_maskz_loadu_ps(mask0, source));                   \
-            acc1[r] = _mm512_add_ps(acc1[r], _mm512_maskz_loadu_ps(mask1, source + 16));              \
-        }                                                                                             \
-    }                                                                                                 \
-    __m512 low_ = _mm512_set1_ps(low), high_ = _mm512_set1_ps(high);                                  \
-    for (int r = 0; r < ROWS_; r++) {                                                                 \
-        float *out = c + (size_t)r * ldc;                                                             \
-        _mm512_mask_storeu_ps(out, mask0, _mm512_min_ps(_mm512_max_ps(acc0[r], low_), high_));       \
-        _mm512_mask_storeu_ps(out + 16, mask1, _mm512_min_ps(_mm512_max_ps(acc1[r], low_), high_));   \
-    }                                                                                                 \
+    tl_tile_epilogue(ROWS_, acc0, acc1, mask0, mask1, bias, residual, (size_t)ldr, low, high);        \
+    tl_tile_store(ROWS_, acc0, acc1, mask0, mask1, c, (size_t)ldc);                                   \
 }
 
 DEFINE_DIRECT_KERNEL(1)

@@ -203,32 +203,9 @@ TL_AVX512 static void kernel_avx512_##ROWS_(int columns, const Block *block, con
             }                                                                                         \
         }                                                                                             \
     }                                                                                                 \
-    if (block->last) {                                                                                \
-        if (bias) {                                                                                   \
-            __m512 bias0 = _mm512_maskz_loadu_ps(mask0, bias);                                        \
-            __m512 bias1 = _mm512_maskz_loadu_ps(mask1, bias + 16);                                   \
-            for (int r = 0; r < ROWS_; r++) {                                                         \
-                acc0[r] = _mm512_add_ps(acc0[r], bias0); acc1[r] = _mm512_add_ps(acc1[r], bias1);     \
-            }                                                                                         \
-        }                                                                                             \
-        if (residual) {                                                                               \
-            for (int r = 0; r < ROWS_; r++) {                                                         \
-                const float *source = residual + (size_t)r * block->ldr;                              \
-                acc0[r] = _mm512_add_ps(acc0[r], _mm512_maskz_loadu_ps(mask0, source));               \
-                acc1[r] = _mm512_add_ps(acc1[r], _mm512_maskz_loadu_ps(mask1, source + 16));          \
-            }                                                                                         \
-        }                                                                                             \
-        __m512 low_ = _mm512_set1_ps(block->low), high_ = _mm512_set1_ps(block->high);                \
-        for (int r = 0; r < ROWS_; r++) {                                                             \
-            acc0[r] = _mm512_min_ps(_mm512_max_ps(acc0[r], low_), high_);                             \
-            acc1[r] = _mm512_min_ps(_mm512_max_ps(acc1[r], low_), high_);                             \
-        }                                                                                             \
-    }                                                                                                 \
-    for (int r = 0; r < ROWS_; r++) {                                                                 \
-        float *out = c + (size_t)r * block->ldc;                                                      \
-        _mm512_mask_storeu_ps(out, mask0, acc0[r]);                                                   \
-        _mm512_mask_storeu_ps(out + 16, mask1, acc1[r]);                                              \
-    }                                                                                                 \
+    if (block->last)                                                                                  \
+        tl_tile_epilogue(ROWS_, acc0, acc1, mask0, mask1, bias, residual, block->ldr, block->low, block->high); \
+    tl_tile_store(ROWS_, acc0, acc1, mask0, mask1, c, block->ldc);                                    \
 }
 
 DEFINE_AVX512_KERNEL(1)

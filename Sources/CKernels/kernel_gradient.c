@@ -63,15 +63,8 @@ TL_AVX512 static void gradient_avx512_##ROWS_(const float *x, const float *d, co
             }                                                                                         \
         }                                                                                             \
     }                                                                                                 \
-    for (int r = 0; r < ROWS_; r++) {                                                                 \
-        float *row = out + (size_t)r * F;                                                             \
-        if (accumulate) {                                                                             \
-            acc0[r] = _mm512_add_ps(_mm512_maskz_loadu_ps(mask0, row), acc0[r]);                      \
-            acc1[r] = _mm512_add_ps(_mm512_maskz_loadu_ps(mask1, row + 16), acc1[r]);                 \
-        }                                                                                             \
-        _mm512_mask_storeu_ps(row, mask0, acc0[r]);                                                   \
-        _mm512_mask_storeu_ps(row + 16, mask1, acc1[r]);                                              \
-    }                                                                                                 \
+    if (accumulate) tl_tile_add(ROWS_, acc0, acc1, mask0, mask1, out, (size_t)F);                     \
+    tl_tile_store(ROWS_, acc0, acc1, mask0, mask1, out, (size_t)F);                                   \
 }
 
 DEFINE_GRADIENT_KERNEL(1)

@@ -27,6 +27,8 @@ public final class Model {
     private var extractor: GraphExecutor?
     /// The classifier after the last feature map, for batches `predict` splits.
     private var classifier: GraphExecutor?
+    /// `classifierTail()` of the graph it was found for (the graph is rebuilt for other sizes).
+    private var cachedTail: (graph: Graph, split: (node: Int, tail: Graph)?)?
     /// The graph's `parameterVersion` the executors' fused copies were made from.
     private var executorsVersion = -1
 
@@ -96,9 +98,14 @@ public final class Model {
     /// The last feature map's node and the classifier graph after it, when the graph has a
     /// classifier with weights that reads nothing but that map.
     private func classifierTail() throws -> (node: Int, tail: Graph)? {
-        guard graph.inputs.count == 1, graph.outputs.count == 1, graph.endsInClassifier, let node = graph.lastSpatialNode,
-              let tail = try graph.tail(after: node) else { return nil }
-        return (node, tail)
+        if let cachedTail, cachedTail.graph === graph { return cachedTail.split }
+        var split: (node: Int, tail: Graph)?
+        if graph.inputs.count == 1, graph.outputs.count == 1, graph.endsInClassifier, let node = graph.lastSpatialNode,
+           let tail = try graph.tail(after: node) {
+            split = (node, tail)
+        }
+        cachedTail = (graph, split)
+        return split
     }
 
     /// Per-layer wall times of one `predict` over all of `input`, slowest first: each executor

@@ -331,7 +331,7 @@ extension Conv2D: DifferentiableLayer {
     /// where they lie, with no patches gathered.
     private func directKernelGradientSums(_ input: Tensor, dz: [Float], windows: ConvolutionWindows, parts: Int) -> [Float] {
         let (kh, kw) = kernelSize, channels = windows.channels, filters = self.filters
-        let paddedHeight = (windows.outputHeight - 1) * strides.0 + kh, paddedWidth = (windows.outputWidth - 1) * strides.1 + kw
+        let (paddedHeight, paddedWidth) = directPadded(height: windows.outputHeight, width: windows.outputWidth)
         let count = windows.patchLength * filters, paddedSize = paddedHeight * paddedWidth * channels
         let (imageSize, outputSize) = (windows.height * windows.width * channels, windows.outputHeight * windows.outputWidth * filters)
         var shape = TLKernelGradientShape(paddedWidth: Int32(paddedWidth), channels: Int32(channels),

@@ -451,8 +451,9 @@ extension Conv2D {
         return strides == (1, 1) ? kernel.shape[2] >= 16 : kernel.shape[2] <= 4
     }
 
-    /// The zero-padded input the direct path reads for an output of `height × width`.
-    private func directPadded(height: Int, width: Int) -> (height: Int, width: Int) {
+    /// The zero-padded input the direct paths (forward, and training's kernel gradient) read for
+    /// an output of `height × width`.
+    package func directPadded(height: Int, width: Int) -> (height: Int, width: Int) {
         ((height - 1) * strides.0 + kernelSize.0, (width - 1) * strides.1 + kernelSize.1)
     }
 
