@@ -13,7 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { PANEL = TL_GEMM_PANEL, ROWS = 6, WIDE_ROWS = 8, DEPTH_BLOCK = 384, ROW_CHUNK = 192 };
+enum { PANEL = TL_GEMM_PANEL, ROWS = 6, WIDE_ROWS = 8, DEPTH_BLOCK = 384, ROW_CHUNK = 192,
+       ROW_ORDER_FLOATS = 256 * 1024 /* 1 MB of packed B: L2 holds it */ };
 
 size_t tl_gemm_packed_count(int k, int n) {
     return (size_t)((n + PANEL - 1) / PANEL) * PANEL * (size_t)k;
@@ -170,7 +171,13 @@ DEFINE_AVX2_KERNEL(6)
 #define DEFINE_AVX512_KERNEL(ROWS_)                                                                    \
 TL_AVX512 static void kernel_avx512_##ROWS_(int columns, const Block *block, const float *a,          \
                                              const float *b0, const float *b1, float *c,              \
-                                             const float *bias, const float *residual) {              \
+                                             const float *bias, const float *residual,                \
+                                             const float *prefetch, int ldp) {                        \
+    if (prefetch)                                                                                     \
+        for (int r = 0; r < ROWS_; r++) {                                                             \
+            _mm_prefetch((const char *)(prefetch + (size_t)r * ldp), _MM_HINT_T0);                    \
+            _mm_prefetch((const char *)(prefetch + (size_t)r * ldp + 16), _MM_HINT_T0);               \
+        }                                                                                             \
     __mmask16 mask0 = tl_tile_mask(columns, 0), mask1 = tl_tile_mask(columns, 1);                             \
     int half = columns <= 16;                                                                         \
     __m512 acc0[ROWS_], acc1[ROWS_];                                                                  \
@@ -226,6 +233,32 @@ void tl_gemm_packed(int m, int n, int k, const float *a, int lda, const float *p
     tl_gemm_packed_level(tl_cpu_kernel_level(), m, n, k, a, lda, packed, bias, residual, ldr, low, high, c, ldc);
 }
 
+#if TL_X86
+/// One AVX-512 tile of `gemm_blocked`: rows `i0..<i0 + rows`, columns `j0..<j0 + 32` (fewer at
+/// the right edge).
+TL_AVX512 static inline void tile_avx512(const Block *block, int i0, int rows, int j0, int n, int k0, const float *a,
+                                         int lda, const float *b, size_t columnScale, int ldb, const float *bias,
+                                         const float *residual, int ldr, float *c, int ldc, const float *prefetch, int ldp) {
+    int columns = tl_min(2 * PANEL, n - j0);
+    const float *b0 = b + (size_t)j0 * columnScale + (size_t)k0 * ldb;
+    const float *b1 = columns > PANEL ? b0 + (size_t)PANEL * columnScale : b0;
+    const float *tileBias = bias ? bias + j0 : NULL;
+    const float *tileA = a + (size_t)i0 * lda + k0;
+    float *tileC = c + (size_t)i0 * ldc + j0;
+    const float *tileResidual = residual ? residual + (size_t)i0 * ldr + j0 : NULL;
+    switch (rows) {
+    case 8: kernel_avx512_8(columns, block, tileA, b0, b1, tileC, tileBias, tileResidual, prefetch, ldp); break;
+    case 7: kernel_avx512_7(columns, block, tileA, b0, b1, tileC, tileBias, tileResidual, prefetch, ldp); break;
+    case 6: kernel_avx512_6(columns, block, tileA, b0, b1, tileC, tileBias, tileResidual, prefetch, ldp); break;
+    case 5: kernel_avx512_5(columns, block, tileA, b0, b1, tileC, tileBias, tileResidual, prefetch, ldp); break;
+    case 4: kernel_avx512_4(columns, block, tileA, b0, b1, tileC, tileBias, tileResidual, prefetch, ldp); break;
+    case 3: kernel_avx512_3(columns, block, tileA, b0, b1, tileC, tileBias, tileResidual, prefetch, ldp); break;
+    case 2: kernel_avx512_2(columns, block, tileA, b0, b1, tileC, tileBias, tileResidual, prefetch, ldp); break;
+    default: kernel_avx512_1(columns, block, tileA, b0, b1, tileC, tileBias, tileResidual, prefetch, ldp); break;
+    }
+}
+#endif
+
 /// The blocked product over a right-hand side whose 16-column panel starting at column `j` and
 /// row `kk` is at `b + j · columnScale + kk · ldb`: packed panels (`columnScale` k, `ldb` PANEL)
 /// or a row-major matrix read in place (`columnScale` 1, `ldb` its row stride, `n` a multiple
@@ -247,27 +280,30 @@ static void gemm_blocked(int level, int m, int n, int k, const float *a, int lda
             int chunk1 = tl_min(m, chunk0 + ROW_CHUNK);
 #if TL_X86
             if (level == 2) {
-                for (int j0 = 0; j0 < n; j0 += 2 * PANEL) {
-                    int columns = tl_min(2 * PANEL, n - j0);
-                    const float *b0 = b + (size_t)j0 * columnScale + (size_t)k0 * ldb;
-                    const float *b1 = columns > PANEL ? b0 + (size_t)PANEL * columnScale : b0;
-                    const float *panelBias = bias ? bias + j0 : NULL;
-                    for (int i0 = chunk0; i0 < chunk1; i0 += WIDE_ROWS) {
-                        int rows = tl_min(WIDE_ROWS, chunk1 - i0);
-                        const float *blockA = a + (size_t)i0 * lda + k0;
-                        float *blockC = c + (size_t)i0 * ldc + j0;
-                        const float *blockResidual = residual ? residual + (size_t)i0 * ldr + j0 : NULL;
-                        switch (rows) {
-                        case 8: kernel_avx512_8(columns, &block, blockA, b0, b1, blockC, panelBias, blockResidual); break;
-                        case 7: kernel_avx512_7(columns, &block, blockA, b0, b1, blockC, panelBias, blockResidual); break;
-                        case 6: kernel_avx512_6(columns, &block, blockA, b0, b1, blockC, panelBias, blockResidual); break;
-                        case 5: kernel_avx512_5(columns, &block, blockA, b0, b1, blockC, panelBias, blockResidual); break;
-                        case 4: kernel_avx512_4(columns, &block, blockA, b0, b1, blockC, panelBias, blockResidual); break;
-                        case 3: kernel_avx512_3(columns, &block, blockA, b0, b1, blockC, panelBias, blockResidual); break;
-                        case 2: kernel_avx512_2(columns, &block, blockA, b0, b1, blockC, panelBias, blockResidual); break;
-                        default: kernel_avx512_1(columns, &block, blockA, b0, b1, blockC, panelBias, blockResidual); break;
+                // Small K (one block, B in L2): row tile by row tile, each across every panel,
+                // so C (and the residual in it) streams in address order; these layers are bound
+                // by C's traffic, not by FMAs. Otherwise panel by panel, so a B slice stays in L1
+                // while the chunk's row tiles pass over it. Either way each tile prefetches the
+                // lines the next one reads before its FMAs: the residual, or C (a later K block,
+                // or c += a·b in place), which at batch size come from memory.
+                const float *source = residual && block.last ? residual : c;
+                int lds = residual && block.last ? ldr : ldc;
+                if (blocks == 1 && n >= k && (size_t)k * (size_t)n <= ROW_ORDER_FLOATS) {
+                    for (int i0 = chunk0; i0 < chunk1; i0 += WIDE_ROWS)
+                        for (int j0 = 0; j0 < n; j0 += 2 * PANEL) {
+                            int next = i0 + WIDE_ROWS;  // the tile below, read a whole row of tiles later
+                            const float *ahead = next + WIDE_ROWS <= m ? source + (size_t)next * lds + j0 : NULL;
+                            tile_avx512(&block, i0, tl_min(WIDE_ROWS, chunk1 - i0), j0, n, k0, a, lda, b, columnScale,
+                                        ldb, bias, residual, ldr, c, ldc, ahead, lds);
                         }
-                    }
+                } else {
+                    for (int j0 = 0; j0 < n; j0 += 2 * PANEL)
+                        for (int i0 = chunk0; i0 < chunk1; i0 += WIDE_ROWS) {
+                            int next = i0 + WIDE_ROWS;  // the next tile
+                            const float *ahead = next + WIDE_ROWS <= m ? source + (size_t)next * lds + j0 : NULL;
+                            tile_avx512(&block, i0, tl_min(WIDE_ROWS, chunk1 - i0), j0, n, k0, a, lda, b, columnScale,
+                                        ldb, bias, residual, ldr, c, ldc, ahead, lds);
+                        }
                 }
                 continue;
             }
