@@ -20,6 +20,10 @@ size_t tl_gemm_packed_count(int k, int n) {
     return (size_t)((n + PANEL - 1) / PANEL) * PANEL * (size_t)k;
 }
 
+int tl_gemm_row_tile(void) {
+    return TL_X86 && tl_cpu_kernel_level() == 2 ? WIDE_ROWS : ROWS;
+}
+
 void tl_gemm_pack(const float *b, int ldb, int k, int n, float *packed) {
     for (int j0 = 0; j0 < n; j0 += PANEL) {
         int width = tl_min(PANEL, n - j0);

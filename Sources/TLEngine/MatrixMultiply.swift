@@ -81,3 +81,12 @@ public enum MatrixMultiply {
         return result
     }
 }
+
+/// The columns that run `chunk` of `chunks` takes when `columns` GEMM columns are split between
+/// threads: whole micro-kernel tiles (two 16-wide panels), so no thread computes a half-width tile
+/// in the middle; the last run ends at `columns`. Empty (`first == last`) when there are more
+/// runs than tiles.
+package func gemmColumnRun(_ chunk: Int, of chunks: Int, columns: Int) -> (first: Int, last: Int) {
+    let width = 2 * Int(TL_GEMM_PANEL), tiles = (columns + width - 1) / width
+    return (min(columns, tiles * chunk / chunks * width), min(columns, tiles * (chunk + 1) / chunks * width))
+}

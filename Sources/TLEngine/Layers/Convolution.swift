@@ -294,22 +294,25 @@ public final class Conv2D: Layer {
 
     /// How `forward` splits the work: output pixels (batch × height × width) in blocks of
     /// `blockPixels` rows whose patches (up to the GEMM's 384-deep K block) and outputs fit in L2,
-    /// and the filters in `filterChunks` runs of 16-wide panels. Few pixels and many filters
-    /// (ResNet's 7×7 stage at batch 1, whose weights outweigh its activations) split the filters,
-    /// so each core streams half of the weights; otherwise pixel blocks are spread over the
-    /// cores. `threads` is 1 when the work is too small to share.
+    /// and the filters in `filterChunks` runs of 32-wide panel pairs. Fewer pixels than filters
+    /// (ResNet's later stages at batch 1, whose weights outweigh their activations) split the
+    /// filters, so each core streams its share of the weights once; otherwise pixel blocks are
+    /// spread over the cores, cut at the micro-kernel's row tile, and few blocks come in a
+    /// multiple of the thread count so no core idles at the end. `threads` is 1 when the work is
+    /// too small to share.
     private func tiling(pixels: Int, patch: Int) -> (blockPixels: Int, filterChunks: Int, threads: Int) {
         let threads = (pixels * filters * patch >= 200_000 && pixels >= 12) ? engineThreads : 1
+        let rowTile = Int(tl_gemm_row_tile())
         var rows = min(512, 32_768 / max(1, min(patch, 384)), 65_536 / max(1, filters))
-        rows = rows >= 12 ? rows / 6 * 6 : max(rows, 1)
-        let blocks = (pixels + rows - 1) / rows
+        rows = max(rowTile, rows / rowTile * rowTile)
         let panels = (filters / groups + Int(TL_GEMM_PANEL) - 1) / Int(TL_GEMM_PANEL)
-        if threads > 1 && blocks < 2 * threads && panels >= 2 * threads && groups == 1 && activation != .softmax {
-            return (min(rows, pixels), threads, threads)
-        }
-        rows = min(rows, (pixels + threads - 1) / threads)
-        rows = rows >= 12 ? rows / 6 * 6 : max(rows, 1)
-        return (rows, 1, threads)
+        let splitsFilters = threads > 1 && pixels < filters / groups && panels >= 2 * threads && groups == 1
+            && activation != .softmax
+        var blocks = max(1, (pixels + rows - 1) / rows)
+        if !splitsFilters && blocks < 8 * threads { blocks = (blocks + threads - 1) / threads * threads }
+        let tiles = (pixels + rowTile - 1) / rowTile
+        rows = (tiles + blocks - 1) / blocks * rowTile
+        return (max(1, min(rows, pixels)), splitsFilters ? threads : 1, threads)
     }
 
     public func scratchCount(inputs: [[Int]], output: [Int]) -> Int {
@@ -349,7 +352,6 @@ public final class Conv2D: Layer {
         let pixels = batch * outputHeight * outputWidth
         let (blockPixels, filterChunks, threads) = tiling(pixels: pixels, patch: patch)
         let blockCount = (pixels + blockPixels - 1) / blockPixels
-        let panelWidth = Int(TL_GEMM_PANEL), panels = (groupFilters + panelWidth - 1) / panelWidth
         let filters = filters, groups = groups, activation = activation
         let (low, high) = activation.clampBounds ?? (-.infinity, .infinity)
         let activationPass = activation.clampBounds == nil
@@ -400,9 +402,8 @@ public final class Conv2D: Layer {
             let block = item / filterChunks, chunk = item % filterChunks
             let region = scratch + thread * blockPixels * patch
             let start = block * blockPixels, count = min(blockPixels, pixels - start)
-            // This item's filters within each group: whole panels, the last one possibly partial.
-            let first = panels * chunk / filterChunks * panelWidth
-            let last = min(groupFilters, panels * (chunk + 1) / filterChunks * panelWidth)
+            // This item's filters within each group: whole tiles, the last one possibly partial.
+            let (first, last) = gemmColumnRun(chunk, of: filterChunks, columns: groupFilters)
             guard first < last else { return }
             let destination = output.data + start * filters
             for group in 0..<groups {
@@ -489,7 +490,7 @@ extension Conv2D {
         let strideY = strides.0
         let run = { (item: Int, _: Int) in
             let row = item / filterChunks, chunk = item % filterChunks
-            let first = panels * chunk / filterChunks * panelWidth, last = min(filters, panels * (chunk + 1) / filterChunks * panelWidth)
+            let (first, last) = gemmColumnRun(chunk, of: filterChunks, columns: filters)
             guard first < last else { return }
             let image = row / outputHeight, oy = row % outputHeight
             let x = scratch + image * paddedImage + oy * strideY * paddedWidth * channels
@@ -537,7 +538,6 @@ extension Conv2D {
             preconditionFailure("\(name): kernel \(kernel.shape) does not fit \(filters) filters (weights not loaded?)")
         }
         let each = tl_gemm_packed_count(Int32(channels), Int32(filters))
-        let panelWidth = Int(TL_GEMM_PANEL), panels = (filters + panelWidth - 1) / panelWidth
         let filters = filters, activation = activation
         let (low, high) = activation.clampBounds ?? (-.infinity, .infinity)
         let activationPass = activation.clampBounds == nil
@@ -547,8 +547,7 @@ extension Conv2D {
 
         let run = { (item: Int, thread: Int) in
             let block = item / filterParts, part = item % filterParts
-            let first = panels * part / filterParts * panelWidth
-            let last = min(filters, panels * (part + 1) / filterParts * panelWidth)
+            let (first, last) = gemmColumnRun(part, of: filterParts, columns: filters)
             guard first < last else { return }
             let firstTile = block * chunk, count = min(chunk, tiles - firstTile)
             let v = scratch + thread * perThread, m = v + positions * chunk * channels

@@ -130,10 +130,10 @@ public final class Dense: Layer {
                         product(firstRow: first, rows: min(rows, first + blockRows) - first, units: 0..<units, bias: biasPointer, kernel: kernel)
                     }
                 } else {
-                    // Few rows: each thread takes a contiguous run of 16-unit panels.
+                    // Few rows: each thread takes a contiguous run of the units (whole GEMM tiles).
                     let chunks = min(threads, panels)
                     concurrentPerform(iterations: chunks) { chunk, _ in
-                        let first = panels * chunk / chunks * panelWidth, last = min(units, panels * (chunk + 1) / chunks * panelWidth)
+                        let (first, last) = gemmColumnRun(chunk, of: chunks, columns: units)
                         guard first < last else { return }
                         product(firstRow: 0, rows: rows, units: first..<last, bias: biasPointer, kernel: kernel)
                     }
