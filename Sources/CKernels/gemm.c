@@ -286,17 +286,23 @@ static void gemm_blocked(int level, int m, int n, int k, const float *a, int lda
             int chunk1 = tl_min(m, chunk0 + ROW_CHUNK);
 #if TL_X86
             if (level == 2) {
-                // Small K (one block, B in L2): row tile by row tile, each across every panel,
-                // so C (and the residual in it) streams in address order; these layers are bound
-                // by C's traffic, not by FMAs. Otherwise panel by panel, so a B slice stays in L1
-                // while the chunk's row tiles pass over it. Either way each tile prefetches the
-                // lines the next one reads before its FMAs: the residual, or C (a later K block,
-                // or c += a·b in place), which at batch size come from memory.
+                // One K block with B in L2: row tile by row tile, each across every panel, so A
+                // and C (with the residual in it) stream in address order; these layers are bound
+                // by that traffic, not by FMAs. Otherwise panel by panel, so a B slice stays in L1
+                // while the chunk's row tiles pass over it. At batch size A, C and the residual
+                // come from memory, so each tile prefetches what the next one reads before its
+                // FMAs: the residual, or C (a later K block, or c += a·b in place); in row order
+                // each tile also fetches a share of the next row tile's A.
                 const float *source = residual && block.last ? residual : c;
                 int lds = residual && block.last ? ldr : ldc;
-                if (blocks == 1 && n >= k && (size_t)k * (size_t)n <= ROW_ORDER_FLOATS) {
+                if (blocks == 1 && (size_t)k * (size_t)n <= ROW_ORDER_FLOATS) {
+                    int pairs = (n + 2 * PANEL - 1) / (2 * PANEL), lines = (k + 15) / 16, tileLines = WIDE_ROWS * lines;
                     for (int i0 = chunk0; i0 < chunk1; i0 += WIDE_ROWS)
-                        for (int j0 = 0; j0 < n; j0 += 2 * PANEL) {
+                        for (int j0 = 0, pair = 0; j0 < n; j0 += 2 * PANEL, pair++) {
+                            if (i0 + 2 * WIDE_ROWS <= m)
+                                for (int line = tileLines * pair / pairs; line < tileLines * (pair + 1) / pairs; line++)
+                                    _mm_prefetch((const char *)(a + (size_t)(i0 + WIDE_ROWS + line / lines) * lda + 16 * (line % lines)),
+                                                 _MM_HINT_T0);
                             int next = i0 + WIDE_ROWS;  // the tile below, read a whole row of tiles later
                             const float *ahead = next + WIDE_ROWS <= m ? source + (size_t)next * lds + j0 : NULL;
                             tile_avx512(&block, i0, tl_min(WIDE_ROWS, chunk1 - i0), j0, n, k0, a, lda, b, columnScale,
