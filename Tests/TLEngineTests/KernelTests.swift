@@ -66,8 +66,8 @@ struct KernelTests {
         GEMMCase(m: 23, k: 400, n: 40, bias: true, residual: false, low: 0, high: 6),
         GEMMCase(m: 407, k: 70, n: 29, bias: false, residual: true, low: -1, high: .infinity),
         GEMMCase(m: 9, k: 5, n: 70, bias: true, residual: true, low: -.infinity, high: .infinity),
-        // Small K, wide N over more than one chunk: the AVX-512 path walks row tiles across every
-        // panel (an expanding 1×1 convolution), prefetching the tile below.
+        // One K block over more than one row chunk: the AVX-512 path walks row tiles across every
+        // panel (as in an expanding 1×1 convolution), prefetching the next row tile's A and C.
         GEMMCase(m: 203, k: 24, n: 72, bias: true, residual: true, low: 0, high: .infinity),
     ]
 

@@ -37,10 +37,11 @@ int tl_gemm(int m, int n, int k, const float *a, int lda, const float *b, int ld
 int tl_gemm_level(int level, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
                   const float *bias, const float *residual, int ldr, float low, float high, float *c, int ldc);
 
-/// Floats needed to pack a `k × n` right-hand side: panels of 16 columns, zero-padded.
 /// Rows of the GEMM micro-kernel tile at the level this CPU runs (8 on AVX-512, 6 otherwise):
 /// callers that split rows across threads cut at multiples of it.
 int tl_gemm_row_tile(void);
+
+/// Floats needed to pack a `k × n` right-hand side: panels of 16 columns, zero-padded.
 size_t tl_gemm_packed_count(int k, int n);
 
 /// Packs row-major `b` (`k × n`, row stride `ldb`) into `packed`: for each panel of 16 columns,

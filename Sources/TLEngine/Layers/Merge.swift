@@ -169,13 +169,17 @@ public final class Concatenate: Layer {
         let a = sampleAxis(rank: output.shape.count - 1) + 1
         let outer = output.shape[..<a].reduce(1, *)
         let outputInner = output.shape[a...].reduce(1, *)
-        var offset = 0
-        for input in inputs {
-            let inner = input.shape[a...].reduce(1, *)
-            for o in 0..<outer {
-                (output.data + o * outputInner + offset).update(from: input.data + o * inner, count: inner)
+        let inners = inputs.map { $0.shape[a...].reduce(1, *) }
+        // Each output slice (a pixel, for channels) written in order from every input; slices
+        // split between the cores.
+        parallelChunks(outer, work: output.count) { slices in
+            for o in slices {
+                var destination = output.data + o * outputInner
+                for (input, inner) in zip(inputs, inners) {
+                    destination.update(from: input.data + o * inner, count: inner)
+                    destination += inner
+                }
             }
-            offset += inner
         }
     }
 }

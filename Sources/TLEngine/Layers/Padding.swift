@@ -68,22 +68,25 @@ public final class SpatialPadding: Layer {
         let input = inputs[0]
         let (batch, height, width, channels) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
         let (outputHeight, outputWidth) = (output.shape[1], output.shape[2])
-        if crops {
-            let (top, left) = (amounts.0.0, amounts.1.0)
-            for image in 0..<batch {
-                for y in 0..<outputHeight {
-                    let source = input.data + ((image * height + y + top) * width + left) * channels
-                    (output.data + (image * outputHeight + y) * outputWidth * channels).update(from: source, count: outputWidth * channels)
+        let (top, left) = (amounts.0.0, amounts.1.0)
+        let outputRow = outputWidth * channels
+        // Output rows split between the cores; each row written once (zeros only where padding).
+        parallelChunks(batch * outputHeight, work: output.count) { rows in
+            for row in rows {
+                let image = row / outputHeight, y = row % outputHeight
+                let destination = output.data + row * outputRow
+                if crops {
+                    destination.update(from: input.data + ((image * height + y + top) * width + left) * channels, count: outputRow)
+                    continue
                 }
-            }
-        } else {
-            output.data.update(repeating: 0, count: output.count)
-            let (top, left) = (amounts.0.0, amounts.1.0)
-            for image in 0..<batch {
-                for y in 0..<height {
-                    let destination = output.data + ((image * outputHeight + y + top) * outputWidth + left) * channels
-                    destination.update(from: input.data + (image * height + y) * width * channels, count: width * channels)
+                guard y >= top && y < top + height else {
+                    destination.update(repeating: 0, count: outputRow)
+                    continue
                 }
+                destination.update(repeating: 0, count: left * channels)
+                (destination + left * channels).update(from: input.data + (image * height + y - top) * width * channels,
+                                                       count: width * channels)
+                (destination + (left + width) * channels).update(repeating: 0, count: (outputWidth - left - width) * channels)
             }
         }
     }
