@@ -297,21 +297,22 @@ static void gemm_blocked(int level, int m, int n, int k, const float *a, int lda
                 int lds = residual && block.last ? ldr : ldc;
                 if (blocks == 1 && (size_t)k * (size_t)n <= ROW_ORDER_FLOATS) {
                     int pairs = (n + 2 * PANEL - 1) / (2 * PANEL), lines = (k + 15) / 16, tileLines = WIDE_ROWS * lines;
-                    for (int i0 = chunk0; i0 < chunk1; i0 += WIDE_ROWS)
+                    for (int i0 = chunk0; i0 < chunk1; i0 += WIDE_ROWS) {
+                        int next = i0 + WIDE_ROWS, hasNext = next + WIDE_ROWS <= m;  // the row tile below
                         for (int j0 = 0, pair = 0; j0 < n; j0 += 2 * PANEL, pair++) {
-                            if (i0 + 2 * WIDE_ROWS <= m) {
+                            if (hasNext) {
                                 int line = tileLines * pair / pairs, end = tileLines * (pair + 1) / pairs;
                                 int row = line / lines, column = line % lines;
-                                for (const float *nextA = a + (size_t)(i0 + WIDE_ROWS) * lda; line < end; line++) {
+                                for (const float *nextA = a + (size_t)next * lda; line < end; line++) {
                                     _mm_prefetch((const char *)(nextA + (size_t)row * lda + 16 * column), _MM_HINT_T0);
                                     if (++column == lines) { column = 0; row++; }
                                 }
                             }
-                            int next = i0 + WIDE_ROWS;  // the tile below, read a whole row of tiles later
-                            const float *ahead = next + WIDE_ROWS <= m ? source + (size_t)next * lds + j0 : NULL;
+                            const float *ahead = hasNext ? source + (size_t)next * lds + j0 : NULL;
                             tile_avx512(&block, i0, tl_min(WIDE_ROWS, chunk1 - i0), j0, n, k0, a, lda, b, columnScale,
                                         ldb, bias, residual, ldr, c, ldc, ahead, lds);
                         }
+                    }
                 } else {
                     for (int j0 = 0; j0 < n; j0 += 2 * PANEL)
                         for (int i0 = chunk0; i0 < chunk1; i0 += WIDE_ROWS) {

@@ -29,6 +29,8 @@ public final class Model {
     private var classifier: GraphExecutor?
     /// `classifierTail()` of the graph it was found for (the graph is rebuilt for other sizes).
     private var cachedTail: (graph: Graph, split: (node: Int, tail: Graph)?)?
+    /// `weightBudget` of the graph it was counted for: every call checks its micro-batch size.
+    private var cachedWeightBudget: (graph: Graph, budget: Int)?
     /// The graph's `parameterVersion` the executors' fused copies were made from.
     private var executorsVersion = -1
 
@@ -153,8 +155,11 @@ public final class Model {
 
     /// The budget `activationBudget` nil stands for.
     private var weightBudget: Int {
+        if let cachedWeightBudget, cachedWeightBudget.graph === graph { return cachedWeightBudget.budget }
         let weights = graph.uniqueLayers.reduce(0) { total, entry in total + entry.layer.weights.values.reduce(0) { $0 + $1.count } }
-        return min(max(weights, 4_000_000), 16_000_000)
+        let budget = min(max(weights, 4_000_000), 16_000_000)
+        cachedWeightBudget = (graph, budget)
+        return budget
     }
 
     /// Runs `input` through the graph `makeGraph` builds, in micro-batches, reusing `executor`
