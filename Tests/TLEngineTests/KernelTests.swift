@@ -66,9 +66,11 @@ struct KernelTests {
         GEMMCase(m: 23, k: 400, n: 40, bias: true, residual: false, low: 0, high: 6),
         GEMMCase(m: 407, k: 70, n: 29, bias: false, residual: true, low: -1, high: .infinity),
         GEMMCase(m: 9, k: 5, n: 70, bias: true, residual: true, low: -.infinity, high: .infinity),
-        // One K block over more than one row chunk: the AVX-512 path walks row tiles across every
-        // panel (as in an expanding 1×1 convolution), prefetching the next row tile's A and C.
+        // One K block over more than one row chunk, A and C small enough for L2: panel order.
         GEMMCase(m: 203, k: 24, n: 72, bias: true, residual: true, low: 0, high: .infinity),
+        // The same with A and C over 512 KB: the AVX-512 path walks row tiles across every panel
+        // (as in an expanding 1×1 convolution at batch size), prefetching the next row tile's A and C.
+        GEMMCase(m: 1403, k: 24, n: 72, bias: true, residual: true, low: 0, high: .infinity),
     ]
 
     /// Every kernel level this CPU runs: portable, AVX2, AVX-512.
