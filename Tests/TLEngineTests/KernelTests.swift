@@ -411,6 +411,27 @@ struct KernelTests {
         #expect(outputs[2].scalars == outputs[3].scalars)
     }
 
+    @Test("global average and max pooling (16-channel registers and a 5-channel tail, images split between cores) equal a sum in Double and a max",
+          arguments: [Pooling2D.Kind.average, .max])
+    func globalPooling(_ kind: Pooling2D.Kind) throws {
+        var noise = Noise(state: 11)
+        let input = noise.tensor([4, 30, 30, 37])  // 133,200 values: the images split between cores
+        let builder = GraphBuilder()
+        let x = builder.input(shape: [30, 30, 37], name: "x")
+        let graph = try builder.build(outputs: [try builder.apply(GlobalPooling2D(name: "pool", kind: kind), to: [x])], name: "pool")
+        let actual = try run(graph, input)
+        #expect(actual.shape == [4, 37])
+        var worst: Double = 0
+        for image in 0..<4 {
+            for channel in 0..<37 {
+                let values = (0..<900).map { Double(input.scalars[(image * 900 + $0) * 37 + channel]) }
+                let expected = kind == .max ? values.max()! : values.reduce(0, +) / 900
+                worst = max(worst, abs(Double(actual.scalars[image * 37 + channel]) - expected))
+            }
+        }
+        #expect(worst <= 1e-5, "worst difference \(worst)")
+    }
+
     @Test("sigmoid and swish: every kernel level within 2e-6 relative of double precision")
     func sigmoidAndSwish() {
         var inputs: [Float] = stride(from: -100.0, through: 100.0, by: 0.0371).map { Float($0) }
