@@ -293,10 +293,10 @@ static void gemm_blocked(int level, int m, int n, int k, const float *a, int lda
                 // not by FMAs. Otherwise panel by panel, so a B slice stays in L1 while the chunk's
                 // row tiles pass over it: when A and C stay in L2 anyway (MobileNetV2's 14×14 and
                 // 7×7 blocks, one image per call), row order only re-reads B from L2 per tile
-                // (those blocks ran 10-20 % slower in row order on a 2 MB-L2 Xeon). At batch size A, C and the residual
-                // come from memory, so each tile prefetches what the next one reads before its
-                // FMAs: the residual, or C (a later K block, or c += a·b in place); in row order
-                // each tile also fetches a share of the next row tile's A.
+                // (those blocks ran 10-20 % slower in row order on a 2 MB-L2 Xeon). At batch size
+                // A, C and the residual come from memory, so each tile prefetches what the next
+                // one reads before its FMAs: the residual, or C (a later K block, or c += a·b in
+                // place); in row order each tile also fetches a share of the next row tile's A.
                 const float *source = residual && block.last ? residual : c;
                 int lds = residual && block.last ? ldr : ldc;
                 if (blocks == 1 && (size_t)k * (size_t)n <= ROW_ORDER_FLOATS

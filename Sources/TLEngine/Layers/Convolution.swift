@@ -483,11 +483,11 @@ extension Conv2D {
         }
         let panelWidth = Int(TL_GEMM_PANEL), panels = (filters + panelWidth - 1) / panelWidth
         let rowItems = batch * outputHeight
-        // Few rows and many filters (batch 1, a 7×7 or 17×17 map): the work items are slices of
-        // filters, one micro-kernel tile (32) wide, each over every row, so each slice of the
-        // weights (32 × patch, 590 KB for ResNet50's conv5) comes into L2 once and every row
-        // reads it there. Items of one row and a thread's share of the filters re-read that share
-        // per row, from L3 when it is larger than L2 (conv5 at batch 1: 2.3 ms instead of ~1).
+        // Few rows (batch 1, a 7×7 map): the work items are slices of filters, one micro-kernel
+        // tile (32) wide, each over every row, so each slice of the weights (32 × patch, 590 KB
+        // for ResNet50's conv5) comes into L2 once and every row reads it there. Items of one
+        // row against half the filters re-read that half (4.7 MB) from L3 for every row: conv5's
+        // 3×3 layers took 2.4 ms each that way at batch 1, 1.4 this way.
         let slicesFilters = threads > 1 && rowItems < 4 * threads
         let filterChunks = (panels + 1) / 2
         var shape = TLDirectShape(paddedWidth: Int32(paddedWidth), channels: Int32(channels), kernelHeight: Int32(kh),

@@ -59,7 +59,7 @@ struct Bench: AsyncParsableCommand {
             shape[1] = image.width
         }
         // Seeded: the same input every run, and no getrandom call per value (a batch of 32 at
-        // 224 px took 4.8 million system calls, about a second, before the first pass).
+        // 224 px took 4.8 million system calls before the first pass).
         var generator = SeededRandom(seed: 0)
         let count = batch * shape.reduce(1, *)
         let input = Tensor(shape: [batch] + shape, scalars: (0..<count).map { _ in Float.random(in: -1...1, using: &generator) })
