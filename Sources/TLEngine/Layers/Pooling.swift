@@ -96,39 +96,19 @@ public final class GlobalPooling2D: Layer {
     public func forward(_ inputs: [ActivationView], into output: MutableActivationView, scratch: UnsafeMutablePointer<Float>) {
         let input = inputs[0]
         let (batch, pixels, channels) = (input.shape[0], input.shape[1] * input.shape[2], input.shape[3])
-        // Images split between the cores (EfficientNet's squeeze-and-excite pools every block's
-        // map: 5 % of a batch-32 pass when it ran on one); each sums in the same order either way.
+        // One window over the whole map, through the windowed pooling's kernel (channels summed
+        // or maxed in registers, the cells in row-major order); images split between the cores.
+        // EfficientNet's squeeze-and-excite pools every block's map: a scalar loop here, one
+        // image at a time, took 5 % of a batch-32 pass.
+        let geometry = TLPoolGeometry(height: Int32(input.shape[1]), width: Int32(input.shape[2]), channels: Int32(channels),
+                                      outputHeight: 1, outputWidth: 1, poolY: Int32(input.shape[1]),
+                                      poolX: Int32(input.shape[2]), strideY: 1, strideX: 1, padTop: 0, padLeft: 0)
+        let average: Int32 = kind == .average ? 1 : 0
+        let inputData = input.data, outputData = output.data
         parallelChunks(batch, work: batch * pixels * channels) { images in
+            var geometry = geometry
             for image in images {
-                let o = output.data + image * channels
-                let base = UnsafeRawPointer(input.data + image * pixels * channels)
-                // Sixteen channels at a time in a register, pixel after pixel: the order of each
-                // channel's sum is the scalar loop's (a loop over `o` in memory ran one element
-                // per store-to-load round trip, since `o` might alias the input).
-                let stride = channels * MemoryLayout<Float>.size
-                var c = 0
-                while c + 16 <= channels {
-                    let offset = c * MemoryLayout<Float>.size
-                    var accumulator = kind == .max ? SIMD16<Float>(repeating: -.infinity) : SIMD16<Float>()
-                    for p in 0..<pixels {
-                        let value = base.loadUnaligned(fromByteOffset: p * stride + offset, as: SIMD16<Float>.self)
-                        accumulator = kind == .max ? pointwiseMax(accumulator, value) : accumulator + value
-                    }
-                    for lane in 0..<16 { o[c + lane] = accumulator[lane] }
-                    c += 16
-                }
-                for channel in c..<channels {
-                    var accumulator: Float = kind == .max ? -.infinity : 0
-                    for p in 0..<pixels {
-                        let value = base.load(fromByteOffset: p * stride + channel * MemoryLayout<Float>.size, as: Float.self)
-                        accumulator = kind == .max ? max(accumulator, value) : accumulator + value
-                    }
-                    o[channel] = accumulator
-                }
-                if kind != .max {
-                    let inverse = 1 / Float(pixels)
-                    for c in 0..<channels { o[c] *= inverse }
-                }
+                tl_pool_forward(inputData + image * pixels * channels, outputData + image * channels, &geometry, 0, 1, average)
             }
         }
     }
