@@ -288,7 +288,6 @@ struct KernelTests {
         }
     }
 
-    /// Direct NHWC convolution with TF `same`/`valid` padding, in Double.
     @Test("a row's bits do not depend on how many rows share the product (a batch and its shards agree)",
           arguments: kernelLevels)
     func rowIndependence(level: Int) {
@@ -319,24 +318,25 @@ struct KernelTests {
         }
     }
 
+    /// Direct NHWC convolution with TF `same`/`valid` padding, in Double.
     func directConvolution(_ input: Tensor, kernel: Tensor, bias: Tensor, stride: Int, padding: Padding) -> Tensor {
         let (batch, height, width, channels) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
-        let (kernelSize, filters) = (kernel.shape[0], kernel.shape[3])
-        let rows = padding.window(input: height, kernel: kernelSize, stride: stride, dilation: 1)
-        let columns = padding.window(input: width, kernel: kernelSize, stride: stride, dilation: 1)
+        let (kernelHeight, kernelWidth, filters) = (kernel.shape[0], kernel.shape[1], kernel.shape[3])
+        let rows = padding.window(input: height, kernel: kernelHeight, stride: stride, dilation: 1)
+        let columns = padding.window(input: width, kernel: kernelWidth, stride: stride, dilation: 1)
         var output = [Float](repeating: 0, count: batch * rows.output * columns.output * filters)
         for n in 0..<batch {
             for oy in 0..<rows.output {
                 for ox in 0..<columns.output {
                     for f in 0..<filters {
                         var sum = Double(bias.scalars[f])
-                        for ky in 0..<kernelSize {
-                            for kx in 0..<kernelSize {
+                        for ky in 0..<kernelHeight {
+                            for kx in 0..<kernelWidth {
                                 let iy = oy * stride - rows.before + ky, ix = ox * stride - columns.before + kx
                                 guard iy >= 0, iy < height, ix >= 0, ix < width else { continue }
                                 for c in 0..<channels {
                                     sum += Double(input.scalars[((n * height + iy) * width + ix) * channels + c])
-                                        * Double(kernel.scalars[((ky * kernelSize + kx) * channels + c) * filters + f])
+                                        * Double(kernel.scalars[((ky * kernelWidth + kx) * channels + c) * filters + f])
                                 }
                             }
                         }
@@ -351,7 +351,10 @@ struct KernelTests {
     struct ConvolutionCase: CustomStringConvertible, Sendable {
         let input: [Int], filters: Int, kernelSize: Int, stride: Int, activation: Activation
         var padding = Padding.same
-        var description: String { "\(input) → \(filters) filters, \(kernelSize)×\(kernelSize)/\(stride) \(padding), \(activation)" }
+        var kernelWidth: Int?  // kernelSize when nil
+        var description: String {
+            "\(input) → \(filters) filters, \(kernelSize)×\(kernelWidth ?? kernelSize)/\(stride) \(padding), \(activation)"
+        }
     }
 
     static let convolutionCases = [
@@ -369,6 +372,9 @@ struct KernelTests {
         // The direct path: strips of 1–8 pixels (widths 13 and 27), filter tails, swish after it.
         ConvolutionCase(input: [2, 27, 13, 96], filters: 40, kernelSize: 5, stride: 1, activation: .relu),
         ConvolutionCase(input: [1, 11, 27, 20], filters: 33, kernelSize: 5, stride: 1, activation: .swish, padding: .valid),
+        // InceptionV3's 1×7 and 7×1 on a 17×17 map: strips of 8 that run on into the next row.
+        ConvolutionCase(input: [2, 17, 17, 24], filters: 40, kernelSize: 1, stride: 1, activation: .relu, kernelWidth: 7),
+        ConvolutionCase(input: [1, 17, 17, 24], filters: 72, kernelSize: 7, stride: 1, activation: .linear, kernelWidth: 1),
         // Winograd F(2×2, 3×3): odd sizes (edge tiles with one row or column), a per-pixel
         // activation; few tiles and many filters (the filters split); many chunks of tiles on
         // both threads, channels not a multiple of 8; valid padding.
@@ -382,7 +388,8 @@ struct KernelTests {
     func convolution(_ config: ConvolutionCase) throws {
         var noise = Noise(state: 7)
         let input = noise.tensor(config.input)
-        let kernel = noise.tensor([config.kernelSize, config.kernelSize, config.input[3], config.filters], scale: 0.3)
+        let kernelSize = (config.kernelSize, config.kernelWidth ?? config.kernelSize)
+        let kernel = noise.tensor([kernelSize.0, kernelSize.1, config.input[3], config.filters], scale: 0.3)
         let bias = noise.tensor([config.filters])
         var expected = directConvolution(input, kernel: kernel, bias: bias, stride: config.stride, padding: config.padding)
         expected.scalars.withUnsafeMutableBufferPointer {
@@ -392,7 +399,7 @@ struct KernelTests {
         // applies, im2col.
         var outputs: [Tensor] = []
         for (winograd, direct) in [(4, true), (2, true), (0, true), (0, false)] {
-            let layer = Conv2D(name: "conv", filters: config.filters, kernelSize: (config.kernelSize, config.kernelSize),
+            let layer = Conv2D(name: "conv", filters: config.filters, kernelSize: kernelSize,
                                strides: (config.stride, config.stride), padding: config.padding, activation: config.activation)
             layer.allowsWinograd = winograd > 0
             layer.winogradTile = max(winograd, 2)

@@ -121,22 +121,23 @@ void tl_conv_kernel_gradient_level(int level, const float *xpad, const float *dz
 /// Whether `tl_conv_kernel_gradient` runs its vector kernel here (else callers keep im2col).
 int tl_conv_kernel_gradient_runs_direct(void);
 
-/// An undilated convolution over a zero-padded NHWC input row band; `strideX` input pixels
-/// between output pixels.
+/// An undilated convolution over a zero-padded NHWC image: output pixel (oy, ox), row-major in
+/// rows of `outputWidth`, reads its window from padded pixel (oy·strideY, ox·strideX) on.
 typedef struct {
-    int paddedWidth, channels, kernelHeight, kernelWidth, strideX;
+    int paddedWidth, channels, kernelHeight, kernelWidth, strideX, strideY, outputWidth;
 } TLDirectShape;
 
-/// Whether `tl_conv_direct_row` runs on this CPU (AVX-512).
+/// Whether `tl_conv_direct` runs on this CPU (AVX-512).
 int tl_conv_direct_available(void);
 
-/// `count` output pixels of one row, filters `0 ..< n` of the kernel packed by `tl_gemm_pack`
-/// (`patch = kh·kw·channels` rows, HWIO order; `packed` at the first filter's panel): `x` is the
-/// padded input at the row's first window (tap (0, 0) of pixel 0; pixel r at `x + r·strideX·channels`),
-/// with the `tl_gemm_packed` epilogue (bias, residual of stride `ldr`, clamp). The same bits as
-/// the im2col product. Returns -1 (nothing done) where AVX-512 is missing.
-int tl_conv_direct_row(const float *x, const TLDirectShape *shape, int count, const float *packed, int patch, int n,
-                       const float *bias, const float *residual, int ldr, float low, float high, float *c, int ldc);
+/// Output pixels `first ..< first + count` of one image (row-major; a run may cross rows),
+/// filters `0 ..< n` of the kernel packed by `tl_gemm_pack` (`patch = kh·kw·channels` rows, HWIO
+/// order; `packed` at the first filter's panel): `x` is the image's padded input, `c` (and
+/// `residual`) at pixel `first`, with the `tl_gemm_packed` epilogue (bias, residual of stride
+/// `ldr`, clamp). The same bits as the im2col product. Returns -1 (nothing done) where AVX-512
+/// is missing.
+int tl_conv_direct(const float *x, const TLDirectShape *shape, int first, int count, const float *packed, int patch, int n,
+                   const float *bias, const float *residual, int ldr, float low, float high, float *c, int ldc);
 
 /// Floats `tl_winograd_pack` writes for a `kernelSize`² kernel of `channels` inputs and
 /// `filters` outputs transformed for output tiles of `tile` × `tile`: n² packed `channels ×

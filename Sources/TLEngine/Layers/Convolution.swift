@@ -441,7 +441,7 @@ public final class Conv2D: Layer {
 // MARK: - Direct (no im2col)
 
 extension Conv2D {
-    /// Whether `forward` may read a zero-padded copy of the input in place (`tl_conv_direct_row`)
+    /// Whether `forward` may read a zero-padded copy of the input in place (`tl_conv_direct`)
     /// instead of gathering patches (`path` decides against Winograd): undilated, ungrouped, k×k
     /// past 1×1, on AVX-512; at stride 1 with at least 16 channels, strided with at most 4 (an
     /// RGB stem, whose 27-long im2col rows made its GEMM run at a fifth of peak: MobileNetV2's
@@ -482,42 +482,46 @@ extension Conv2D {
             }
         }
         let panelWidth = Int(TL_GEMM_PANEL), panels = (filters + panelWidth - 1) / panelWidth
-        let rowItems = batch * outputHeight
-        // Few rows (batch 1, a 7×7 map): the work items are slices of filters, one micro-kernel
-        // tile (32) wide, each over every row, so each slice of the weights (32 × patch, 590 KB
-        // for ResNet50's conv5) comes into L2 once and every row reads it there. Items of one
-        // row against half the filters re-read that half (4.7 MB) from L3 for every row: conv5's
-        // 3×3 layers took 2.4 ms each that way at batch 1, 1.4 this way.
-        let slicesFilters = threads > 1 && rowItems < 4 * threads
+        // An image's output pixels in strips of 8 (the micro-kernel's rows; a strip may run on
+        // into the next row), about a row's worth of strips per work item.
+        let pixels = outputHeight * outputWidth, strips = (pixels + 7) / 8
+        let itemsPerImage = (strips + (outputWidth + 7) / 8 - 1) / ((outputWidth + 7) / 8)
+        // Few of them (batch 1, a 7×7 map): the work items are slices of filters, one
+        // micro-kernel tile (32) wide, each over every pixel, so each slice of the weights (32 ×
+        // patch, 590 KB for ResNet50's conv5) comes into L2 once and every strip reads it there.
+        // Items of one row against half the filters re-read that half (4.7 MB) from L3 for every
+        // row: conv5's 3×3 layers took 2.4 ms each that way at batch 1, 1.4 this way.
+        let slicesFilters = threads > 1 && batch * itemsPerImage < 4 * threads
         let filterChunks = (panels + 1) / 2
         var shape = TLDirectShape(paddedWidth: Int32(paddedWidth), channels: Int32(channels), kernelHeight: Int32(kh),
-                                  kernelWidth: Int32(kw), strideX: Int32(strides.1))
-        let strideY = strides.0
-        // Output row `row` (an image's row), filters `first..<last`.
-        func runRow(_ row: Int, filters first: Int, _ last: Int) {
-            let image = row / outputHeight, oy = row % outputHeight
-            let x = scratch + image * paddedImage + oy * strideY * paddedWidth * channels
-            let pixel = row * outputWidth
-            let status = tl_conv_direct_row(x, &shape, Int32(outputWidth), packed + first * patch, Int32(patch), Int32(last - first),
-                                            biasPointer.map { $0 + first }, residual.map { UnsafePointer($0 + pixel * filters + first) },
-                                            Int32(filters), low, high, output.data + pixel * filters + first, Int32(filters))
+                                  kernelWidth: Int32(kw), strideX: Int32(strides.1), strideY: Int32(strides.0),
+                                  outputWidth: Int32(outputWidth))
+        // Pixels `start..<end` of `image`, filters `first..<last`.
+        func runPixels(image: Int, _ start: Int, _ end: Int, filters first: Int, _ last: Int) {
+            let pixel = image * pixels + start, count = end - start
+            let status = tl_conv_direct(scratch + image * paddedImage, &shape, Int32(start), Int32(count), packed + first * patch,
+                                        Int32(patch), Int32(last - first), biasPointer.map { $0 + first },
+                                        residual.map { UnsafePointer($0 + pixel * filters + first) },
+                                        Int32(filters), low, high, output.data + pixel * filters + first, Int32(filters))
             precondition(status == 0, "direct convolution without AVX-512")
             guard activation.clampBounds == nil else { return }
             if first == 0 && last == filters {
-                activation.apply(output.data + pixel * filters, count: outputWidth * filters, lastAxis: filters)
+                activation.apply(output.data + pixel * filters, count: count * filters, lastAxis: filters)
             } else {
-                for p in 0..<outputWidth {
+                for p in 0..<count {
                     activation.apply(output.data + (pixel + p) * filters + first, count: last - first, lastAxis: last - first)
                 }
             }
         }
-        let items = slicesFilters ? filterChunks : rowItems
+        let items = slicesFilters ? filterChunks : batch * itemsPerImage
         let run = { (item: Int, _: Int) in
             if slicesFilters {
                 let (first, last) = gemmColumnRun(item, of: filterChunks, columns: filters)
-                for row in 0..<rowItems where first < last { runRow(row, filters: first, last) }
+                for image in 0..<batch where first < last { runPixels(image: image, 0, pixels, filters: first, last) }
             } else {
-                runRow(item, filters: 0, filters)
+                let image = item / itemsPerImage, part = item % itemsPerImage
+                let start = 8 * (strips * part / itemsPerImage), end = min(pixels, 8 * (strips * (part + 1) / itemsPerImage))
+                runPixels(image: image, start, end, filters: 0, filters)
             }
         }
         if threads == 1 {
