@@ -199,8 +199,10 @@ public final class WeightFile: WeightSource, @unchecked Sendable {
         case .hdf5(let root):
             try root.dataset(weight.locator).read(into: buffer)
         case .safetensors(let file):
-            let tensor = try file.tensor(named: weight.locator)
-            _ = tensor.scalars.withUnsafeBufferPointer { buffer.initialize(from: $0) }
+            guard let entry = file.entry(named: weight.locator) else {
+                throw FormatError(path: url.path, problem: "no tensor named '\(weight.locator)'")
+            }
+            file.read(entry, into: buffer)
         }
     }
 
@@ -247,8 +249,10 @@ public final class WeightFile: WeightSource, @unchecked Sendable {
         guard let entry = info.weights.first(where: { $0.name == weight }) else {
             throw FormatError(path: url.path, problem: "layer '\(layer)' has no weight '\(weight)' (it has \(info.weights.map(\.name)))")
         }
-        var scalars = [Float](repeating: 0, count: entry.elementCount)
-        try scalars.withUnsafeMutableBufferPointer { try read(entry, into: $0) }
+        let scalars = try [Float](unsafeUninitializedCapacity: entry.elementCount) { buffer, initialized in
+            try read(entry, into: buffer)
+            initialized = buffer.count
+        }
         return Tensor(shape: entry.shape, scalars: scalars)
     }
 }

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Synchronization
 import TLTensor
 
 /// An artifact resolved to the URL it will be fetched from and its place in the cache.
@@ -24,8 +25,21 @@ public struct ResolvedArtifact: Sendable {
 public final class Hub: Sendable {
     /// The cache root.
     public let cacheDirectory: URL
-    /// Known artifacts.
-    public let registry: Registry
+    /// Known artifacts: the manifests are read on first use, so loading a local weight file
+    /// never parses them (the bundled ones alone took 20 ms of `tlhub features`' start-up).
+    /// - Throws: ``HubError/invalidManifest(path:problem:)`` for a bad manifest.
+    public var registry: Registry {
+        get throws {
+            try parsedRegistry.withLock { parsed in
+                if let parsed { return parsed }
+                let registry = try Registry(manifestDirectories: manifestDirectories)
+                parsed = registry
+                return registry
+            }
+        }
+    }
+    private let manifestDirectories: [URL]
+    private let parsedRegistry = Mutex<Registry?>(nil)
     /// Replaces the scheme, host and port of published URLs (paths kept), when set.
     public let mirror: URL?
     /// Never touch the network.
@@ -36,7 +50,7 @@ public final class Hub: Sendable {
     /// Creates a hub. Unset arguments come from the environment: `TLHUB_CACHE` (see
     /// ``CacheDirectory``), `TLHUB_MANIFESTS` (colon-separated directories), `TLHUB_ENDPOINT`
     /// (mirror), `TLHUB_OFFLINE=1`.
-    /// - Throws: ``HubError/invalidManifest(path:problem:)`` for a bad manifest.
+    /// Manifests are read when a name is first resolved (``registry``).
     public init(cacheDirectory: URL? = nil, manifestDirectories: [URL] = [], mirror: URL? = nil,
                 offline: Bool? = nil, policy: DownloadPolicy? = nil,
                 environment: [String: String] = ProcessInfo.processInfo.environment) throws {
@@ -44,7 +58,7 @@ public final class Hub: Sendable {
         let fromEnvironment = (environment["TLHUB_MANIFESTS"] ?? "").split(separator: ":").map {
             URL(fileURLWithPath: String($0), isDirectory: true)
         }
-        registry = try Registry(manifestDirectories: fromEnvironment + manifestDirectories)
+        self.manifestDirectories = fromEnvironment + manifestDirectories
         self.mirror = mirror ?? environment["TLHUB_ENDPOINT"].flatMap { $0.isEmpty ? nil : URL(string: $0) }
         let offlineValue = environment["TLHUB_OFFLINE"]?.lowercased()
         self.offline = offline ?? ["1", "true", "yes"].contains(offlineValue ?? "")

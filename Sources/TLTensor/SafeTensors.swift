@@ -24,6 +24,7 @@ public struct SafeTensorsFile: Sendable {
     public let metadata: [String: String]
     /// Every tensor, in data order.
     public let entries: [Entry]
+    private let positions: [String: Int]
     private let data: Data
     private let dataStart: Int
 
@@ -101,12 +102,13 @@ public struct SafeTensorsFile: Sendable {
         self.url = url
         self.metadata = metadata
         self.entries = entries
+        positions = Dictionary(entries.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { first, _ in first })
         self.data = data
         self.dataStart = dataStart
     }
 
     /// The entry called `name`, if any.
-    public func entry(named name: String) -> Entry? { entries.first { $0.name == name } }
+    public func entry(named name: String) -> Entry? { positions[name].map { entries[$0] } }
 
     /// Reads the tensor called `name` as float32.
     /// - Throws: ``TensorFileError`` when there is no such tensor.
@@ -120,24 +122,33 @@ public struct SafeTensorsFile: Sendable {
     /// Reads `entry` as float32.
     public func tensor(_ entry: Entry) -> Tensor {
         let count = Tensor.elementCount(entry.shape)
-        var scalars = [Float](repeating: 0, count: count)
-        guard count > 0 else { return Tensor(shape: entry.shape, scalars: scalars) }
-        data.withUnsafeBytes { raw in
-            let base = raw.baseAddress!.advanced(by: dataStart + entry.byteRange.lowerBound)
-            scalars.withUnsafeMutableBufferPointer { out in
-                switch entry.dtype {
-                case "F32":
-                    UnsafeMutableRawPointer(out.baseAddress!).copyMemory(from: base, byteCount: count * 4)
-                case "F16":
-                    for i in 0..<count { out[i] = Float(float16Bits: base.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) }
-                case "BF16":
-                    for i in 0..<count { out[i] = Float(bfloat16Bits: base.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) }
-                default:
-                    for i in 0..<count { out[i] = Float(base.loadUnaligned(fromByteOffset: 8 * i, as: Double.self)) }
-                }
-            }
+        // Uninitialized: a zero fill first would fault every page in twice as often.
+        let scalars = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+            read(entry, into: buffer)
+            initialized = count
         }
         return Tensor(shape: entry.shape, scalars: scalars)
+    }
+
+    /// Converts `entry`'s values to float32 into `out` (at least the entry's element count long;
+    /// it may be uninitialized).
+    public func read(_ entry: Entry, into out: UnsafeMutableBufferPointer<Float>) {
+        let count = Tensor.elementCount(entry.shape)
+        precondition(out.count >= count, "\(out.count) floats cannot hold \(entry.name)'s \(count)")
+        guard count > 0 else { return }
+        data.withUnsafeBytes { raw in
+            let base = raw.baseAddress!.advanced(by: dataStart + entry.byteRange.lowerBound)
+            switch entry.dtype {
+            case "F32":
+                UnsafeMutableRawPointer(out.baseAddress!).copyMemory(from: base, byteCount: count * 4)
+            case "F16":
+                for i in 0..<count { out[i] = Float(float16Bits: base.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) }
+            case "BF16":
+                for i in 0..<count { out[i] = Float(bfloat16Bits: base.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) }
+            default:
+                for i in 0..<count { out[i] = Float(base.loadUnaligned(fromByteOffset: 8 * i, as: Double.self)) }
+            }
+        }
     }
 
     static func elementSize(_ dtype: String) -> Int? {

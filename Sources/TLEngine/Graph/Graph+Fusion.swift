@@ -180,7 +180,14 @@ extension Graph {
         let multiplier = batchNorm.multiplier, offset = batchNorm.offset
         let channels = multiplier.count
         var scalars = kernel.scalars
-        for i in scalars.indices { scalars[i] *= multiplier[i % channels] }
+        // Output channels are the kernel's last axis: scale each row of `channels` values.
+        scalars.withUnsafeMutableBufferPointer { values in
+            multiplier.withUnsafeBufferPointer { multiplier in
+                for row in stride(from: 0, to: values.count, by: channels) {
+                    for c in 0..<channels { values[row + c] *= multiplier[c] }
+                }
+            }
+        }
         let newBias = (0..<channels).map { c in (bias?.scalars[c] ?? 0) * multiplier[c] + offset[c] }
         return (Tensor(shape: kernel.shape, scalars: scalars), Tensor(shape: [channels], scalars: newBias))
     }

@@ -26,7 +26,7 @@ struct List: AsyncParsableCommand {
     func run() async throws {
         let hub = try cacheOptions.makeHub()
         var rows: [(artifact: Artifact, file: URL?)] = []
-        for entry in hub.registry.entries {
+        for entry in try hub.registry.entries {
             let resolved = try? hub.resolve(entry.artifact.qualifiedName)
             let file = resolved.map(\.paths.file).flatMap { FileManager.default.fileExists(atPath: $0.path) ? $0 : nil }
             if cached && file == nil { continue }
