@@ -293,14 +293,14 @@ public final class Conv2D: Layer {
     }
 
     /// How `forward` splits the work: output pixels (batch × height × width) in blocks of
-    /// `blockPixels` rows whose patches (up to the GEMM's 384-deep K block) and outputs fit in L2,
-    /// and the filters in `filterChunks` runs of 32-wide panel pairs. Fewer pixels than filters
-    /// (ResNet's later stages at batch 1, whose weights outweigh their activations) split the
-    /// filters, so each core streams its share of the weights once; otherwise pixel blocks are
-    /// spread over the cores, cut at the micro-kernel's row tile, and few blocks come in a
-    /// multiple of the thread count so no core idles at the end. `threads` is 1 when the work is
-    /// too small to share.
-    private func tiling(pixels: Int, patch: Int) -> (blockPixels: Int, filterChunks: Int, threads: Int) {
+    /// `blocks` runs of at most `blockPixels` rows whose patches (up to the GEMM's 384-deep K
+    /// block) and outputs fit in L2, and the filters in `filterChunks` runs of 32-wide panel pairs.
+    /// Fewer pixels than filters (ResNet's later stages at batch 1, whose weights outweigh their
+    /// activations) split the filters, so each core streams its share of the weights once;
+    /// otherwise pixel blocks are spread over the cores, cut at the micro-kernel's row tile
+    /// (`pixelBlock`), and few blocks come in a multiple of the thread count so no core idles at
+    /// the end. `threads` is 1 when the work is too small to share.
+    private func tiling(pixels: Int, patch: Int) -> (blockPixels: Int, blocks: Int, filterChunks: Int, threads: Int) {
         let threads = (pixels * filters * patch >= 200_000 && pixels >= 12) ? engineThreads : 1
         let rowTile = Int(tl_gemm_row_tile())
         var rows = min(512, 32_768 / max(1, min(patch, 384)), 65_536 / max(1, filters))
@@ -311,8 +311,17 @@ public final class Conv2D: Layer {
         var blocks = max(1, (pixels + rows - 1) / rows)
         if !splitsFilters && blocks < 8 * threads { blocks = (blocks + threads - 1) / threads * threads }
         let tiles = (pixels + rowTile - 1) / rowTile
+        blocks = min(blocks, tiles)
         rows = (tiles + blocks - 1) / blocks * rowTile
-        return (max(1, min(rows, pixels)), splitsFilters ? threads : 1, threads)
+        return (max(1, min(rows, pixels)), blocks, splitsFilters ? threads : 1, threads)
+    }
+
+    /// Block `block` of `blocks` over `pixels` rows: whole row tiles, as even as they can be
+    /// (MobileNetV2's 14×14 projections at batch 1, 25 tiles in 4 blocks: 6, 6, 6 and 7 tiles,
+    /// where blocks of 7 left 7, 7, 7 and 4, one core 112 rows to the other's 84).
+    private static func pixelBlock(_ block: Int, of blocks: Int, pixels: Int) -> Range<Int> {
+        let rowTile = Int(tl_gemm_row_tile()), tiles = (pixels + rowTile - 1) / rowTile
+        return min(pixels, tiles * block / blocks * rowTile) ..< min(pixels, tiles * (block + 1) / blocks * rowTile)
     }
 
     public func scratchCount(inputs: [[Int]], output: [Int]) -> Int {
@@ -329,7 +338,7 @@ public final class Conv2D: Layer {
             break
         }
         let patch = kernelSize.0 * kernelSize.1 * (inputs[0][3] / groups)
-        let (blockPixels, _, threads) = tiling(pixels: output[0] * output[1] * output[2], patch: patch)
+        let (blockPixels, _, _, threads) = tiling(pixels: output[0] * output[1] * output[2], patch: patch)
         return threads * blockPixels * patch
     }
 
@@ -350,8 +359,7 @@ public final class Conv2D: Layer {
         let pointwise = isPointwise
         let patch = kernelHeight * kernelWidth * groupChannels
         let pixels = batch * outputHeight * outputWidth
-        let (blockPixels, filterChunks, threads) = tiling(pixels: pixels, patch: patch)
-        let blockCount = (pixels + blockPixels - 1) / blockPixels
+        let (blockPixels, blockCount, filterChunks, threads) = tiling(pixels: pixels, patch: patch)
         let filters = filters, groups = groups, activation = activation
         let (low, high) = activation.clampBounds ?? (-.infinity, .infinity)
         let activationPass = activation.clampBounds == nil
@@ -401,7 +409,8 @@ public final class Conv2D: Layer {
         let run = { (item: Int, thread: Int) in
             let block = item / filterChunks, chunk = item % filterChunks
             let region = scratch + thread * blockPixels * patch
-            let start = block * blockPixels, count = min(blockPixels, pixels - start)
+            let range = Self.pixelBlock(block, of: blockCount, pixels: pixels)
+            let start = range.lowerBound, count = range.count
             // This item's filters within each group: whole tiles, the last one possibly partial.
             let (first, last) = gemmColumnRun(chunk, of: filterChunks, columns: groupFilters)
             guard first < last else { return }
@@ -549,7 +558,13 @@ extension Conv2D {
         let (tilesY, tilesX) = winogradTiles(tileSize, height: outputHeight, width: outputWidth)
         let tiles = batch * tilesY * tilesX
         let (chunk, filterParts, threads) = winogradTiling(tiles: tiles, channels: channels, tile: tileSize)
-        let chunks = (tiles + chunk - 1) / chunk
+        // Chunks of whole 8-tile units, as even as they can be, and few of them in a multiple of
+        // the thread count (at most `chunk` tiles each, the scratch's size).
+        var chunks = (tiles + chunk - 1) / chunk
+        let units = (tiles + 7) / 8
+        if threads > 1 && filterParts == 1 && chunks < 8 * threads {
+            chunks = min(units, (chunks + threads - 1) / threads * threads)
+        }
         guard let packed = winogradKernels[tileSize]?.pointer(packingWith: { packWinograd(tile: tileSize, reusing: $0) }) else {
             preconditionFailure("\(name): kernel \(kernel.shape) does not fit \(filters) filters (weights not loaded?)")
         }
@@ -565,7 +580,7 @@ extension Conv2D {
             let block = item / filterParts, part = item % filterParts
             let (first, last) = gemmColumnRun(part, of: filterParts, columns: filters)
             guard first < last else { return }
-            let firstTile = block * chunk, count = min(chunk, tiles - firstTile)
+            let firstTile = min(tiles, units * block / chunks * 8), count = min(tiles, units * (block + 1) / chunks * 8) - firstTile
             let v = scratch + thread * perThread, m = v + positions * chunk * channels
             tl_winograd_input(Int32(tileSize), size, input.data, Int32(height), Int32(width), Int32(channels), Int32(tilesY), Int32(tilesX),
                               Int32(rows.before), Int32(columns.before), Int32(firstTile), Int32(count), v)
