@@ -15,7 +15,8 @@
 
 enum { PANEL = TL_GEMM_PANEL, ROWS = 6, WIDE_ROWS = 8, DEPTH_BLOCK = 384, ROW_CHUNK = 192,
        ROW_ORDER_FLOATS = 256 * 1024 /* 1 MB of packed B: L2 holds it */,
-       ROW_ORDER_STREAM_FLOATS = 128 * 1024 /* A and C over 512 KB: they stream through L2 */ };
+       ROW_ORDER_STREAM_FLOATS = 128 * 1024 /* A and C over 512 KB: they stream through L2 */,
+       STREAM_AHEAD = 64 /* K rows (4 KB of a panel) a tile streaming B prefetches ahead */ };
 
 size_t tl_gemm_packed_count(int k, int n) {
     return (size_t)((n + PANEL - 1) / PANEL) * PANEL * (size_t)k;
@@ -45,6 +46,7 @@ typedef struct {
     int ldb;            // floats between B's rows in a panel: PANEL when packed, n's stride when not
     int first, last;    // first K block (start from zero), last (apply the epilogue)
     float low, high;
+    int streamB;        // prefetch B this many K rows ahead (0: B is in cache)
 } Block;
 
 // MARK: - Portable
@@ -170,6 +172,27 @@ DEFINE_AVX2_KERNEL(6)
 // MARK: - AVX-512
 
 #if TL_X86
+/// The K steps of a full-width tile (two panels); with `ahead` > 0 each step also prefetches B
+/// that many rows on. Not unrolled: unrolled, clang hoists both steps' eight broadcasts, runs
+/// out of zmm registers and spills an accumulator every step (1×1 layers ran 10-15 % slower).
+TL_TILE_INLINE void tile_steps(int rows, __m512 *acc0, __m512 *acc1, const float *const *rowA, const float *b0,
+                               const float *b1, int depth, int ldb, int ahead) {
+    _Pragma("clang loop unroll(disable)")
+    for (int k = 0; k < depth; k++) {
+        if (ahead) {
+            _mm_prefetch((const char *)(b0 + (size_t)(k + ahead) * ldb), _MM_HINT_T0);
+            _mm_prefetch((const char *)(b1 + (size_t)(k + ahead) * ldb), _MM_HINT_T0);
+        }
+        __m512 p0 = _mm512_loadu_ps(b0 + (size_t)k * ldb);
+        __m512 p1 = _mm512_loadu_ps(b1 + (size_t)k * ldb);
+        for (int r = 0; r < rows; r++) {
+            __m512 value = _mm512_set1_ps(rowA[r][k]);
+            acc0[r] = _mm512_fmadd_ps(value, p0, acc0[r]);
+            acc1[r] = _mm512_fmadd_ps(value, p1, acc1[r]);
+        }
+    }
+}
+
 /// An 8×32 block (two adjacent 16-column panels, `b0` and `b1`; `b1` unused when `columns` ≤ 16)
 /// in sixteen zmm accumulators: per k, two panel loads and eight broadcasts feed sixteen FMAs,
 /// enough independent chains to keep both 512-bit FMA pipes busy.
@@ -204,18 +227,10 @@ TL_AVX512 static void kernel_avx512_##ROWS_(int columns, const Block *block, con
                 acc0[r] = _mm512_fmadd_ps(_mm512_set1_ps(rowA[r][k]), p0, acc0[r]);                   \
         }                                                                                             \
     } else {                                                                                          \
-        /* Not unrolled: unrolled, clang hoists both steps' eight broadcasts, runs out of zmm      */ \
-        /* registers and spills an accumulator every step (1×1 layers ran 10-15 % slower).         */ \
-        _Pragma("clang loop unroll(disable)")                                                         \
-        for (int k = 0; k < block->depth; k++) {                                                      \
-            __m512 p0 = _mm512_loadu_ps(b0 + (size_t)k * block->ldb);                                      \
-            __m512 p1 = _mm512_loadu_ps(b1 + (size_t)k * block->ldb);                                      \
-            for (int r = 0; r < ROWS_; r++) {                                                         \
-                __m512 value = _mm512_set1_ps(rowA[r][k]);                                            \
-                acc0[r] = _mm512_fmadd_ps(value, p0, acc0[r]);                                        \
-                acc1[r] = _mm512_fmadd_ps(value, p1, acc1[r]);                                        \
-            }                                                                                         \
-        }                                                                                             \
+        if (block->streamB)                                                                           \
+            tile_steps(ROWS_, acc0, acc1, rowA, b0, b1, block->depth, block->ldb, block->streamB);    \
+        else                                                                                          \
+            tile_steps(ROWS_, acc0, acc1, rowA, b0, b1, block->depth, block->ldb, 0);                 \
     }                                                                                                 \
     if (block->last)                                                                                  \
         tl_tile_epilogue(ROWS_, acc0, acc1, mask0, mask1, bias, residual, block->ldr, block->low, block->high); \
@@ -319,13 +334,21 @@ static void gemm_blocked(int level, int m, int n, int k, const float *a, int lda
                         }
                     }
                 } else {
+                    // B past L2 (ResNet50's conv5 at batch 1: 8 MB of weights for 49 rows) comes
+                    // from memory in 24 KB pieces per panel and K block, each cut into pages that
+                    // the hardware prefetcher stops at: the first row tile of a chunk prefetches
+                    // B ahead itself (conv5's 1×1 layers 7.3 → 6.8 ms per image, medians of 8
+                    // interleaved rounds; the later tiles find it in L1 and L2).
+                    int streams = (size_t)k * (size_t)n > ROW_ORDER_FLOATS;
                     for (int j0 = 0; j0 < n; j0 += 2 * PANEL)
                         for (int i0 = chunk0; i0 < chunk1; i0 += WIDE_ROWS) {
                             int next = i0 + WIDE_ROWS;  // the next tile
                             const float *ahead = next + WIDE_ROWS <= m ? source + (size_t)next * lds + j0 : NULL;
+                            block.streamB = streams && i0 == chunk0 ? STREAM_AHEAD : 0;
                             tile_avx512(&block, i0, tl_min(WIDE_ROWS, chunk1 - i0), j0, n, k0, a, lda, b, columnScale,
                                         ldb, bias, residual, ldr, c, ldc, ahead, lds);
                         }
+                    block.streamB = 0;
                 }
                 continue;
             }

@@ -71,6 +71,9 @@ struct KernelTests {
         // The same with A and C over 512 KB: the AVX-512 path walks row tiles across every panel
         // (as in an expanding 1×1 convolution at batch size), prefetching the next row tile's A and C.
         GEMMCase(m: 1403, k: 24, n: 72, bias: true, residual: true, low: 0, high: .infinity),
+        // B past 1 MB (as ResNet50's conv5 at batch 1): each row chunk's first tile prefetches B
+        // ahead; three K blocks, a partial last panel pair, 200 rows in two chunks.
+        GEMMCase(m: 200, k: 900, n: 400, bias: true, residual: true, low: 0, high: .infinity),
     ]
 
     /// Every kernel level this CPU runs: portable, AVX2, AVX-512.
