@@ -159,11 +159,16 @@ public final class WeightFile: WeightSource, @unchecked Sendable {
         }
         var parentOf: [String: String] = [:]
         for (model, inner) in nested { for name in inner { parentOf[name] = model } }
+        // Each layer's weights in data order, grouped in one pass (a filter over every tensor per
+        // layer split 40,000 names for MobileNetV2: 10 % of a one-image `tlhub features`).
+        var weightsByLayer: [String: [WeightInfo]] = [:]
+        for entry in file.entries {
+            let (layer, weight) = splitTensorName(entry.name)
+            weightsByLayer[layer, default: []].append(WeightInfo(name: weight, shape: entry.shape, dtype: entry.dtype, locator: entry.name))
+        }
         let layers = file.layerNames.map { name in
             LayerInfo(name: name, className: classes[name]?.className, parentModel: parentOf[name],
-                      weights: file.entries.filter { splitTensorName($0.name).layer == name }.map {
-                          WeightInfo(name: splitTensorName($0.name).weight, shape: $0.shape, dtype: $0.dtype, locator: $0.name)
-                      })
+                      weights: weightsByLayer[name] ?? [])
         }
         return try WeightFile(url: url, format: .safetensors, kerasVersion: file.metadata["keras_version"],
                               backend: file.metadata["backend"], modelConfig: config, layers: layers,
