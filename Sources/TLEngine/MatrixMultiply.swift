@@ -87,6 +87,14 @@ public enum MatrixMultiply {
 /// in the middle; the last run ends at `columns`. Empty (`first == last`) when there are more
 /// runs than tiles.
 package func gemmColumnRun(_ chunk: Int, of chunks: Int, columns: Int) -> (first: Int, last: Int) {
-    let width = 2 * Int(TL_GEMM_PANEL), tiles = (columns + width - 1) / width
-    return (min(columns, tiles * chunk / chunks * width), min(columns, tiles * (chunk + 1) / chunks * width))
+    let run = evenRun(chunk, of: chunks, count: columns, unit: 2 * Int(TL_GEMM_PANEL))
+    return (run.lowerBound, run.upperBound)
+}
+
+/// Run `part` of `parts` when `count` items are split in whole units of `unit` (a micro-kernel's
+/// rows or columns, a Winograd chunk's 8 tiles) as evenly as they go: runs differ by at most one
+/// unit and only the last unit may be partial. Empty when there are more parts than units.
+package func evenRun(_ part: Int, of parts: Int, count: Int, unit: Int) -> Range<Int> {
+    let units = (count + unit - 1) / unit
+    return min(count, units * part / parts * unit) ..< min(count, units * (part + 1) / parts * unit)
 }

@@ -297,9 +297,11 @@ public final class Conv2D: Layer {
     /// block) and outputs fit in L2, and the filters in `filterChunks` runs of 32-wide panel pairs.
     /// Fewer pixels than filters (ResNet's later stages at batch 1, whose weights outweigh their
     /// activations) split the filters, so each core streams its share of the weights once;
-    /// otherwise pixel blocks are spread over the cores, cut at the micro-kernel's row tile
-    /// (`pixelBlock`), and few blocks come in a multiple of the thread count so no core idles at
-    /// the end. `threads` is 1 when the work is too small to share.
+    /// otherwise pixel blocks are spread over the cores, cut at the micro-kernel's row tile as
+    /// evenly as they go (`evenRun`: MobileNetV2's 14×14 projections at batch 1 split 25 tiles
+    /// 6, 6, 6, 7, where blocks of 7 tiles left one core 112 rows to the other's 84), and few
+    /// blocks come in a multiple of the thread count so no core idles at the end. `threads` is 1
+    /// when the work is too small to share.
     private func tiling(pixels: Int, patch: Int) -> (blockPixels: Int, blocks: Int, filterChunks: Int, threads: Int) {
         let threads = (pixels * filters * patch >= 200_000 && pixels >= 12) ? engineThreads : 1
         let rowTile = Int(tl_gemm_row_tile())
@@ -314,14 +316,6 @@ public final class Conv2D: Layer {
         blocks = min(blocks, tiles)
         rows = (tiles + blocks - 1) / blocks * rowTile
         return (max(1, min(rows, pixels)), blocks, splitsFilters ? threads : 1, threads)
-    }
-
-    /// Block `block` of `blocks` over `pixels` rows: whole row tiles, as even as they can be
-    /// (MobileNetV2's 14×14 projections at batch 1, 25 tiles in 4 blocks: 6, 6, 6 and 7 tiles,
-    /// where blocks of 7 left 7, 7, 7 and 4, one core 112 rows to the other's 84).
-    private static func pixelBlock(_ block: Int, of blocks: Int, pixels: Int) -> Range<Int> {
-        let rowTile = Int(tl_gemm_row_tile()), tiles = (pixels + rowTile - 1) / rowTile
-        return min(pixels, tiles * block / blocks * rowTile) ..< min(pixels, tiles * (block + 1) / blocks * rowTile)
     }
 
     public func scratchCount(inputs: [[Int]], output: [Int]) -> Int {
@@ -409,7 +403,7 @@ public final class Conv2D: Layer {
         let run = { (item: Int, thread: Int) in
             let block = item / filterChunks, chunk = item % filterChunks
             let region = scratch + thread * blockPixels * patch
-            let range = Self.pixelBlock(block, of: blockCount, pixels: pixels)
+            let range = evenRun(block, of: blockCount, count: pixels, unit: Int(tl_gemm_row_tile()))
             let start = range.lowerBound, count = range.count
             // This item's filters within each group: whole tiles, the last one possibly partial.
             let (first, last) = gemmColumnRun(chunk, of: filterChunks, columns: groupFilters)
@@ -493,8 +487,8 @@ extension Conv2D {
         let panelWidth = Int(TL_GEMM_PANEL), panels = (filters + panelWidth - 1) / panelWidth
         // An image's output pixels in strips of 8 (the micro-kernel's rows; a strip may run on
         // into the next row), about a row's worth of strips per work item.
-        let pixels = outputHeight * outputWidth, strips = (pixels + 7) / 8
-        let itemsPerImage = (strips + (outputWidth + 7) / 8 - 1) / ((outputWidth + 7) / 8)
+        let pixels = outputHeight * outputWidth, strips = (pixels + 7) / 8, rowStrips = (outputWidth + 7) / 8
+        let itemsPerImage = (strips + rowStrips - 1) / rowStrips
         // Few of them (batch 1, a 7×7 map): the work items are slices of filters, one
         // micro-kernel tile (32) wide, each over every pixel, so each slice of the weights (32 ×
         // patch, 590 KB for ResNet50's conv5) comes into L2 once and every strip reads it there.
@@ -528,9 +522,8 @@ extension Conv2D {
                 let (first, last) = gemmColumnRun(item, of: filterChunks, columns: filters)
                 for image in 0..<batch where first < last { runPixels(image: image, 0, pixels, filters: first, last) }
             } else {
-                let image = item / itemsPerImage, part = item % itemsPerImage
-                let start = 8 * (strips * part / itemsPerImage), end = min(pixels, 8 * (strips * (part + 1) / itemsPerImage))
-                runPixels(image: image, start, end, filters: 0, filters)
+                let part = evenRun(item % itemsPerImage, of: itemsPerImage, count: pixels, unit: 8)
+                runPixels(image: item / itemsPerImage, part.lowerBound, part.upperBound, filters: 0, filters)
             }
         }
         if threads == 1 {
@@ -561,9 +554,8 @@ extension Conv2D {
         // Chunks of whole 8-tile units, as even as they can be, and few of them in a multiple of
         // the thread count (at most `chunk` tiles each, the scratch's size).
         var chunks = (tiles + chunk - 1) / chunk
-        let units = (tiles + 7) / 8
         if threads > 1 && filterParts == 1 && chunks < 8 * threads {
-            chunks = min(units, (chunks + threads - 1) / threads * threads)
+            chunks = min((tiles + 7) / 8, (chunks + threads - 1) / threads * threads)
         }
         guard let packed = winogradKernels[tileSize]?.pointer(packingWith: { packWinograd(tile: tileSize, reusing: $0) }) else {
             preconditionFailure("\(name): kernel \(kernel.shape) does not fit \(filters) filters (weights not loaded?)")
@@ -580,7 +572,8 @@ extension Conv2D {
             let block = item / filterParts, part = item % filterParts
             let (first, last) = gemmColumnRun(part, of: filterParts, columns: filters)
             guard first < last else { return }
-            let firstTile = min(tiles, units * block / chunks * 8), count = min(tiles, units * (block + 1) / chunks * 8) - firstTile
+            let run = evenRun(block, of: chunks, count: tiles, unit: 8)
+            let firstTile = run.lowerBound, count = run.count
             let v = scratch + thread * perThread, m = v + positions * chunk * channels
             tl_winograd_input(Int32(tileSize), size, input.data, Int32(height), Int32(width), Int32(channels), Int32(tilesY), Int32(tilesX),
                               Int32(rows.before), Int32(columns.before), Int32(firstTile), Int32(count), v)
