@@ -313,8 +313,8 @@ public final class Conv2D: Layer {
         var blocks = max(1, (pixels + rows - 1) / rows)
         if !splitsFilters && blocks < 8 * threads { blocks = (blocks + threads - 1) / threads * threads }
         let tiles = (pixels + rowTile - 1) / rowTile
-        blocks = min(blocks, tiles)
-        rows = (tiles + blocks - 1) / blocks * rowTile
+        blocks = min(blocks, tiles)  // none for an empty batch
+        rows = blocks > 0 ? (tiles + blocks - 1) / blocks * rowTile : rowTile
         return (max(1, min(rows, pixels)), blocks, splitsFilters ? threads : 1, threads)
     }
 
