@@ -227,6 +227,7 @@ TL_AVX512 static void kernel_avx512_##ROWS_(int columns, const Block *block, con
                 acc0[r] = _mm512_fmadd_ps(_mm512_set1_ps(rowA[r][k]), p0, acc0[r]);                   \
         }                                                                                             \
     } else {                                                                                          \
+        /* A literal 0 compiles a second copy of the loop without the prefetch test.             */ \
         if (block->streamB)                                                                           \
             tile_steps(ROWS_, acc0, acc1, rowA, b0, b1, block->depth, block->ldb, block->streamB);    \
         else                                                                                          \
@@ -348,7 +349,6 @@ static void gemm_blocked(int level, int m, int n, int k, const float *a, int lda
                             tile_avx512(&block, i0, tl_min(WIDE_ROWS, chunk1 - i0), j0, n, k0, a, lda, b, columnScale,
                                         ldb, bias, residual, ldr, c, ldc, ahead, lds);
                         }
-                    block.streamB = 0;
                 }
                 continue;
             }

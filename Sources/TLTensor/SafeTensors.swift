@@ -122,7 +122,7 @@ public struct SafeTensorsFile: Sendable {
     /// Reads `entry` as float32.
     public func tensor(_ entry: Entry) -> Tensor {
         let count = Tensor.elementCount(entry.shape)
-        // Uninitialized: a zero fill first would fault every page in twice as often.
+        // Uninitialized: a zero fill first would be a second pass over every page.
         let scalars = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
             read(entry, into: buffer)
             initialized = count

@@ -499,10 +499,10 @@ extension Conv2D {
         var shape = TLDirectShape(paddedWidth: Int32(paddedWidth), channels: Int32(channels), kernelHeight: Int32(kh),
                                   kernelWidth: Int32(kw), strideX: Int32(strides.1), strideY: Int32(strides.0),
                                   outputWidth: Int32(outputWidth))
-        // Pixels `start..<end` of `image`, filters `first..<last`.
-        func runPixels(image: Int, _ start: Int, _ end: Int, filters first: Int, _ last: Int) {
-            let pixel = image * pixels + start, count = end - start
-            let status = tl_conv_direct(scratch + image * paddedImage, &shape, Int32(start), Int32(count), packed + first * patch,
+        // Pixels `run` of `image`, filters `first..<last`.
+        func runPixels(image: Int, _ run: Range<Int>, filters first: Int, _ last: Int) {
+            let pixel = image * pixels + run.lowerBound, count = run.count
+            let status = tl_conv_direct(scratch + image * paddedImage, &shape, Int32(run.lowerBound), Int32(count), packed + first * patch,
                                         Int32(patch), Int32(last - first), biasPointer.map { $0 + first },
                                         residual.map { UnsafePointer($0 + pixel * filters + first) },
                                         Int32(filters), low, high, output.data + pixel * filters + first, Int32(filters))
@@ -520,10 +520,10 @@ extension Conv2D {
         let run = { (item: Int, _: Int) in
             if slicesFilters {
                 let (first, last) = gemmColumnRun(item, of: filterChunks, columns: filters)
-                for image in 0..<batch where first < last { runPixels(image: image, 0, pixels, filters: first, last) }
+                for image in 0..<batch where first < last { runPixels(image: image, 0..<pixels, filters: first, last) }
             } else {
                 let part = evenRun(item % itemsPerImage, of: itemsPerImage, count: pixels, unit: 8)
-                runPixels(image: item / itemsPerImage, part.lowerBound, part.upperBound, filters: 0, filters)
+                runPixels(image: item / itemsPerImage, part, filters: 0, filters)
             }
         }
         if threads == 1 {
