@@ -1,8 +1,10 @@
 // Depthwise convolution (depth multiplier 1) over NHWC, one output row per call.
 //
-// Interior pixels (every horizontal tap inside the image) run four at a time: each kernel tap
-// is loaded once per 8 channels and multiplied into four independent accumulators, which hides
-// the FMA latency; border pixels skip their missing taps one pixel at a time.
+// Interior pixels (every horizontal tap inside the image) run in blocks (AVX2: four pixels, 8
+// channels; AVX-512: eight pixels, 16 channels): each kernel tap is loaded once per block and
+// multiplied into independent accumulators, which hides the FMA latency; in 3×3 windows each
+// input vector is also loaded once per block and multiplied into every output it reaches. Border
+// pixels skip their missing taps one pixel at a time.
 #include "CKernels.h"
 #include "internal.h"
 
@@ -25,6 +27,7 @@ typedef struct {
     const float *bias;
     float low, high;
     float *output;
+    int outputWidth;
 } Row;
 
 /// One output pixel, any taps, scalar (portable path and the channel tail).
@@ -176,25 +179,155 @@ TL_AVX2 static void interior_3x3_s##STRIDE(const Row *row, int start, int end) {
 
 TL_DEFINE_INTERIOR_3X3(1)
 TL_DEFINE_INTERIOR_3X3(2)
+
+// MARK: - AVX-512
+
+/// Lanes of the 16-channel vector starting at channel `c`.
+static inline __mmask16 channel_mask(int channels, int c) {
+    return channels - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (channels - c)) - 1);
+}
+
+/// `count` adjacent output pixels `x..<x+count`, any kernel, 16 channels at a time (masked at the
+/// tail), taps read from memory. `count` is a constant where inlined: the accumulators stay in
+/// registers. Border pixels (`interior` 0) skip their missing taps; interior ones read every tap.
+#define TL_DW_INLINE TL_AVX512 static inline __attribute__((always_inline))
+TL_DW_INLINE void pixels_avx512(const Row *row, int x, int count, int interior) {
+    const int channels = row->channels;
+    int left = x * row->strideX - row->padLeft, firstColumn = 0, lastColumn = row->kernelWidth;
+    if (!interior) tap_range(left, row->kernelWidth, row->dilationX, row->width, &firstColumn, &lastColumn);
+    const size_t step = (size_t)row->strideX * channels, tapStep = (size_t)row->dilationX * channels;
+    const __m512 low = _mm512_set1_ps(row->low), high = _mm512_set1_ps(row->high);
+    float *out = row->output + (size_t)x * channels;
+    for (int c = 0; c < channels; c += 16) {
+        __mmask16 mask = channel_mask(channels, c);
+        __m512 start = row->bias ? _mm512_maskz_loadu_ps(mask, row->bias + c) : _mm512_setzero_ps(), s[8];
+        for (int i = 0; i < count; i++) s[i] = start;
+        for (int ky = row->firstRow; ky < row->lastRow; ky++) {
+            const float *source = row->rows[ky] + (ptrdiff_t)left * channels + c;
+            const float *taps = row->kernel + (size_t)ky * row->kernelWidth * channels + c;
+            for (int kx = firstColumn; kx < lastColumn; kx++) {
+                __m512 tap = _mm512_maskz_loadu_ps(mask, taps + (size_t)kx * channels);
+                const float *p = source + kx * tapStep;
+                for (int i = 0; i < count; i++)
+                    s[i] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, p + i * step), tap, s[i]);
+            }
+        }
+        for (int i = 0; i < count; i++)
+            _mm512_mask_storeu_ps(out + (size_t)i * channels + c, mask, _mm512_min_ps(_mm512_max_ps(s[i], low), high));
+    }
+}
+
+/// `COUNT` adjacent interior output pixels of an undilated 3×3 window at stride `STRIDE`, over
+/// the `rowCount` input rows that exist (1 to 3), 16 channels at a time: each input vector is
+/// loaded once and multiplied into every output it reaches. Every accumulator still sums its
+/// taps row by row, left to right, after the bias, as `pixels_avx512` does: the same bits.
+TL_DW_INLINE void block_3x3_avx512(const Row *row, int x, int COUNT, int STRIDE, int rowCount) {
+    // Locals, so the stores below (which may alias *row as far as the compiler knows) do not
+    // make it reload the row pointers for every channel block.
+    const int channels = row->channels;
+    const size_t offset = (size_t)(x * STRIDE - row->padLeft) * channels;
+    const float *source[3], *kernel[3];
+    for (int r = 0; r < rowCount; r++) {
+        source[r] = row->rows[row->firstRow + r] + offset;
+        kernel[r] = row->kernel + (size_t)(row->firstRow + r) * 3 * channels;
+    }
+    const float *const bias = row->bias;
+    const __m512 low = _mm512_set1_ps(row->low), high = _mm512_set1_ps(row->high);
+    float *const out = row->output + (size_t)x * channels;
+    for (int c = 0; c < channels; c += 16) {
+        __mmask16 mask = channel_mask(channels, c);
+        __m512 start = bias ? _mm512_maskz_loadu_ps(mask, bias + c) : _mm512_setzero_ps(), s[8];
+        for (int i = 0; i < COUNT; i++) s[i] = start;
+        for (int r = 0; r < rowCount; r++) {
+            const float *p = source[r] + c, *k = kernel[r] + c;
+            __m512 w0 = _mm512_maskz_loadu_ps(mask, k), w1 = _mm512_maskz_loadu_ps(mask, k + channels);
+            __m512 w2 = _mm512_maskz_loadu_ps(mask, k + 2 * channels);
+            _Pragma("clang loop unroll(full)")
+            for (int j = 0; j < (COUNT - 1) * STRIDE + 3; j++, p += channels) {
+                __m512 a = _mm512_maskz_loadu_ps(mask, p);
+                for (int i = 0; i < COUNT; i++) {
+                    int kx = j - i * STRIDE;
+                    if (kx == 0) s[i] = _mm512_fmadd_ps(a, w0, s[i]);
+                    else if (kx == 1) s[i] = _mm512_fmadd_ps(a, w1, s[i]);
+                    else if (kx == 2) s[i] = _mm512_fmadd_ps(a, w2, s[i]);
+                }
+            }
+        }
+        float *o = out + c;
+        for (int i = 0; i < COUNT; i++, o += channels)
+            _mm512_mask_storeu_ps(o, mask, _mm512_min_ps(_mm512_max_ps(s[i], low), high));
+    }
+}
+
+/// Interior output pixels `[start, end)` of an undilated 3×3 window at stride `STRIDE` with
+/// `ROWS` input rows: eight pixels at a time, then four, then one.
+#define TL_DEFINE_INTERIOR_3X3_AVX512(STRIDE, ROWS)                                                   \
+TL_AVX512 static void interior_3x3_avx512_s##STRIDE##_r##ROWS(const Row *row, int start, int end) {   \
+    int x = start;                                                                                    \
+    for (; x + 8 <= end; x += 8) block_3x3_avx512(row, x, 8, STRIDE, ROWS);                           \
+    for (; x + 4 <= end; x += 4) block_3x3_avx512(row, x, 4, STRIDE, ROWS);                           \
+    for (; x < end; x++) block_3x3_avx512(row, x, 1, STRIDE, ROWS);                                   \
+}
+TL_DEFINE_INTERIOR_3X3_AVX512(1, 1)
+TL_DEFINE_INTERIOR_3X3_AVX512(1, 2)
+TL_DEFINE_INTERIOR_3X3_AVX512(1, 3)
+TL_DEFINE_INTERIOR_3X3_AVX512(2, 1)
+TL_DEFINE_INTERIOR_3X3_AVX512(2, 2)
+TL_DEFINE_INTERIOR_3X3_AVX512(2, 3)
+
+/// Border pixels one at a time; interior ones eight, four, then one at a time.
+TL_AVX512 static void border_avx512(const Row *row, int x) { pixels_avx512(row, x, 1, 0); }
+TL_AVX512 static void interior_avx512(const Row *row, int start, int end) {
+    int x = start;
+    for (; x + 8 <= end; x += 8) pixels_avx512(row, x, 8, 1);
+    for (; x + 4 <= end; x += 4) pixels_avx512(row, x, 4, 1);
+    for (; x < end; x++) pixels_avx512(row, x, 1, 1);
+}
+
+/// The whole row with AVX-512: borders pixel by pixel, the interior in blocks.
+TL_AVX512 static void row_avx512(const Row *row, int firstInterior, int end) {
+    int x = 0;
+    for (; x < firstInterior; x++) border_avx512(row, x);
+    int rowCount = row->lastRow - row->firstRow;
+    if (row->kernelWidth == 3 && row->dilationX == 1 && (row->strideX == 1 || row->strideX == 2) && rowCount > 0) {
+        void (*const interior[2][3])(const Row *, int, int) = {
+            {interior_3x3_avx512_s1_r1, interior_3x3_avx512_s1_r2, interior_3x3_avx512_s1_r3},
+            {interior_3x3_avx512_s2_r1, interior_3x3_avx512_s2_r2, interior_3x3_avx512_s2_r3}};
+        interior[row->strideX - 1][rowCount - 1](row, x, end);
+    } else {
+        interior_avx512(row, x, end);
+    }
+    for (x = tl_max(x, end); x < row->outputWidth; x++) border_avx512(row, x);
+}
 #endif
 
 void tl_depthwise_row(const float *const *rows, int width, int channels,
                       const float *kernel, int kernelHeight, int kernelWidth,
                       int strideX, int dilationX, int padLeft,
                       int outputWidth, const float *bias, float low, float high, float *output) {
+    tl_depthwise_row_level(tl_cpu_kernel_level(), rows, width, channels, kernel, kernelHeight, kernelWidth, strideX,
+                           dilationX, padLeft, outputWidth, bias, low, high, output);
+}
+
+void tl_depthwise_row_level(int level, const float *const *rows, int width, int channels,
+                            const float *kernel, int kernelHeight, int kernelWidth,
+                            int strideX, int dilationX, int padLeft,
+                            int outputWidth, const float *bias, float low, float high, float *output) {
+    level = tl_min(level, tl_cpu_kernel_level());
     int firstRow = 0, lastRow = kernelHeight;
     while (firstRow < kernelHeight && !rows[firstRow]) firstRow++;
     while (lastRow > firstRow && !rows[lastRow - 1]) lastRow--;
     Row row = {rows, width, channels, kernel, kernelWidth, strideX, dilationX, padLeft, firstRow, lastRow,
-               bias, low, high, output};
+               bias, low, high, output, outputWidth};
 #if TL_X86
-    if (tl_cpu_has_avx2_fma()) {
+    if (level >= 1) {
         // Interior columns: x * strideX - padLeft >= 0 and the last tap < width.
         int span = (kernelWidth - 1) * dilationX;
         int firstInterior = (padLeft + strideX - 1) / strideX;
         int lastInterior = width - 1 - span + padLeft < 0 ? -1 : (width - 1 - span + padLeft) / strideX;
         firstInterior = tl_min(firstInterior, outputWidth);
         int end = tl_max(firstInterior, tl_min(lastInterior + 1, outputWidth));
+        if (level == 2) { row_avx512(&row, firstInterior, end); return; }
         int x = 0;
         for (; x < firstInterior; x++) pixel_avx2(&row, x);
         if (kernelHeight == 3 && kernelWidth == 3 && firstRow == 0 && lastRow == 3 && dilationX == 1

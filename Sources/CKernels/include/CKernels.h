@@ -192,6 +192,14 @@ void tl_depthwise_row(const float *const *rows, int width, int channels,
                       const float *kernel, int kernelHeight, int kernelWidth,
                       int strideX, int dilationX, int padLeft,
                       int outputWidth, const float *bias, float low, float high, float *output);
+/// `tl_depthwise_row` on the kernels of `level` (capped at `tl_cpu_kernel_level()`). Every level
+/// sums each output's taps in the same order (the bias, then row by row, left to right); the
+/// vector levels fuse each product into the sum, so AVX-512 gives AVX2's bits except in a
+/// channel tail past a multiple of 8, which AVX2 sums in the portable loop.
+void tl_depthwise_row_level(int level, const float *const *rows, int width, int channels,
+                            const float *kernel, int kernelHeight, int kernelWidth,
+                            int strideX, int dilationX, int padLeft,
+                            int outputWidth, const float *bias, float low, float high, float *output);
 
 /// `values[i] = clamp(values[i] + bias[i % channels], low, high)` over `pixels × channels`.
 void tl_bias_clamp(float *values, int pixels, int channels, const float *bias, float low, float high);

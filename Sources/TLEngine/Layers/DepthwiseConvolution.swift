@@ -8,7 +8,7 @@ import TLTensor
 /// - `bias`: `[inputChannels * depthMultiplier]` when `useBias`
 ///
 /// Output channel `c * depthMultiplier + m` reads input channel `c`. Output rows are split
-/// across cores; with multiplier 1 each row runs in `CKernels`' `tl_depthwise_row` (AVX2,
+/// across cores; with multiplier 1 each row runs in `CKernels`' `tl_depthwise_row` (AVX2 or AVX-512,
 /// bias and clamp-type activations fused), otherwise in the loop below.
 public final class DepthwiseConv2D: Layer {
     public let name: String

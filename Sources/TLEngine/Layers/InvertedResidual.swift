@@ -9,13 +9,18 @@ import TLTensor
 /// `block_N_project` (each already carrying its folded BatchNorm and activation, the projection
 /// possibly its residual `Add`), and from MobileNet's `conv_pw` → `conv_dw` → `conv_pw` chains.
 /// Unfused, a 112×112 block writes and re-reads two 4.8 MB tensors per image; here each thread
-/// keeps a ring of the expanded input rows the depthwise window needs (3 rows for a 3×3 kernel)
-/// and one depthwise output row, and computes:
+/// keeps a ring of the expanded input rows the depthwise windows of a group of output rows need
+/// (3 rows for a 3×3 kernel and a group of one) and the group's depthwise output rows, and
+/// computes, group by group:
 ///
-/// 1. the expanded rows the next output row needs that are not in the ring yet (a GEMM over one
-///    image row: pixels × input channels · input channels × expanded channels);
-/// 2. the depthwise output row from the ring's row pointers (`tl_depthwise_row`);
-/// 3. the projected output row (a GEMM whose epilogue adds the bias and the residual row).
+/// 1. the expanded rows the group needs that are not in the ring yet (a GEMM over those image
+///    rows: pixels × input channels · input channels × expanded channels);
+/// 2. the depthwise output rows from the ring's row pointers (`tl_depthwise_row`);
+/// 3. the projected output rows (a GEMM whose epilogue adds the bias and the residual rows).
+///
+/// A group holds enough output rows for about `groupPixels` pixels: one GEMM over a 14-pixel row
+/// re-reads all of the block's weights for two row tiles, so narrow maps take several rows per
+/// call (a GEMM row's sums do not depend on how many rows the call has, so the bits are the same).
 ///
 /// Rows of one image are split between threads at batch 1 (each thread recomputes the one or
 /// two expanded rows its range shares with the neighbour's). When the expanded tensor of one
@@ -72,13 +77,28 @@ public final class InvertedResidual: Layer {
         expanded.reduce(1, *) * MemoryLayout<Float>.size >= rowStreamingBytes
     }
 
-    /// Per-thread scratch floats: the expanded-row ring and a depthwise row when streaming rows;
-    /// one image's expanded and depthwise tensors otherwise.
+    /// Output pixels a streaming group aims at: 8 row tiles of the GEMM's micro-kernel (the
+    /// 56-pixel rows take two at a time, the 14-pixel rows eight).
+    static let groupPixels = 112
+
+    /// Output rows per streaming group, for depthwise output rows `middle[2]` pixels wide.
+    private func groupRows(middle: [Int]) -> Int {
+        max(1, min(middle[1], (Self.groupPixels + middle[2] - 1) / middle[2]))
+    }
+
+    /// Expanded rows the ring holds: the depthwise windows of one group of output rows.
+    private func ringRows(groupRows: Int) -> Int {
+        (groupRows - 1) * depthwise.strides.0 + (depthwise.kernelSize.0 - 1) * depthwise.dilation.0 + 1
+    }
+
+    /// Per-thread scratch floats: the expanded-row ring and a group of depthwise rows when
+    /// streaming rows; one image's expanded and depthwise tensors otherwise.
     private func scratchPerThread(expanded: [Int], middle: [Int]) -> Int {
         if streamsRows(expanded: expanded) {
-            let ringRows = (depthwise.kernelSize.0 - 1) * depthwise.dilation.0 + 1
-            // Shapes are [1, height, width, channels]: ring rows and one depthwise row of width × channels.
-            return (expand == nil ? 0 : ringRows * expanded[2] * expanded[3]) + middle[2] * middle[3]
+            let group = groupRows(middle: middle)
+            // Shapes are [1, height, width, channels]: ring rows and a group's depthwise rows.
+            return (expand == nil ? 0 : ringRows(groupRows: group) * expanded[2] * expanded[3])
+                + group * middle[2] * middle[3]
         }
         return (expand == nil ? 0 : expanded.reduce(1, *)) + middle.reduce(1, *)
     }
@@ -140,8 +160,8 @@ public final class InvertedResidual: Layer {
         project.forward(projectInputs, into: blockOutput, scratch: next)
     }
 
-    /// Output rows `rows` of one image, streaming: expanded rows into a ring, then one depthwise
-    /// row and one projected row at a time.
+    /// Output rows `rows` of one image, streaming: expanded rows into a ring, then a group of
+    /// depthwise rows and their projection at a time.
     private func streamRows(_ rows: Range<Int>, image: Int, input: ActivationView, residual: ActivationView?,
                             output: MutableActivationView, expanded: [Int], middle: [Int],
                             scratch: UnsafeMutablePointer<Float>) {
@@ -153,10 +173,12 @@ public final class InvertedResidual: Layer {
         let (dilationY, dilationX) = depthwise.dilation
         let geometry = depthwise.geometry(height: height, width: width)
         let (padTop, padLeft) = (geometry.rows.before, geometry.columns.before)
-        let ringRows = (kernelHeight - 1) * dilationY + 1
+        let group = groupRows(middle: middle)
+        let ringRows = ringRows(groupRows: group)
+        let windowRows = (kernelHeight - 1) * dilationY + 1
         let rowFloats = width * channels
         let ring = scratch
-        let depthwiseRow = expand == nil ? scratch : scratch + ringRows * rowFloats
+        let depthwiseRows = expand == nil ? scratch : scratch + ringRows * rowFloats
         let imageInput = input.data + image * height * width * inputChannels
         let imageOutput = output.data + image * output.shape[1] * outputWidth * filters
         let imageResidual = residual.map { $0.data + image * output.shape[1] * outputWidth * filters }
@@ -164,7 +186,7 @@ public final class InvertedResidual: Layer {
 
         let expandPacked = expand?.packedKernelPointer, expandBias = expand?.biasPointer
         // Fetched once: the packed panels are looked up under a lock (they repack after a
-        // weight change), which the per-row loop below must not take.
+        // weight change), which the per-group loop below must not take.
         let projectPacked = project.packedKernelPointer, projectBias = project.biasPointer
         let expandActivation = expand?.activation ?? .linear
         let (expandLow, expandHigh) = expandActivation.clampBounds ?? (-.infinity, .infinity)
@@ -176,43 +198,53 @@ public final class InvertedResidual: Layer {
             (depthwise.bias?.scalars ?? []).withUnsafeBufferPointer { depthwiseBiasBuffer in
                 let depthwiseBias = depthwiseBiasBuffer.isEmpty ? nil : depthwiseBiasBuffer.baseAddress
                 withUnsafeTemporaryAllocation(of: UnsafePointer<Float>?.self, capacity: kernelHeight) { taps in
-                    for outputRow in rows {
-                        let top = outputRow * strideY - padTop
+                    for groupStart in stride(from: rows.lowerBound, to: rows.upperBound, by: group) {
+                        let groupEnd = min(groupStart + group, rows.upperBound)
                         if let expandPacked {
-                            // The window's rows not computed yet (an empty range when none are missing).
-                            let first = max(top, 0, computedEnd), end = min(top + ringRows, height)
-                            for row in first..<max(first, end) {
-                                let destination = ring + (row % ringRows) * rowFloats
-                                tl_gemm_packed(Int32(width), Int32(channels), Int32(inputChannels),
+                            // The group's window rows not computed yet (none when `end` ≤ `first`).
+                            // They overwrite rows above the group's first window, in at most two
+                            // runs of consecutive ring slots.
+                            let first = max(groupStart * strideY - padTop, 0, computedEnd)
+                            let end = min((groupEnd - 1) * strideY - padTop + windowRows, height)
+                            var row = first
+                            while row < end {
+                                let slot = row % ringRows, count = min(end - row, ringRows - slot)
+                                let destination = ring + slot * rowFloats
+                                tl_gemm_packed(Int32(count * width), Int32(channels), Int32(inputChannels),
                                                imageInput + row * width * inputChannels, Int32(inputChannels),
                                                expandPacked, expandBias, nil, 0, expandLow, expandHigh,
                                                destination, Int32(channels))
                                 if expandActivation.clampBounds == nil {
-                                    expandActivation.apply(destination, count: rowFloats, lastAxis: channels)
+                                    expandActivation.apply(destination, count: count * rowFloats, lastAxis: channels)
                                 }
-                                computedEnd = row + 1
+                                row += count
                             }
+                            computedEnd = max(computedEnd, end)
                         }
-                        for ky in 0..<kernelHeight {
-                            let row = top + ky * dilationY
-                            guard row >= 0 && row < height else { taps[ky] = nil; continue }
-                            taps[ky] = expand == nil ? UnsafePointer(imageInput + row * rowFloats)
-                                                     : UnsafePointer(ring + (row % ringRows) * rowFloats)
+                        for outputRow in groupStart..<groupEnd {
+                            let top = outputRow * strideY - padTop
+                            for ky in 0..<kernelHeight {
+                                let row = top + ky * dilationY
+                                guard row >= 0 && row < height else { taps[ky] = nil; continue }
+                                taps[ky] = expand == nil ? UnsafePointer(imageInput + row * rowFloats)
+                                                         : UnsafePointer(ring + (row % ringRows) * rowFloats)
+                            }
+                            tl_depthwise_row(taps.baseAddress!, Int32(width), Int32(channels), depthwiseKernel.baseAddress!,
+                                             Int32(kernelHeight), Int32(kernelWidth), Int32(strideX), Int32(dilationX),
+                                             Int32(padLeft), Int32(outputWidth), depthwiseBias, depthwiseLow, depthwiseHigh,
+                                             depthwiseRows + (outputRow - groupStart) * outputWidth * channels)
                         }
-                        tl_depthwise_row(taps.baseAddress!, Int32(width), Int32(channels), depthwiseKernel.baseAddress!,
-                                         Int32(kernelHeight), Int32(kernelWidth), Int32(strideX), Int32(dilationX),
-                                         Int32(padLeft), Int32(outputWidth), depthwiseBias, depthwiseLow, depthwiseHigh,
-                                         depthwiseRow)
+                        let pixels = (groupEnd - groupStart) * outputWidth
                         if depthwise.activation.clampBounds == nil {
-                            depthwise.activation.apply(depthwiseRow, count: outputWidth * channels, lastAxis: channels)
+                            depthwise.activation.apply(depthwiseRows, count: pixels * channels, lastAxis: channels)
                         }
-                        let destination = imageOutput + outputRow * outputWidth * filters
-                        tl_gemm_packed(Int32(outputWidth), Int32(filters), Int32(channels), depthwiseRow, Int32(channels),
+                        let destination = imageOutput + groupStart * outputWidth * filters
+                        tl_gemm_packed(Int32(pixels), Int32(filters), Int32(channels), depthwiseRows, Int32(channels),
                                        projectPacked, projectBias,
-                                       imageResidual.map { UnsafePointer($0 + outputRow * outputWidth * filters) },
+                                       imageResidual.map { UnsafePointer($0 + groupStart * outputWidth * filters) },
                                        Int32(filters), projectLow, projectHigh, destination, Int32(filters))
                         if projectActivation.clampBounds == nil {
-                            projectActivation.apply(destination, count: outputWidth * filters, lastAxis: filters)
+                            projectActivation.apply(destination, count: pixels * filters, lastAxis: filters)
                         }
                     }
                 }
