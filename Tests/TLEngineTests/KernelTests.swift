@@ -422,6 +422,8 @@ struct KernelTests {
         // RGB stems on the direct path: MobileNetV2's 3×3/2 (same padding, odd sizes), ResNet's 7×7/2.
         ConvolutionCase(input: [2, 23, 20, 3], filters: 32, kernelSize: 3, stride: 2, activation: .relu6),
         ConvolutionCase(input: [1, 19, 17, 3], filters: 40, kernelSize: 7, stride: 2, activation: .linear, padding: .valid),
+        // One image past 64 K padded floats: the padded copy is written in bands of rows, one per thread.
+        ConvolutionCase(input: [1, 151, 149, 3], filters: 32, kernelSize: 3, stride: 2, activation: .relu6),
         ConvolutionCase(input: [3, 16, 16, 40], filters: 17, kernelSize: 1, stride: 1, activation: .linear),
         // Deep patches: K runs in several blocks (5·5·40 = 1000).
         ConvolutionCase(input: [1, 9, 9, 40], filters: 70, kernelSize: 5, stride: 1, activation: .linear),
