@@ -288,8 +288,11 @@ TL_AVX512 static void interior_avx512(const Row *row, int start, int end) {
 TL_AVX512 static void row_avx512(const Row *row, int firstInterior, int end) {
     int x = 0;
     for (; x < firstInterior; x++) border_avx512(row, x);
+    // Three taps a row over one to three rows (a 5×3 kernel away from the map's top and bottom
+    // has five: the generic blocks).
     int rowCount = row->lastRow - row->firstRow;
-    if (row->kernelWidth == 3 && row->dilationX == 1 && (row->strideX == 1 || row->strideX == 2) && rowCount > 0) {
+    if (row->kernelWidth == 3 && row->dilationX == 1 && (row->strideX == 1 || row->strideX == 2)
+        && rowCount > 0 && rowCount <= 3) {
         void (*const interior[2][3])(const Row *, int, int) = {
             {interior_3x3_avx512_s1_r1, interior_3x3_avx512_s1_r2, interior_3x3_avx512_s1_r3},
             {interior_3x3_avx512_s2_r1, interior_3x3_avx512_s2_r2, interior_3x3_avx512_s2_r3}};

@@ -201,29 +201,31 @@ struct KernelTests {
         }
     }
 
-    @Test("depthwise rows: every level within 1e-5 of a sum in Double, and AVX-512 gives AVX2's bits where neither has a channel tail (3×3 at strides 1 and 2 with rows missing, 5×5, dilation 2, channel tails, rows narrower than a block)",
+    @Test("depthwise rows: every level within 1e-5 of a sum in Double, and AVX-512 gives AVX2's bits where neither has a channel tail (3×3 at strides 1 and 2 with rows missing, 5×5, 5×3, dilation 2, channel tails, rows narrower than a block)",
           arguments: kernelLevels)
     func depthwiseRow(level: Int) {
         var noise = Noise(state: 17)
-        // (width, channels, kernel, stride, dilation, padLeft, rows present of the kernel's)
-        let cases: [(Int, Int, Int, Int, Int, Int, ClosedRange<Int>)] = [
-            (23, 48, 3, 1, 1, 1, 0...2), (23, 40, 3, 1, 1, 1, 1...2), (22, 20, 3, 2, 1, 0, 0...1),
-            (21, 144, 3, 2, 1, 1, 0...2), (3, 16, 3, 1, 1, 1, 0...2), (1, 24, 3, 1, 1, 1, 0...0),
-            (17, 36, 5, 1, 1, 2, 0...4), (16, 32, 5, 2, 1, 2, 2...4), (12, 24, 3, 1, 2, 2, 0...2),
+        // (width, channels, kernel height × width, stride, dilation, padLeft, rows present of the kernel's)
+        let cases: [(Int, Int, (Int, Int), Int, Int, Int, ClosedRange<Int>)] = [
+            (23, 48, (3, 3), 1, 1, 1, 0...2), (23, 40, (3, 3), 1, 1, 1, 1...2), (22, 20, (3, 3), 2, 1, 0, 0...1),
+            (21, 144, (3, 3), 2, 1, 1, 0...2), (3, 16, (3, 3), 1, 1, 1, 0...2), (1, 24, (3, 3), 1, 1, 1, 0...0),
+            (17, 36, (5, 5), 1, 1, 2, 0...4), (16, 32, (5, 5), 2, 1, 2, 2...4), (12, 24, (3, 3), 1, 2, 2, 0...2),
+            // Three taps a row but five rows: not the 3×3 path's window.
+            (19, 32, (5, 3), 1, 1, 1, 0...4),
         ]
-        for (width, channels, kernelSize, stride, dilation, padLeft, present) in cases {
-            let span = (kernelSize - 1) * dilation
+        for (width, channels, (kernelHeight, kernelWidth), stride, dilation, padLeft, present) in cases {
+            let span = (kernelWidth - 1) * dilation
             let outputWidth = (width + 2 * padLeft - span - 1) / stride + 1
-            let inputRows = (0..<kernelSize).map { _ in (0..<(width * channels)).map { _ in noise.next() } }
-            let kernel = (0..<(kernelSize * kernelSize * channels)).map { _ in noise.next() }
+            let inputRows = (0..<kernelHeight).map { _ in (0..<(width * channels)).map { _ in noise.next() } }
+            let kernel = (0..<(kernelHeight * kernelWidth * channels)).map { _ in noise.next() }
             let bias = (0..<channels).map { _ in noise.next() }
             var expected = [Double](repeating: 0, count: outputWidth * channels)
             for x in 0..<outputWidth { for c in 0..<channels {
                 var sum = Double(bias[c])
-                for ky in present { for kx in 0..<kernelSize {
+                for ky in present { for kx in 0..<kernelWidth {
                     let column = x * stride - padLeft + kx * dilation
                     guard column >= 0 && column < width else { continue }
-                    sum += Double(inputRows[ky][column * channels + c]) * Double(kernel[(ky * kernelSize + kx) * channels + c])
+                    sum += Double(inputRows[ky][column * channels + c]) * Double(kernel[(ky * kernelWidth + kx) * channels + c])
                 } }
                 expected[x * channels + c] = min(max(sum, -2), 2)
             } }
@@ -233,18 +235,18 @@ struct KernelTests {
                 var output = [Float](repeating: .nan, count: outputWidth * channels)
                 flat.withUnsafeBufferPointer { data in
                     // Rows outside the image are NULL, as the engine passes them.
-                    let pointers: [UnsafePointer<Float>?] = (0..<kernelSize).map { ky in
+                    let pointers: [UnsafePointer<Float>?] = (0..<kernelHeight).map { ky in
                         present.contains(ky) ? data.baseAddress! + ky * rowFloats : nil
                     }
-                    tl_depthwise_row_level(Int32(level), pointers, Int32(width), Int32(channels), kernel, Int32(kernelSize),
-                                           Int32(kernelSize), Int32(stride), Int32(dilation), Int32(padLeft), Int32(outputWidth),
+                    tl_depthwise_row_level(Int32(level), pointers, Int32(width), Int32(channels), kernel, Int32(kernelHeight),
+                                           Int32(kernelWidth), Int32(stride), Int32(dilation), Int32(padLeft), Int32(outputWidth),
                                            bias, -2, 2, &output)
                 }
                 return output
             }
             let actual = row(level: level)
             let error = zip(actual, expected).map { abs(Double($0) - $1) }.max() ?? .nan
-            let label = "width \(width), \(channels) channels, \(kernelSize)×\(kernelSize)/\(stride), dilation \(dilation), rows \(present)"
+            let label = "width \(width), \(channels) channels, \(kernelHeight)×\(kernelWidth)/\(stride), dilation \(dilation), rows \(present)"
             #expect(error <= 1e-5, "\(label): \(error)")
             // AVX2 sums a channel tail past a multiple of 8 in the portable loop (a product, then
             // an add); AVX-512 fuses them in a masked vector. Elsewhere both fuse in the same order.
