@@ -182,11 +182,6 @@ TL_DEFINE_INTERIOR_3X3(2)
 
 // MARK: - AVX-512
 
-/// Lanes of the 16-channel vector starting at channel `c`.
-static inline __mmask16 channel_mask(int channels, int c) {
-    return channels - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (channels - c)) - 1);
-}
-
 /// `count` adjacent output pixels `x..<x+count`, any kernel, 16 channels at a time (masked at the
 /// tail), taps read from memory. `count` is a constant where inlined: the accumulators stay in
 /// registers. Border pixels (`interior` 0) skip their missing taps; interior ones read every tap.
@@ -199,7 +194,7 @@ TL_DW_INLINE void pixels_avx512(const Row *row, int x, int count, int interior) 
     const __m512 low = _mm512_set1_ps(row->low), high = _mm512_set1_ps(row->high);
     float *out = row->output + (size_t)x * channels;
     for (int c = 0; c < channels; c += 16) {
-        __mmask16 mask = channel_mask(channels, c);
+        __mmask16 mask = tl_tile_mask(channels - c, 0);  // the lanes of channels c..<c+16
         __m512 start = row->bias ? _mm512_maskz_loadu_ps(mask, row->bias + c) : _mm512_setzero_ps(), s[8];
         for (int i = 0; i < count; i++) s[i] = start;
         for (int ky = row->firstRow; ky < row->lastRow; ky++) {
@@ -235,7 +230,7 @@ TL_DW_INLINE void block_3x3_avx512(const Row *row, int x, int COUNT, int STRIDE,
     const __m512 low = _mm512_set1_ps(row->low), high = _mm512_set1_ps(row->high);
     float *const out = row->output + (size_t)x * channels;
     for (int c = 0; c < channels; c += 16) {
-        __mmask16 mask = channel_mask(channels, c);
+        __mmask16 mask = tl_tile_mask(channels - c, 0);  // the lanes of channels c..<c+16
         __m512 start = bias ? _mm512_maskz_loadu_ps(mask, bias + c) : _mm512_setzero_ps(), s[8];
         for (int i = 0; i < COUNT; i++) s[i] = start;
         for (int r = 0; r < rowCount; r++) {

@@ -163,7 +163,7 @@ public final class WeightFile: WeightSource, @unchecked Sendable {
         // layer split 40,000 names for MobileNetV2: 10 % of a one-image `tlhub features`).
         var weightsByLayer: [String: [WeightInfo]] = [:]
         for entry in file.entries {
-            let (layer, weight) = splitTensorName(entry.name)
+            let (layer, weight) = SafeTensorsFile.split(entry.name)
             weightsByLayer[layer, default: []].append(WeightInfo(name: weight, shape: entry.shape, dtype: entry.dtype, locator: entry.name))
         }
         let layers = file.layerNames.map { name in
@@ -173,12 +173,6 @@ public final class WeightFile: WeightSource, @unchecked Sendable {
         return try WeightFile(url: url, format: .safetensors, kerasVersion: file.metadata["keras_version"],
                               backend: file.metadata["backend"], modelConfig: config, layers: layers,
                               nestedModels: nested, metadata: file.metadata, storage: .safetensors(file))
-    }
-
-    /// Splits `a/b/kernel` into layer `a/b` and weight `kernel`, as tlhub names tensors.
-    static func splitTensorName(_ name: String) -> (layer: String, weight: String) {
-        guard let slash = name.lastIndex(of: "/") else { return ("", name) }
-        return (String(name[..<slash]), String(name[name.index(after: slash)...]))
     }
 
     // MARK: - Reading

@@ -47,8 +47,9 @@ extension SafeTensorsFile: WeightSource {
 
     public var modelConfig: String? { metadata["model_config"] }
 
-    /// Splits `a/b/kernel` into layer `a/b` and weight `kernel`.
-    static func split(_ name: String) -> (layer: String, weight: String) {
+    /// Splits `a/b/kernel` into layer `a/b` and weight `kernel` (a name without `/` is a weight
+    /// of layer "").
+    package static func split(_ name: String) -> (layer: String, weight: String) {
         guard let slash = name.lastIndex(of: "/") else { return ("", name) }
         return (String(name[..<slash]), String(name[name.index(after: slash)...]))
     }
