@@ -673,4 +673,59 @@ struct KernelTests {
             #expect(try run(try graph.fused(), input).maxAbsoluteDifference(expected) <= tolerance, "batch \(batch), fused")
         }
     }
+
+    struct StemCase: CustomStringConvertible, Sendable {
+        let height: Int, width: Int, channels: Int, filters: Int, kernelSize: Int, stride: Int, activation: Activation
+        /// A `ZeroPadding2D` and a `valid` stem (older tf.keras MobileNetV2's `Conv1_pad`), else `same`.
+        let zeroPadded: Bool
+        var description: String {
+            "\(height)×\(width)×\(channels) → \(filters) \(kernelSize)×\(kernelSize)/\(stride) \(activation)\(zeroPadded ? " zero-padded" : "")"
+        }
+    }
+
+    static let stemCases = [
+        // MobileNetV2's stem (3×3/2 from RGB, ReLU6) on an even and an odd size.
+        StemCase(height: 32, width: 24, channels: 3, filters: 32, kernelSize: 3, stride: 2, activation: .relu6, zeroPadded: false),
+        StemCase(height: 29, width: 31, channels: 3, filters: 16, kernelSize: 3, stride: 2, activation: .relu6, zeroPadded: true),
+        // MobileNetV3's activation (not a clamp: applied after the rows), a 5×5 window.
+        StemCase(height: 21, width: 21, channels: 4, filters: 24, kernelSize: 5, stride: 2, activation: .hardSwish, zeroPadded: false),
+        // A stride-1 k×k expansion by the direct path (at least 16 channels).
+        StemCase(height: 12, width: 10, channels: 16, filters: 40, kernelSize: 3, stride: 1, activation: .relu, zeroPadded: false),
+    ]
+
+    @Test("a stem convolution fused into the inverted residual after it equals the layers run one by one", arguments: stemCases)
+    func stemInvertedResidual(_ config: StemCase) throws {
+        let builder = GraphBuilder()
+        let x = builder.input(shape: [config.height, config.width, config.channels], name: "x")
+        var y = x
+        if config.zeroPadded { y = try builder.zeroPadding2D(y, ((0, 1), (0, 1)), name: "stem_pad") }
+        y = try builder.conv2D(y, filters: config.filters, kernelSize: config.kernelSize, strides: config.stride,
+                               padding: config.zeroPadded ? .valid : .same, useBias: false, name: "stem")
+        y = try builder.batchNormalization(y, name: "stem_bn")
+        y = try builder.activation(y, config.activation, name: "stem_act")
+        y = try builder.depthwiseConv2D(y, kernelSize: 3, padding: .same, name: "depthwise")
+        y = try builder.batchNormalization(y, name: "depthwise_bn")
+        y = try builder.activation(y, config.activation, name: "depthwise_act")
+        y = try builder.conv2D(y, filters: 8, kernelSize: 1, useBias: false, name: "project")
+        y = try builder.batchNormalization(y, name: "project_bn")
+        let graph = try builder.build(outputs: [y], name: "stem_block")
+        var noise = Noise(state: 23)
+        randomizeWeights(graph, noise: &noise)
+
+        for rowStreamingBytes in [0, Int.max] {  // streamed rows; the layers in turn inside the block
+            let fused = try graph.fused(rowStreamingBytes: rowStreamingBytes)
+            let block = try #require(fused.nodes.compactMap { $0.layer as? InvertedResidual }.first)
+            if tl_conv_direct_available() != 0 {
+                #expect(block.name == "stem…project", "the stem was not fused: \(block.name)")
+            }
+            for batch in [1, 3] {
+                let input = noise.tensor([batch, config.height, config.width, config.channels])
+                let expected = try run(graph, input)
+                let actual = try run(fused, input)
+                #expect(actual.shape == expected.shape)
+                #expect(actual.maxAbsoluteDifference(expected) <= 1e-4 * max(1, expected.maxAbsolute),
+                        "batch \(batch), streaming from \(rowStreamingBytes) bytes")
+            }
+        }
+    }
 }

@@ -9,7 +9,8 @@ extension Graph {
     /// it, and each two-input `Add` of a convolution's result and an earlier tensor of the same shape
     /// becomes part of that convolution (the sum is made in the GEMM's epilogue: MobileNetV2's
     /// `block_N_add`, ResNet's `*_add` + `*_out`). Finally each 1×1 → depthwise → 1×1 chain
-    /// becomes one `InvertedResidual` layer that streams rows through the cache. The original
+    /// (or stem k×k → depthwise → 1×1) becomes one `InvertedResidual` layer that streams rows
+    /// through the cache. The original
     /// graph (and its layers) is left untouched as the reference.
     ///
     /// Folding: `kernel'[…, o] = kernel[…, o] · γ[o] / √(var[o] + ε)`,
@@ -42,7 +43,7 @@ extension Graph {
     }
 
     /// Each depthwise convolution (multiplier 1) read only by a 1×1 convolution, with the 1×1
-    /// convolution before it when that is its only source, joined into one `InvertedResidual`
+    /// convolution (or direct-path k×k one) before it when that is its only source, joined into one `InvertedResidual`
     /// placed where the last 1×1 convolution was (every input of the chain is computed by then).
     private func fusingInvertedResiduals(rowStreamingBytes: Int) throws -> Graph {
         let usage = Usage(self)
@@ -56,7 +57,9 @@ extension Graph {
             guard let projectLayer = nodes[project].layer as? Conv2D, projectLayer.isPointwise,
                   nodes[project].inputs.first == index, usage.calls(projectLayer) == 1 else { continue }
             var expand: Int? = node.inputs[0]
-            if let candidate = expand, let expandLayer = nodes[candidate].layer as? Conv2D, expandLayer.isPointwise,
+            // A k×k expansion by the direct path (MobileNetV2's stem) streams its rows as well.
+            if let candidate = expand, let expandLayer = nodes[candidate].layer as? Conv2D,
+               expandLayer.isPointwise || expandLayer.usesDirect,
                !expandLayer.addsResidual, expandLayer.activation != .softmax, usage.isPrivate(candidate),
                !absorbed.contains(candidate), nodes[candidate].inputs.count == 1 {
                 absorbed.insert(candidate)

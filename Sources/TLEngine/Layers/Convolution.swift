@@ -461,6 +461,45 @@ extension Conv2D {
         ((height - 1) * strides.0 + kernelSize.0, (width - 1) * strides.1 + kernelSize.1)
     }
 
+    /// Floats of the band `forwardDirectRows` pads for `outputRows` rows of an output
+    /// `outputWidth` wide: the padded input rows their windows cover.
+    package func directBandCount(outputRows: Int, outputWidth: Int, inputChannels: Int) -> Int {
+        let (rows, columns) = directPadded(height: outputRows, width: outputWidth)
+        return rows * columns * inputChannels
+    }
+
+    /// Output rows `outputRows` of one `height × width` image by the direct path, on the calling
+    /// thread: the padded input rows their windows read copied into `band`
+    /// (`directBandCount` floats), then `tl_conv_direct` into `destination` (the rows'
+    /// `outputWidth × filters` floats, row-major). The same bits as `forward`. `packed` is
+    /// `packedKernelPointer`, fetched once by a caller that runs many bands (it takes a lock).
+    /// - Precondition: `usesDirect`, and no residual.
+    package func forwardDirectRows(_ outputRows: Range<Int>, image: UnsafePointer<Float>, height: Int, width: Int,
+                                   packed: UnsafePointer<Float>, band: UnsafeMutablePointer<Float>,
+                                   into destination: UnsafeMutablePointer<Float>) {
+        precondition(usesDirect && !addsResidual, "\(name): rows by the direct path need a direct, residual-free convolution")
+        let channels = kernel.shape[2]
+        let (rows, columns) = geometry(height: height, width: width)
+        let outputWidth = columns.output
+        let (_, paddedWidth) = directPadded(height: rows.output, width: outputWidth)
+        let firstPadded = outputRows.lowerBound * strides.0
+        let bandRows = directPadded(height: outputRows.count, width: outputWidth).height
+        // The band is padded rows firstPadded..<firstPadded + bandRows of the whole padded image.
+        fillPadded(image, height: height, width: width, channels: channels, top: rows.before - firstPadded,
+                   left: columns.before, into: band, paddedHeight: bandRows, paddedWidth: paddedWidth, rows: 0..<bandRows)
+        var shape = TLDirectShape(paddedWidth: Int32(paddedWidth), channels: Int32(channels), kernelHeight: Int32(kernelSize.0),
+                                  kernelWidth: Int32(kernelSize.1), strideX: Int32(strides.1), strideY: Int32(strides.0),
+                                  outputWidth: Int32(outputWidth))
+        let (low, high) = activation.clampBounds ?? (-.infinity, .infinity)
+        let pixels = outputRows.count * outputWidth, patch = kernelSize.0 * kernelSize.1 * channels
+        let status = tl_conv_direct(band, &shape, 0, Int32(pixels), packed, Int32(patch), Int32(filters), biasPointer,
+                                    nil, 0, low, high, destination, Int32(filters))
+        precondition(status == 0, "direct convolution without AVX-512")
+        if activation.clampBounds == nil {
+            activation.apply(destination, count: pixels * filters, lastAxis: filters)
+        }
+    }
+
     /// The direct path: the batch copied into zero-padded images in `scratch`, then one work
     /// item per output row (and filter chunk, for few rows and many filters).
     func forwardDirect(_ inputs: [ActivationView], into output: MutableActivationView, scratch: UnsafeMutablePointer<Float>) {

@@ -27,9 +27,15 @@ import TLTensor
 /// image fits in L2 anyway (the 14×14 and 7×7 blocks, whose weights are the larger part), the
 /// three layers run one after another on each image instead, since row-wise GEMMs would re-read
 /// the weights once per row.
+///
+/// The expansion may also be a k×k convolution that runs by the direct path (`Conv2D.usesDirect`):
+/// MobileNetV2's stem `Conv1` (3×3/2 from RGB) before `expanded_conv`, whose 112×112×32 output
+/// (1.6 MB per image) then never leaves the cache either. Its ring rows are computed from a band
+/// of zero-padded input rows (`Conv2D.forwardDirectRows`) instead of one GEMM over input rows.
 public final class InvertedResidual: Layer {
     public let name: String
-    /// The 1×1 expansion, or nil when the depthwise convolution reads the block input directly.
+    /// The 1×1 expansion (or a k×k one by the direct path: a stem), or nil when the depthwise
+    /// convolution reads the block input directly.
     let expand: Conv2D?
     /// Depth multiplier 1.
     let depthwise: DepthwiseConv2D
@@ -39,16 +45,27 @@ public final class InvertedResidual: Layer {
     let rowStreamingBytes: Int
 
     /// Joins three already-fused layers.
-    /// - Precondition: `expand` and `project` are 1×1 stride-1 ungrouped convolutions, `depthwise`
-    ///   has depth multiplier 1, and only `project` may add a residual.
+    /// - Precondition: `project` is a 1×1 stride-1 ungrouped convolution, `expand` one too or one
+    ///   that `usesDirect`, `depthwise` has depth multiplier 1, and only `project` may add a residual.
     init(expand: Conv2D?, depthwise: DepthwiseConv2D, project: Conv2D, rowStreamingBytes: Int) {
         precondition(depthwise.depthMultiplier == 1 && project.isPointwise && !(expand?.addsResidual ?? false)
-                     && (expand?.isPointwise ?? true), "not an inverted residual chain")
+                     && (expand.map { $0.isPointwise || $0.usesDirect } ?? true), "not an inverted residual chain")
         self.expand = expand
         self.depthwise = depthwise
         self.project = project
         self.rowStreamingBytes = rowStreamingBytes
         name = "\(expand?.name ?? depthwise.name)…\(project.name)"
+    }
+
+    /// Whether the expansion reads windows of its input (a k×k stem by the direct path).
+    private var expandReadsWindows: Bool { expand.map { !$0.isPointwise } ?? false }
+
+    /// Floats of a stem's output for a full `inputShape` (batch first), nil without a stem.
+    package func stemOutputCount(inputShape: [Int]) -> Int? {
+        guard expandReadsWindows, let shape = try? expand?.outputShape(inputShapes: [Array(inputShape.dropFirst())]) else {
+            return nil
+        }
+        return inputShape[0] * shape.reduce(1, *)
     }
 
     /// Per-sample shapes: block input, expanded, depthwise output.
@@ -92,20 +109,23 @@ public final class InvertedResidual: Layer {
     }
 
     /// Per-thread scratch floats: the expanded-row ring and a group of depthwise rows when
-    /// streaming rows; one image's expanded and depthwise tensors otherwise.
-    private func scratchPerThread(expanded: [Int], middle: [Int]) -> Int {
+    /// streaming rows (and a stem's band of padded input rows); one image's expanded and depthwise
+    /// tensors otherwise (and a stem's scratch).
+    private func scratchPerThread(input: [Int], expanded: [Int], middle: [Int]) -> Int {
+        // Shapes are [1, height, width, channels].
         if streamsRows(expanded: expanded) {
-            let group = groupRows(middle: middle)
-            // Shapes are [1, height, width, channels]: ring rows and a group's depthwise rows.
-            return (expand == nil ? 0 : ringRows(groupRows: group) * expanded[2] * expanded[3])
-                + group * middle[2] * middle[3]
+            let group = groupRows(middle: middle), ring = ringRows(groupRows: group)
+            let band = expandReadsWindows
+                ? expand!.directBandCount(outputRows: ring, outputWidth: expanded[2], inputChannels: input[3]) : 0
+            return (expand == nil ? 0 : ring * expanded[2] * expanded[3]) + group * middle[2] * middle[3] + band
         }
-        return (expand == nil ? 0 : expanded.reduce(1, *)) + middle.reduce(1, *)
+        let stemScratch = expandReadsWindows ? expand!.scratchCount(inputs: [input], output: expanded) : 0
+        return (expand == nil ? 0 : expanded.reduce(1, *)) + middle.reduce(1, *) + stemScratch
     }
 
     public func scratchCount(inputs: [[Int]], output: [Int]) -> Int {
         guard let (expanded, middle) = try? innerShapes(Array(inputs[0].dropFirst())) else { return 0 }
-        let perThread = scratchPerThread(expanded: [1] + expanded, middle: [1] + middle)
+        let perThread = scratchPerThread(input: [1] + inputs[0].dropFirst(), expanded: [1] + expanded, middle: [1] + middle)
         return perThread * (inputs[0][0] == 1 && !streamsRows(expanded: [1] + expanded) ? 1 : engineThreads)
     }
 
@@ -114,7 +134,7 @@ public final class InvertedResidual: Layer {
         let batch = input.shape[0]
         guard let (expandedSample, middleSample) = try? innerShapes(Array(input.shape.dropFirst())) else { return }
         let expanded = [1] + expandedSample, middle = [1] + middleSample
-        let perThread = scratchPerThread(expanded: expanded, middle: middle)
+        let perThread = scratchPerThread(input: [1] + input.shape.dropFirst(), expanded: expanded, middle: middle)
         let residual = inputs.count > 1 ? inputs[1] : nil
         if streamsRows(expanded: expanded) {
             let threads = engineThreads
@@ -151,7 +171,9 @@ public final class InvertedResidual: Layer {
         var next = scratch
         if let expand {
             let expandedView = MutableActivationView(data: next, shape: expanded)
-            expand.forward([depthwiseInput], into: expandedView, scratch: next)
+            // A stem's padded copy goes past both intermediate tensors; a 1×1 expansion needs none.
+            let expandScratch = expandReadsWindows ? next + expanded.reduce(1, *) + middle.reduce(1, *) : next
+            expand.forward([depthwiseInput], into: expandedView, scratch: expandScratch)
             depthwiseInput = ActivationView(data: next, shape: expanded)
             next += expanded.reduce(1, *)
         }
@@ -165,8 +187,9 @@ public final class InvertedResidual: Layer {
     private func streamRows(_ rows: Range<Int>, image: Int, input: ActivationView, residual: ActivationView?,
                             output: MutableActivationView, expanded: [Int], middle: [Int],
                             scratch: UnsafeMutablePointer<Float>) {
-        let (height, width, inputChannels) = (input.shape[1], input.shape[2], input.shape[3])
-        let channels = expanded[3]
+        let (inputHeight, inputWidth, inputChannels) = (input.shape[1], input.shape[2], input.shape[3])
+        // The depthwise convolution's input: the expanded rows (the block input's, but for a stem's).
+        let (height, width, channels) = (expanded[1], expanded[2], expanded[3])
         let (outputWidth, filters) = (output.shape[2], output.shape[3])
         let (kernelHeight, kernelWidth) = depthwise.kernelSize
         let (strideY, strideX) = depthwise.strides
@@ -179,7 +202,8 @@ public final class InvertedResidual: Layer {
         let rowFloats = width * channels
         let ring = scratch
         let depthwiseRows = expand == nil ? scratch : scratch + ringRows * rowFloats
-        let imageInput = input.data + image * height * width * inputChannels
+        let band = depthwiseRows + group * middle[2] * middle[3]  // a stem's padded input rows
+        let imageInput = input.data + image * inputHeight * inputWidth * inputChannels
         let imageOutput = output.data + image * output.shape[1] * outputWidth * filters
         let imageResidual = residual.map { $0.data + image * output.shape[1] * outputWidth * filters }
         var computedEnd = Int.min  // expanded rows below this (and in the window) are in the ring
@@ -210,6 +234,13 @@ public final class InvertedResidual: Layer {
                             while row < end {
                                 let slot = row % ringRows, count = min(end - row, ringRows - slot)
                                 let destination = ring + slot * rowFloats
+                                if expandReadsWindows {
+                                    expand!.forwardDirectRows(row..<row + count, image: imageInput, height: inputHeight,
+                                                              width: inputWidth, packed: expandPacked, band: band,
+                                                              into: destination)
+                                    row += count
+                                    continue
+                                }
                                 tl_gemm_packed(Int32(count * width), Int32(channels), Int32(inputChannels),
                                                imageInput + row * width * inputChannels, Int32(inputChannels),
                                                expandPacked, expandBias, nil, 0, expandLow, expandHigh,
