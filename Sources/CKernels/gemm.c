@@ -284,9 +284,9 @@ TL_AVX512 static inline void tile_avx512(const Block *block, int i0, int rows, i
 }
 #endif
 
-/// Whether one of this thread's last `RECENT` calls read the right-hand side at `b`, which is
-/// then taken to be in L2 (a batch's images through one block, a streamed block's row groups);
-/// records `b` as read.
+/// Whether one of this thread's last `RECENT` short calls (the only ones that ask) read the
+/// right-hand side at `b`, which is then taken to be in L2 (a batch's images through one block
+/// find their weights there); records `b` as read.
 static int recently_read(const float *b) {
     static _Thread_local const float *recent[RECENT];
     static _Thread_local int next;
