@@ -2,13 +2,13 @@
 """Per-block times of tlhub against ONNX Runtime's profiler, on the weights bench/compare.py benchmarks.
 
     swift build -c release
-    ~/venv-tf/bin/python bench/compare.py --check-only --models mobilenetv2 resnet50   # once: weights + ONNX
     ~/venv-tf/bin/python bench/layer_profile.py [--models mobilenetv2 resnet50] [--batch 1] [--rounds 3]
 
 Which parts of a network are still slower than ONNX Runtime, and by how much. Both engines run the
 same file's weights on 2 threads, one batch at a time:
 
-- ONNX Runtime: /tmp/tlhub-bench/<model>.<digest>.onnx (compare.py's conversion) with
+- ONNX Runtime: compare.py's ONNX file for these weights (/tmp/tlhub-bench/<model>.<digest>.onnx;
+  the weights are drawn and converted first, as compare.py does, if they are missing), with
   `SessionOptions.enable_profiling`; each node's `*_kernel_time` event, summed per block over the
   timed passes, divided by the passes. tf2onnx keeps the Keras layer name in every node's name
   (`mobilenetv2_1.00_224/block_1_expand/Conv2D`), so nodes group by Keras block.
@@ -34,15 +34,15 @@ import tempfile
 
 import numpy as np
 
-WORK = pathlib.Path("/tmp/tlhub-bench")
-THREADS = 2
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from compare import INPUT_SIZES, THREADS, converted, file_digest, weights_file  # noqa: E402
+
 BLOCKS = {
     # Keras layer name → block; the first pattern that matches wins.
     "mobilenetv2": [(r"^(Conv1|bn_Conv1|expanded_conv)", "Conv1+expanded_conv"), (r"^(block_\d+)_", r"\1"),
                     (r"^(Conv_1|out_relu)", "Conv_1"), (r"^predictions", "predictions")],
     "resnet50": [(r"^(conv1)_", r"\1"), (r"^(conv\d_block\d+)_", r"\1"), (r"^predictions", "predictions")],
 }
-INPUT_SIZES = {"inceptionv3": 299}
 
 
 def block_of(model, layer):
@@ -53,14 +53,7 @@ def block_of(model, layer):
     return "other"
 
 
-def onnx_file(model):
-    candidates = sorted(WORK.glob(f"{model}.*.onnx"), key=lambda path: path.stat().st_mtime)
-    if not candidates:
-        sys.exit(f"error: no {WORK}/{model}.*.onnx: run bench/compare.py --check-only --models {model} first")
-    return candidates[-1]
-
-
-def ort_blocks(model, batch, passes):
+def ort_blocks(model, onnx, batch, passes):
     """ms per pass per block, from ORT's profiler over `passes` timed passes."""
     import onnxruntime as ort
 
@@ -69,7 +62,7 @@ def ort_blocks(model, batch, passes):
     options.inter_op_num_threads = 1
     options.enable_profiling = True
     options.profile_file_prefix = os.path.join(tempfile.mkdtemp(), "ort")
-    session = ort.InferenceSession(str(onnx_file(model)), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(onnx), options, providers=["CPUExecutionProvider"])
     size = INPUT_SIZES.get(model, 224)
     feed = {session.get_inputs()[0].name: np.random.default_rng(0).uniform(-1, 1, (batch, size, size, 3)).astype(np.float32)}
     for _ in range(3):
@@ -92,9 +85,9 @@ def ort_blocks(model, batch, passes):
     return {block: total / passes for block, total in totals.items()}
 
 
-def tlhub_blocks(tlhub, model, batch):
+def tlhub_blocks(tlhub, model, weights, batch):
     """ms per pass per block, from `tlhub bench --profile`."""
-    command = [tlhub, "bench", "--model", str(WORK / f"{model}.safetensors"), "--batch", str(batch), "--profile",
+    command = [tlhub, "bench", "--model", str(weights), "--batch", str(batch), "--profile",
                "--profile-layers", "100000"]
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     output = result.stdout + result.stderr  # the profile is printed on stderr
@@ -108,11 +101,16 @@ def tlhub_blocks(tlhub, model, batch):
     return totals
 
 
-def block_order(model, names):
+STEMS = ("Conv1+expanded_conv", "conv1")
+TAILS = ("Conv_1", "predictions", "other")
+
+
+def block_order(names):
+    """Network order: the stem, the numbered blocks by their numbers, then the tail."""
     def key(name):
-        numbers = [int(n) for n in re.findall(r"\d+", name)]
-        rank = 0 if name.startswith(("Conv1", "conv1")) else 2 if name in ("Conv_1",) else 3 if name == "predictions" else 4 if name == "other" else 1
-        return (rank, numbers)
+        if name in TAILS:
+            return (2, TAILS.index(name), [])
+        return (0 if name in STEMS else 1, 0, [int(number) for number in re.findall(r"\d+", name)])
     return sorted(names, key=key)
 
 
@@ -125,13 +123,15 @@ def main():
     parser.add_argument("--tlhub", default=str(pathlib.Path(__file__).resolve().parent.parent / ".build/release/tlhub"))
     arguments = parser.parse_args()
     for model in arguments.models:
+        weights = weights_file(model)
+        onnx = converted(model, weights, file_digest(weights), ".onnx")
         rounds = {"ORT": [], "tlhub": []}
         for round_index in range(arguments.rounds):
-            rounds["ORT"].append(ort_blocks(model, arguments.batch, arguments.passes))
-            rounds["tlhub"].append(tlhub_blocks(arguments.tlhub, model, arguments.batch))
+            rounds["ORT"].append(ort_blocks(model, onnx, arguments.batch, arguments.passes))
+            rounds["tlhub"].append(tlhub_blocks(arguments.tlhub, model, weights, arguments.batch))
             print(f"round {round_index + 1}: ORT {sum(rounds['ORT'][-1].values()):.2f} ms, "
                   f"tlhub {sum(rounds['tlhub'][-1].values()):.2f} ms per pass (block sums)", file=sys.stderr)
-        names = block_order(model, set().union(*rounds["ORT"], *rounds["tlhub"]))
+        names = block_order(set().union(*rounds["ORT"], *rounds["tlhub"]))
         median = {engine: {name: statistics.median(r.get(name, 0.0) for r in rounds[engine]) for name in names}
                   for engine in rounds}
         print(f"\n{model}, batch {arguments.batch}: ms per pass, median of {arguments.rounds} rounds\n")

@@ -461,6 +461,14 @@ extension Conv2D {
         ((height - 1) * strides.0 + kernelSize.0, (width - 1) * strides.1 + kernelSize.1)
     }
 
+    /// `tl_conv_direct`'s view of a padded input `paddedWidth` pixels wide and an output
+    /// `outputWidth` wide.
+    private func directShape(paddedWidth: Int, channels: Int, outputWidth: Int) -> TLDirectShape {
+        TLDirectShape(paddedWidth: Int32(paddedWidth), channels: Int32(channels), kernelHeight: Int32(kernelSize.0),
+                      kernelWidth: Int32(kernelSize.1), strideX: Int32(strides.1), strideY: Int32(strides.0),
+                      outputWidth: Int32(outputWidth))
+    }
+
     /// Floats of the band `forwardDirectRows` pads for `outputRows` rows of an output
     /// `outputWidth` wide: the padded input rows their windows cover.
     package func directBandCount(outputRows: Int, outputWidth: Int, inputChannels: Int) -> Int {
@@ -481,15 +489,12 @@ extension Conv2D {
         let channels = kernel.shape[2]
         let (rows, columns) = geometry(height: height, width: width)
         let outputWidth = columns.output
-        let (_, paddedWidth) = directPadded(height: rows.output, width: outputWidth)
-        let firstPadded = outputRows.lowerBound * strides.0
-        let bandRows = directPadded(height: outputRows.count, width: outputWidth).height
+        let (bandRows, paddedWidth) = directPadded(height: outputRows.count, width: outputWidth)
         // The band is padded rows firstPadded..<firstPadded + bandRows of the whole padded image.
+        let firstPadded = outputRows.lowerBound * strides.0
         fillPadded(image, height: height, width: width, channels: channels, top: rows.before - firstPadded,
                    left: columns.before, into: band, paddedHeight: bandRows, paddedWidth: paddedWidth, rows: 0..<bandRows)
-        var shape = TLDirectShape(paddedWidth: Int32(paddedWidth), channels: Int32(channels), kernelHeight: Int32(kernelSize.0),
-                                  kernelWidth: Int32(kernelSize.1), strideX: Int32(strides.1), strideY: Int32(strides.0),
-                                  outputWidth: Int32(outputWidth))
+        var shape = directShape(paddedWidth: paddedWidth, channels: channels, outputWidth: outputWidth)
         let (low, high) = activation.clampBounds ?? (-.infinity, .infinity)
         let pixels = outputRows.count * outputWidth, patch = kernelSize.0 * kernelSize.1 * channels
         let status = tl_conv_direct(band, &shape, 0, Int32(pixels), packed, Int32(patch), Int32(filters), biasPointer,
@@ -544,9 +549,7 @@ extension Conv2D {
         // row: conv5's 3×3 layers took 2.4 ms each that way at batch 1, 1.4 this way.
         let slicesFilters = threads > 1 && batch * itemsPerImage < 4 * threads
         let filterChunks = (panels + 1) / 2
-        var shape = TLDirectShape(paddedWidth: Int32(paddedWidth), channels: Int32(channels), kernelHeight: Int32(kh),
-                                  kernelWidth: Int32(kw), strideX: Int32(strides.1), strideY: Int32(strides.0),
-                                  outputWidth: Int32(outputWidth))
+        var shape = directShape(paddedWidth: paddedWidth, channels: channels, outputWidth: outputWidth)
         // Pixels `run` of `image`, filters `first..<last`.
         func runPixels(image: Int, _ run: Range<Int>, filters first: Int, _ last: Int) {
             let pixel = image * pixels + run.lowerBound, count = run.count

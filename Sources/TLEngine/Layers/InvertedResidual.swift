@@ -57,12 +57,12 @@ public final class InvertedResidual: Layer {
         name = "\(expand?.name ?? depthwise.name)…\(project.name)"
     }
 
-    /// Whether the expansion reads windows of its input (a k×k stem by the direct path).
-    private var expandReadsWindows: Bool { expand.map { !$0.isPointwise } ?? false }
+    /// The expansion when it reads windows of its input (a k×k stem by the direct path), else nil.
+    private var stem: Conv2D? { expand.flatMap { $0.isPointwise ? nil : $0 } }
 
     /// Floats of a stem's output for a full `inputShape` (batch first), nil without a stem.
     package func stemOutputCount(inputShape: [Int]) -> Int? {
-        guard expandReadsWindows, let shape = try? expand?.outputShape(inputShapes: [Array(inputShape.dropFirst())]) else {
+        guard let shape = try? stem?.outputShape(inputShapes: [Array(inputShape.dropFirst())]) else {
             return nil
         }
         return inputShape[0] * shape.reduce(1, *)
@@ -115,11 +115,10 @@ public final class InvertedResidual: Layer {
         // Shapes are [1, height, width, channels].
         if streamsRows(expanded: expanded) {
             let group = groupRows(middle: middle), ring = ringRows(groupRows: group)
-            let band = expandReadsWindows
-                ? expand!.directBandCount(outputRows: ring, outputWidth: expanded[2], inputChannels: input[3]) : 0
+            let band = stem?.directBandCount(outputRows: ring, outputWidth: expanded[2], inputChannels: input[3]) ?? 0
             return (expand == nil ? 0 : ring * expanded[2] * expanded[3]) + group * middle[2] * middle[3] + band
         }
-        let stemScratch = expandReadsWindows ? expand!.scratchCount(inputs: [input], output: expanded) : 0
+        let stemScratch = stem?.scratchCount(inputs: [input], output: expanded) ?? 0
         return (expand == nil ? 0 : expanded.reduce(1, *)) + middle.reduce(1, *) + stemScratch
     }
 
@@ -172,7 +171,7 @@ public final class InvertedResidual: Layer {
         if let expand {
             let expandedView = MutableActivationView(data: next, shape: expanded)
             // A stem's padded copy goes past both intermediate tensors; a 1×1 expansion needs none.
-            let expandScratch = expandReadsWindows ? next + expanded.reduce(1, *) + middle.reduce(1, *) : next
+            let expandScratch = stem == nil ? next : next + expanded.reduce(1, *) + middle.reduce(1, *)
             expand.forward([depthwiseInput], into: expandedView, scratch: expandScratch)
             depthwiseInput = ActivationView(data: next, shape: expanded)
             next += expanded.reduce(1, *)
@@ -209,6 +208,7 @@ public final class InvertedResidual: Layer {
         var computedEnd = Int.min  // expanded rows below this (and in the window) are in the ring
 
         let expandPacked = expand?.packedKernelPointer, expandBias = expand?.biasPointer
+        let stem = self.stem  // its rows by the direct path
         // Fetched once: the packed panels are looked up under a lock (they repack after a
         // weight change), which the per-group loop below must not take.
         let projectPacked = project.packedKernelPointer, projectBias = project.biasPointer
@@ -234,19 +234,17 @@ public final class InvertedResidual: Layer {
                             while row < end {
                                 let slot = row % ringRows, count = min(end - row, ringRows - slot)
                                 let destination = ring + slot * rowFloats
-                                if expandReadsWindows {
-                                    expand!.forwardDirectRows(row..<row + count, image: imageInput, height: inputHeight,
-                                                              width: inputWidth, packed: expandPacked, band: band,
-                                                              into: destination)
-                                    row += count
-                                    continue
-                                }
-                                tl_gemm_packed(Int32(count * width), Int32(channels), Int32(inputChannels),
-                                               imageInput + row * width * inputChannels, Int32(inputChannels),
-                                               expandPacked, expandBias, nil, 0, expandLow, expandHigh,
-                                               destination, Int32(channels))
-                                if expandActivation.clampBounds == nil {
-                                    expandActivation.apply(destination, count: count * rowFloats, lastAxis: channels)
+                                if let stem {
+                                    stem.forwardDirectRows(row..<row + count, image: imageInput, height: inputHeight,
+                                                           width: inputWidth, packed: expandPacked, band: band, into: destination)
+                                } else {
+                                    tl_gemm_packed(Int32(count * width), Int32(channels), Int32(inputChannels),
+                                                   imageInput + row * width * inputChannels, Int32(inputChannels),
+                                                   expandPacked, expandBias, nil, 0, expandLow, expandHigh,
+                                                   destination, Int32(channels))
+                                    if expandActivation.clampBounds == nil {
+                                        expandActivation.apply(destination, count: count * rowFloats, lastAxis: channels)
+                                    }
                                 }
                                 row += count
                             }
