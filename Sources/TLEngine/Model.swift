@@ -181,20 +181,16 @@ public final class Model {
         }
         let size = current.inputShapes[0][0]
         if size == count { return try current.run([input])[0] }
-        let perSample = input.count / max(count, 1)
         var scalars: [Float] = []
         var outputShape: [Int] = []
         var start = 0
         while start < count {
             let end = min(start + size, count)
-            // The last slice is padded with zeros to the planned size; its extra outputs are dropped.
-            var slice = Array(input.scalars[(start * perSample)..<(end * perSample)])
-            slice.append(contentsOf: repeatElement(0, count: (size - (end - start)) * perSample))
-            let output = try current.run([Tensor(shape: [size] + sampleShape, scalars: slice)])[0]
-            let outputPerSample = output.count / size
+            // The last micro-batch is padded with zeros to the planned size; its extra outputs are dropped.
+            let output = try current.run(input, samples: start..<end)[0]
             outputShape = Array(output.shape.dropFirst())
-            if scalars.isEmpty { scalars.reserveCapacity(count * outputPerSample) }
-            scalars.append(contentsOf: output.scalars[0..<((end - start) * outputPerSample)])
+            if scalars.isEmpty { scalars.reserveCapacity(count * output.count / (end - start)) }
+            scalars.append(contentsOf: output.scalars)
             start = end
         }
         return Tensor(shape: [count] + outputShape, scalars: scalars)

@@ -138,6 +138,31 @@ struct ModelTests {
         }
     }
 
+    @Test("an executor runs a range of a larger batch in place, zeros after it, and rejects what it was not planned for")
+    func executorSampleRange() throws {
+        let fixture = "sequential"  // batch of 3
+        let model = try Model(weights: try EngineFixtures.weights(fixture))
+        let input = try EngineFixtures.input(fixture)
+        let graph = try model.graph.fused()
+        let perImage = input.count / input.shape[0]
+        let executor = try GraphExecutor(graph: graph, inputShapes: [[2] + input.shape.dropFirst()])
+        for samples in [0..<2, 1..<3, 2..<3] {
+            // What the range stands for: its samples copied out, zeros to the planned batch of 2.
+            let padded = Tensor(shape: [2] + input.shape.dropFirst(),
+                                scalars: Array(input.scalars[samples.lowerBound * perImage..<samples.upperBound * perImage])
+                                    + [Float](repeating: 0, count: (2 - samples.count) * perImage))
+            let whole = try executor.run([padded])[0]
+            let perOutput = whole.count / 2
+            let ranged = try executor.run(input, samples: samples)[0]
+            #expect(ranged.shape == [samples.count] + whole.shape.dropFirst(), "samples \(samples)")
+            #expect(ranged.scalars == Array(whole.scalars.prefix(samples.count * perOutput)), "samples \(samples)")
+        }
+        #expect(throws: EngineError.self) { try executor.run(input, samples: 0..<3) }  // more than planned
+        #expect(throws: EngineError.self) { try executor.run(input, samples: 2..<4) }  // past the input
+        let other = Tensor(shape: [3, 1] + input.shape.dropFirst(2), scalars: Array(input.scalars.prefix(3 * input.shape[2...].reduce(1, *))))
+        #expect(throws: EngineError.self) { try executor.run(other, samples: 0..<1) }  // another sample shape
+    }
+
     @Test("a batch runs the classifier once after the base's micro-batches: the same bits as image by image")
     func classifierAfterMicroBatches() throws {
         for fixture in ["sequential", "vgg_small"] {

@@ -170,12 +170,38 @@ public final class GraphExecutor {
                 buffers[nodeBuffers[index]].update(from: source.baseAddress!, count: source.count)
             }
         }
+        return runNodes(samples: inputShapes[0][0])
+    }
+
+    /// Runs a one-input graph on samples `samples` of `input`, copied straight into the input
+    /// buffer (zeros after them up to the planned batch): a micro-batch of a larger batch without
+    /// a copy of its slice.
+    /// - Returns: one tensor per graph output, `samples.count` samples each.
+    /// - Throws: `EngineError.inputShapeMismatch` for a graph of several inputs, an input of
+    ///   another sample shape, or more samples than planned.
+    public func run(_ input: Tensor, samples: Range<Int>) throws -> [Tensor] {
+        let planned = inputShapes[0]
+        guard graph.inputs.count == 1, Array(input.shape.dropFirst()) == Array(planned.dropFirst()),
+              samples.lowerBound >= 0, samples.upperBound <= input.shape[0], samples.count <= planned[0] else {
+            throw EngineError.inputShapeMismatch(expected: "\(planned)", actual: input.shape)
+        }
+        let perSample = planned.dropFirst().reduce(1, *)
+        let destination = buffers[nodeBuffers[graph.inputs[0]]]
+        input.scalars.withUnsafeBufferPointer { source in
+            destination.update(from: source.baseAddress! + samples.lowerBound * perSample, count: samples.count * perSample)
+        }
+        (destination + samples.count * perSample).update(repeating: 0, count: (planned[0] - samples.count) * perSample)
+        return runNodes(samples: samples.count)
+    }
+
+    /// Runs every node on the filled input buffers; returns the outputs' first `samples` samples.
+    private func runNodes(samples: Int) -> [Tensor] {
         for (index, node) in graph.nodes.enumerated() where !node.layer.isIdentity {
             node.layer.forward(inputViews[index], into: outputViews[index], scratch: scratch)
         }
         return graph.outputs.map { index in
-            let count = shapes[index].reduce(1, *)
-            return Tensor(shape: shapes[index], scalars: Array(UnsafeBufferPointer(start: buffers[nodeBuffers[index]], count: count)))
+            let shape = [samples] + shapes[index].dropFirst()
+            return Tensor(shape: shape, scalars: Array(UnsafeBufferPointer(start: buffers[nodeBuffers[index]], count: shape.reduce(1, *))))
         }
     }
 }
