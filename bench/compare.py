@@ -26,7 +26,8 @@ TFLite (`tf.lite.TFLiteConverter.from_keras_model`, float32, no quantization), c
 <model>.onnx files came from weights nobody kept and are not used). Each conversion runs in a child
 process (see "ONNX conversion" below).
 
-Engines. Each runs on 2 threads (the machine this was written for has 2 cores), one batch at a time:
+Engines. Each runs on 2 threads (the machine this was written for has 2 cores; `--threads 1` runs
+every engine on one, to show how each scales), one batch at a time:
 
 - TF: a `tf.function` of the model called on a constant batch (what `model.predict` runs per step,
   without its Python batching overhead); intra-op threads 2, inter-op 1, set before any TF op;
@@ -433,7 +434,7 @@ class Worker:
         self.engine = engine
         self.output_path = folder / f"output-{engine}.npy"
         self.log_path = folder / f"{engine}.log"
-        arguments = [sys.executable, __file__, "--worker", engine, "--name", name, "--onnx", str(files[".onnx"]),
+        arguments = [sys.executable, __file__, "--worker", engine, "--threads", str(THREADS), "--name", name, "--onnx", str(files[".onnx"]),
                      "--tflite", str(files[".tflite"]), "--input", str(input_path), "--output", str(self.output_path)]
         with open(self.log_path, "w") as log:
             self.process = subprocess.Popen(arguments, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
@@ -645,12 +646,15 @@ def machine():
 
 
 def main():
+    global THREADS  # --threads: the loaders and the tlhub runs read it
     parser = argparse.ArgumentParser()
     parser.add_argument("--tlhub", default=str(ROOT / ".build/release/tlhub"))
     parser.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--batches", nargs="*", type=int, default=[1, 32])
     parser.add_argument("--seconds", type=float, default=3, help="timed seconds per measurement (default 3)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    parser.add_argument("--threads", type=int, default=THREADS,
+                        help=f"threads every engine runs on (default {THREADS}; 1 shows each engine's scaling against a 2-thread run)")
     parser.add_argument("--startup", action="store_true", help="also time one JPEG's features from process start")
     parser.add_argument("--json", type=pathlib.Path, metavar="OUT", help="write every measurement to OUT")
     parser.add_argument("--training", action="store_true",
@@ -665,6 +669,9 @@ def main():
     parser.add_argument("--onnx", type=pathlib.Path, help=argparse.SUPPRESS)
     parser.add_argument("--tflite", type=pathlib.Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.threads < 1:
+        parser.error("--threads must be positive")
+    THREADS = args.threads
     if args.worker:
         worker(args.worker, args.name, {".onnx": args.onnx, ".tflite": args.tflite}, args.input, args.output)
         return

@@ -84,10 +84,16 @@ public enum MatrixMultiply {
 
 /// The columns that run `chunk` of `chunks` takes when `columns` GEMM columns are split between
 /// threads: whole micro-kernel tiles (two 16-wide panels), so no thread computes a half-width tile
-/// in the middle; the last run ends at `columns`. Empty (`first == last`) when there are more
-/// runs than tiles.
+/// in the middle — unless the tiles do not share out evenly and the panels do: then whole panels
+/// (MobileNetV2's 160-filter projections at batch 1 split 80/80 columns, two tiles and a half tile
+/// each, instead of 96/64, where one core waited a third of the layer for the other). The last run
+/// ends at `columns`. Empty (`first == last`) when there are more runs than panels. A column's
+/// sum runs in the same order in a full or a half tile, so the split never changes the bits.
 package func gemmColumnRun(_ chunk: Int, of chunks: Int, columns: Int) -> (first: Int, last: Int) {
-    let run = evenRun(chunk, of: chunks, count: columns, unit: 2 * Int(TL_GEMM_PANEL))
+    let panel = Int(TL_GEMM_PANEL)
+    let tiles = (columns + 2 * panel - 1) / (2 * panel), panels = (columns + panel - 1) / panel
+    let unit = tiles % chunks != 0 && panels % chunks == 0 ? panel : 2 * panel
+    let run = evenRun(chunk, of: chunks, count: columns, unit: unit)
     return (run.lowerBound, run.upperBound)
 }
 

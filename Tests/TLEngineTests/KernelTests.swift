@@ -376,6 +376,47 @@ struct KernelTests {
         }
     }
 
+    @Test("column runs cover every column once, split at whole tiles or, where tiles do not share out evenly and panels do, at a panel; the pieces give the whole product's bits",
+          arguments: kernelLevels)
+    func columnRuns(level: Int) {
+        // (columns, runs) → the widths expected: 160 = 5 tiles of 32 splits 80/80 at a panel; 192
+        // (6 tiles) at whole tiles; 112 (7 panels) and 45 (3 panels) split evenly neither way, nor
+        // do 160 columns in 4 runs; one panel goes whole to one run.
+        let cases: [(columns: Int, runs: Int, widths: [Int])] = [
+            (160, 2, [80, 80]), (192, 2, [96, 96]), (96, 2, [48, 48]), (112, 2, [64, 48]), (45, 2, [32, 13]),
+            (160, 4, [32, 32, 32, 64]), (16, 2, [0, 16]),
+        ]
+        for (columns, runs, widths) in cases {
+            let pieces = (0..<runs).map { gemmColumnRun($0, of: runs, columns: columns) }
+            #expect(pieces.map { $0.last - $0.first } == widths, "\(columns) columns in \(runs) runs: \(pieces)")
+            #expect(pieces.first?.first == 0 && pieces.last?.last == columns, "\(columns) columns in \(runs) runs")
+            #expect(zip(pieces, pieces.dropFirst()).allSatisfy { $0.last == $1.first && $1.first % Int(TL_GEMM_PANEL) == 0 },
+                    "\(columns) columns in \(runs) runs: \(pieces)")
+        }
+        var noise = Noise(state: 5)
+        let (m, k, n) = (49, 96, 160)
+        let a = (0..<(m * k)).map { _ in noise.next() }
+        let b = (0..<(k * n)).map { _ in noise.next() }
+        let bias = (0..<n).map { _ in noise.next() }
+        var packed = [Float](repeating: 0, count: tl_gemm_packed_count(Int32(k), Int32(n)))
+        tl_gemm_pack(b, Int32(n), Int32(k), Int32(n), &packed)
+        var whole = [Float](repeating: 0, count: m * n), pieces = whole
+        tl_gemm_packed_level(Int32(level), Int32(m), Int32(n), Int32(k), a, Int32(k), packed, bias, nil, 0, 0, 6, &whole, Int32(n))
+        for run in 0..<2 {
+            let (first, last) = gemmColumnRun(run, of: 2, columns: n)
+            packed.withUnsafeBufferPointer { packed in
+                bias.withUnsafeBufferPointer { bias in
+                    pieces.withUnsafeMutableBufferPointer { out in
+                        tl_gemm_packed_level(Int32(level), Int32(m), Int32(last - first), Int32(k), a, Int32(k),
+                                             packed.baseAddress! + first * k, bias.baseAddress! + first,
+                                             nil, 0, 0, 6, out.baseAddress! + first, Int32(n))
+                    }
+                }
+            }
+        }
+        #expect(pieces == whole, "the 80/80 column split changed \(zip(pieces, whole).filter { $0 != $1 }.count) values")
+    }
+
     /// Direct NHWC convolution with TF `same`/`valid` padding, in Double.
     func directConvolution(_ input: Tensor, kernel: Tensor, bias: Tensor, stride: Int, padding: Padding) -> Tensor {
         let (batch, height, width, channels) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
@@ -419,6 +460,8 @@ struct KernelTests {
         // Few pixels, many filters: the filters are split between threads.
         ConvolutionCase(input: [1, 6, 6, 16], filters: 80, kernelSize: 3, stride: 1, activation: .relu6),
         ConvolutionCase(input: [1, 7, 7, 64], filters: 96, kernelSize: 1, stride: 1, activation: .swish),
+        // MobileNetV2's 7×7 projections at batch 1: five tiles of filters, split at a panel (80/80).
+        ConvolutionCase(input: [1, 7, 7, 96], filters: 160, kernelSize: 1, stride: 1, activation: .linear),
         // Many pixels: blocks of pixels per thread, a partial last panel (24 = 16 + 8).
         ConvolutionCase(input: [2, 21, 19, 8], filters: 24, kernelSize: 3, stride: 2, activation: .relu),
         // RGB stems on the direct path: MobileNetV2's 3×3/2 (same padding, odd sizes), ResNet's 7×7/2.
