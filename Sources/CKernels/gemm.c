@@ -297,6 +297,15 @@ static int recently_read(const float *b) {
     return 0;
 }
 
+/// Where row tile `t` of `tiles` starts when rows `first..<last` are cut into tiles of heights
+/// as even as they go (`tiles` is the fewest that hold a micro-kernel's rows each): 49 rows
+/// take seven tiles of 7, not six of 8 and a row alone, whose two FMA chains wait on the FMA's
+/// latency and take half a full tile's time for an eighth of its work (batch 1's 7×7 maps).
+/// A row's sum runs in the same order in a tile of any height, so the cut never changes the bits.
+static inline int even_tile_row(int first, int last, int tiles, int t) {
+    return first + (int)((long)(last - first) * t / tiles);
+}
+
 /// The blocked product over a right-hand side whose 16-column panel starting at column `j` and
 /// row `kk` is at `b + j · columnScale + kk · ldb`: packed panels (`columnScale` k, `ldb` PANEL)
 /// or a row-major matrix read in place (`columnScale` 1, `ldb` its row stride, `n` a multiple
@@ -361,24 +370,27 @@ static void gemm_blocked(int level, int m, int n, int k, const float *a, int lda
                     // call against weights this thread has not read lately (`coldShortB`):
                     // MobileNetV2 1.9 %, ResNet50 1.5 % faster at batch 1 (in-process A/B).
                     int streams = (size_t)k * (size_t)n > ROW_ORDER_FLOATS || coldShortB;
+                    int tiles = (chunk1 - chunk0 + WIDE_ROWS - 1) / WIDE_ROWS;
                     for (int j0 = 0; j0 < n; j0 += 2 * PANEL)
-                        for (int i0 = chunk0; i0 < chunk1; i0 += WIDE_ROWS) {
-                            int next = i0 + WIDE_ROWS;  // the next tile
+                        for (int t = 0; t < tiles; t++) {
+                            int i0 = even_tile_row(chunk0, chunk1, tiles, t);
+                            int next = even_tile_row(chunk0, chunk1, tiles, t + 1);  // the next tile
                             const float *ahead = next + WIDE_ROWS <= m ? source + (size_t)next * lds + j0 : NULL;
-                            block.streamB = streams && i0 == chunk0 ? STREAM_AHEAD : 0;
-                            tile_avx512(&block, i0, tl_min(WIDE_ROWS, chunk1 - i0), j0, n, k0, a, lda, b, columnScale,
+                            block.streamB = streams && t == 0 ? STREAM_AHEAD : 0;
+                            tile_avx512(&block, i0, next - i0, j0, n, k0, a, lda, b, columnScale,
                                         ldb, bias, residual, ldr, c, ldc, ahead, lds);
                         }
                 }
                 continue;
             }
 #endif
+            int tiles = (chunk1 - chunk0 + ROWS - 1) / ROWS;
             for (int j0 = 0; j0 < n; j0 += PANEL) {
                 int columns = tl_min(PANEL, n - j0);
                 const float *panel = b + (size_t)j0 * columnScale + (size_t)k0 * ldb;
                 const float *panelBias = bias ? bias + j0 : NULL;
-                for (int i0 = chunk0; i0 < chunk1; i0 += ROWS) {
-                    int rows = tl_min(ROWS, chunk1 - i0);
+                for (int t = 0; t < tiles; t++) {
+                    int i0 = even_tile_row(chunk0, chunk1, tiles, t), rows = even_tile_row(chunk0, chunk1, tiles, t + 1) - i0;
                     const float *blockA = a + (size_t)i0 * lda + k0;
                     float *blockC = c + (size_t)i0 * ldc + j0;
                     const float *blockResidual = residual ? residual + (size_t)i0 * ldr + j0 : NULL;

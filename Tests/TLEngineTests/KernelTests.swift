@@ -66,6 +66,9 @@ struct KernelTests {
         GEMMCase(m: 23, k: 400, n: 40, bias: true, residual: false, low: 0, high: 6),
         GEMMCase(m: 407, k: 70, n: 29, bias: false, residual: true, low: -1, high: .infinity),
         GEMMCase(m: 9, k: 5, n: 70, bias: true, residual: true, low: -.infinity, high: .infinity),
+        // A 7×7 map's rows in seven tiles of 7, and 50 rows in six of 7 and one of 8.
+        GEMMCase(m: 49, k: 160, n: 96, bias: true, residual: true, low: 0, high: 6),
+        GEMMCase(m: 50, k: 576, n: 40, bias: true, residual: false, low: -.infinity, high: .infinity),
         // One K block over more than one row chunk, A and C small enough for L2: panel order.
         GEMMCase(m: 203, k: 24, n: 72, bias: true, residual: true, low: 0, high: .infinity),
         // The same with A and C over 512 KB: the AVX-512 path walks row tiles across every panel
@@ -350,7 +353,8 @@ struct KernelTests {
           arguments: kernelLevels)
     func rowIndependence(level: Int) {
         var noise = Noise(state: 99)
-        let (m, k, n) = (19, 700, 45)
+        // 49 rows: the whole product cuts them into seven tiles of 7 (heights as even as they go).
+        let (m, k, n) = (49, 700, 45)
         let a = (0..<(m * k)).map { _ in noise.next() }
         let b = (0..<(k * n)).map { _ in noise.next() }
         let bias = (0..<n).map { _ in noise.next() }
@@ -359,8 +363,9 @@ struct KernelTests {
         var whole = [Float](repeating: 0, count: m * n)
         tl_gemm_packed_level(Int32(level), Int32(m), Int32(n), Int32(k), a, Int32(k), packed, bias, nil, 0,
                              -.infinity, .infinity, &whole, Int32(n))
-        // Every split of the rows: one at a time, and runs of 3 (strips of every height).
-        for runLength in [1, 3] {
+        // Every split of the rows: one at a time, runs of 3 (strips of every height) and runs of 8
+        // (full tiles and a row alone).
+        for runLength in [1, 3, 8] {
             var pieces = [Float](repeating: 0, count: m * n)
             for first in stride(from: 0, to: m, by: runLength) {
                 let rows = min(runLength, m - first)
