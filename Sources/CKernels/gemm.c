@@ -299,9 +299,9 @@ static int recently_read(const float *b) {
 
 /// Where row tile `t` of `tiles` starts when rows `first..<last` are cut into tiles of heights
 /// as even as they go (`tiles` is the fewest that hold a micro-kernel's rows each): 49 rows
-/// take seven tiles of 7, not six of 8 and a row alone, whose two FMA chains wait on the FMA's
-/// latency and take half a full tile's time for an eighth of its work (batch 1's 7×7 maps).
-/// A row's sum runs in the same order in a tile of any height, so the cut never changes the bits.
+/// (batch 1's 7×7 maps) take seven tiles of 7, not six of 8 and a row alone, whose two FMA chains
+/// are bound by the FMA's latency (1–3 % on those products, single thread). A row's sum runs in
+/// the same order in a tile of any height, so the cut never changes the bits.
 static inline int even_tile_row(int first, int last, int tiles, int t) {
     return first + (int)((long)(last - first) * t / tiles);
 }
