@@ -363,19 +363,30 @@ def load_tflite(name, files, x):
     return run, {"version": tf.__version__, "threads": THREADS}
 
 
-def load_openvino(name, files, x):
+def compile_openvino(onnx, shape, profiling=False):
+    """The ONNX file compiled for OpenVINO's CPU plugin on THREADS threads, latency hint, float32
+    (with per-node counters when `profiling`, for layer_profile.py)."""
     import openvino as ov
     import openvino.properties as properties
     import openvino.properties.hint as hints
 
     core = ov.Core()
-    model = core.read_model(str(files[".onnx"]))
-    model.reshape(list(x.shape))
-    compiled = core.compile_model(model, "CPU", dict([
+    model = core.read_model(str(onnx))
+    model.reshape(list(shape))
+    return core.compile_model(model, "CPU", dict([
         properties.inference_num_threads(THREADS),
         hints.performance_mode(hints.PerformanceMode.LATENCY),
         hints.inference_precision(ov.Type.f32),
+        properties.enable_profiling(profiling),
     ]))
+
+
+def load_openvino(name, files, x):
+    import openvino as ov
+    import openvino.properties as properties
+    import openvino.properties.hint as hints
+
+    compiled = compile_openvino(files[".onnx"], x.shape)
     request = compiled.create_infer_request()
     info = {"version": ov.get_version(), "threads": compiled.get_property(properties.inference_num_threads()),
             "precision": compiled.get_property(hints.inference_precision()).get_type_name()}

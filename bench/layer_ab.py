@@ -15,30 +15,24 @@ at that moment divided out. Median over the rounds, with the quartiles. Below 1:
 Pass a shell script for A or B to set environment variables for one side.
 """
 import argparse
-import os
 import pathlib
 import re
 import statistics
-import subprocess
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from compare import THREADS, weights_file  # noqa: E402
+from compare import weights_file  # noqa: E402
+from layer_profile import tlhub_layer_times  # noqa: E402
 
 
 def layer_times(tlhub, weights, batch, iterations, target, control):
     """(target ms, control ms) per pass from one `tlhub bench --profile` run."""
-    command = [tlhub, "bench", "--model", str(weights), "--batch", str(batch), "--iterations", str(iterations),
-               "--profile", "--profile-layers", "100000"]
-    result = subprocess.run(command, capture_output=True, text=True, check=True,
-                            env=dict(os.environ, TLHUB_THREADS=str(THREADS)))
     sums = [0.0, 0.0]
-    for line in (result.stdout + result.stderr).splitlines():
-        match = re.match(r"\s*([\d.]+) ms\s+[\d.]+%\s+(\S+)", line)
-        if match and target.search(match.group(2)):
-            sums[0] += float(match.group(1))
-        elif match and control.search(match.group(2)):
-            sums[1] += float(match.group(1))
+    for layer, ms in tlhub_layer_times(tlhub, weights, batch, iterations):
+        if target.search(layer):
+            sums[0] += ms
+        elif control.search(layer):
+            sums[1] += ms
     return tuple(sums)
 
 

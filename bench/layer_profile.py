@@ -42,7 +42,7 @@ import tempfile
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from compare import INPUT_SIZES, THREADS, converted, file_digest, weights_file  # noqa: E402
+from compare import INPUT_SIZES, THREADS, compile_openvino, converted, file_digest, weights_file  # noqa: E402
 
 BLOCKS = {
     # Keras layer name → block; the first pattern that matches wins.
@@ -118,21 +118,8 @@ def ort_blocks(model, onnx, batch, passes):
 
 def openvino_blocks(model, onnx, batch, passes):
     """ms per pass per block, from OpenVINO's per-node counters over `passes` timed passes."""
-    import openvino as ov
-    import openvino.properties as properties
-    import openvino.properties.hint as hints
-
-    core = ov.Core()
-    network = core.read_model(str(onnx))
     size = INPUT_SIZES.get(model, 224)
-    network.reshape([batch, size, size, 3])
-    compiled = core.compile_model(network, "CPU", dict([
-        properties.inference_num_threads(THREADS),
-        hints.performance_mode(hints.PerformanceMode.LATENCY),
-        hints.inference_precision(ov.Type.f32),
-        properties.enable_profiling(True),
-    ]))
-    request = compiled.create_infer_request()
+    request = compile_openvino(onnx, (batch, size, size, 3), profiling=True).create_infer_request()
     x = np.random.default_rng(0).uniform(-1, 1, (batch, size, size, 3)).astype(np.float32)
     for _ in range(3):
         request.infer({0: x})
@@ -146,19 +133,27 @@ def openvino_blocks(model, onnx, batch, passes):
     return {block: total / passes for block, total in totals.items()}
 
 
-def tlhub_blocks(tlhub, model, weights, batch):
-    """ms per pass per block, from `tlhub bench --profile`."""
+def tlhub_layer_times(tlhub, weights, batch, iterations=None):
+    """(layer name, mean ms per pass) for every layer of `tlhub bench --profile` on THREADS threads;
+    a fused layer's name holds the Keras layers it runs (`block_1_expand…block_1_project`)."""
     command = [tlhub, "bench", "--model", str(weights), "--batch", str(batch), "--profile",
-               "--profile-layers", "100000"]
-    result = subprocess.run(command, capture_output=True, text=True, check=True)
-    output = result.stdout + result.stderr  # the profile is printed on stderr
-    totals = {}
-    for line in output.splitlines():
+               "--profile-layers", "100000"] + (["--iterations", str(iterations)] if iterations else [])
+    result = subprocess.run(command, capture_output=True, text=True, check=True,
+                            env=dict(os.environ, TLHUB_THREADS=str(THREADS)))
+    times = []
+    for line in (result.stdout + result.stderr).splitlines():  # the profile is printed on stderr
         match = re.match(r"\s*([\d.]+) ms\s+[\d.]+%\s+(\S+)", line)
         if match:
-            first_layer = match.group(2).split("…")[0]
-            block = block_of(model, first_layer)
-            totals[block] = totals.get(block, 0.0) + float(match.group(1))
+            times.append((match.group(2), float(match.group(1))))
+    return times
+
+
+def tlhub_blocks(tlhub, model, weights, batch):
+    """ms per pass per block, from `tlhub bench --profile`."""
+    totals = {}
+    for layer, ms in tlhub_layer_times(tlhub, weights, batch):
+        block = block_of(model, layer.split("…")[0])
+        totals[block] = totals.get(block, 0.0) + ms
     return totals
 
 

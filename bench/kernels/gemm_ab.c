@@ -13,26 +13,13 @@
 // way; prints each side's best rate, the median of the per-alternation time ratios base/new
 // (above 1: the working tree is faster) with its quartiles, and whether both gave the same bits.
 #include "CKernels.h"
+#include "bench.h"
 #include <stdio.h>
-#include <stdlib.h>
-#include <time.h>
 
 void base_gemm_packed(int m, int n, int k, const float *a, int lda, const float *packed, const float *bias,
                       const float *residual, int ldr, float low, float high, float *c, int ldc);
 
 enum { ALTERNATIONS = 31 };
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
-
-static float *filled(size_t count) {
-    float *p = aligned_alloc(64, (count * sizeof(float) + 63) / 64 * 64);
-    for (size_t i = 0; i < count; i++) p[i] = (float)(i % 13) * 0.01f - 0.05f;
-    return p;
-}
 
 static int ascending(const void *x, const void *y) {
     double a = *(const double *)x, b = *(const double *)y;

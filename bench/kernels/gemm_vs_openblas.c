@@ -4,24 +4,11 @@
 //     clang -O3 -I Sources/CKernels/include bench/kernels/gemm_vs_openblas.c Sources/CKernels/*.c \
 //           -lopenblas -lpthread -lm -o /tmp/gemm_vs_openblas && /tmp/gemm_vs_openblas
 #include "CKernels.h"
+#include "bench.h"
 #include <cblas.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <time.h>
 
 extern void openblas_set_num_threads(int);
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
-
-static float *filled(size_t count) {
-    float *p = aligned_alloc(64, (count * sizeof(float) + 63) / 64 * 64);
-    for (size_t i = 0; i < count; i++) p[i] = (float)(i % 13) * 0.01f;
-    return p;
-}
 
 int main(void) {
     openblas_set_num_threads(1);
