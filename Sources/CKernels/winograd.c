@@ -223,7 +223,7 @@ static void input2(int level, const float *input, int height, int width, int cha
     else if (level >= 1) tile = input_tile_avx2;
 #endif
     const int perImage = tilesY * tilesX;
-    const size_t stride = (size_t)count * channels, rowStride = (size_t)width * channels;
+    const size_t stride = tl_winograd_stride(count, channels), rowStride = (size_t)width * channels;
     for (int t = 0; t < count; t++) {
         int index = firstTile + t, image = index / perImage;
         int y0 = 2 * ((index % perImage) / tilesX) - padTop, x0 = 2 * (index % tilesX) - padLeft;
@@ -342,7 +342,7 @@ static void output2(int level, const float *m, int firstTile, int count, int til
     else if (level >= 1) tile = output_tile_avx2;
 #endif
     const int perImage = tilesY * tilesX;
-    OutputTile p = {NULL, (size_t)count * filters, {{NULL}}, {{NULL}}, bias, low, high};
+    OutputTile p = {NULL, tl_winograd_stride(count, filters), {{NULL}}, {{NULL}}, bias, low, high};
     for (int t = 0; t < count; t++) {
         int index = firstTile + t, image = index / perImage;
         int y0 = 2 * ((index % perImage) / tilesX), x0 = 2 * (index % tilesX);
@@ -425,7 +425,7 @@ static inline __attribute__((always_inline)) void input6_body(int step, const fl
                                                               int tilesY, int tilesX, int padTop, int padLeft, int firstTile,
                                                               int count, float *v) {
     const int perImage = tilesY * tilesX;
-    const size_t stride = (size_t)count * channels, rowStride = (size_t)width * channels;
+    const size_t stride = tl_winograd_stride(count, channels), rowStride = (size_t)width * channels;
     for (int t = 0; t < count; t++) {
         int index = firstTile + t, image = index / perImage;
         int y0 = step * ((index % perImage) / tilesX) - padTop, x0 = step * (index % tilesX) - padLeft;
@@ -458,7 +458,7 @@ static inline __attribute__((always_inline)) void output6_body(int tile, const f
                                                                int firstFilter, int filterCount, const float *bias,
                                                                const float *residual, float low, float high, float *output) {
     const int perImage = tilesY * tilesX;
-    const size_t stride = (size_t)count * filters;
+    const size_t stride = tl_winograd_stride(count, filters);
     float sink[BLOCK6];
     for (int t = 0; t < count; t++) {
         int index = firstTile + t, image = index / perImage;
@@ -533,6 +533,8 @@ TL_WINOGRAD6_LEVEL(avx512, TL_AVX512)
 #endif
 
 // MARK: - Entry points
+
+size_t tl_winograd_stride(int count, int width) { return (size_t)count * width + TL_WINOGRAD_SKEW; }
 
 void tl_winograd_input(int tile, int kernelSize, const float *input, int height, int width, int channels, int tilesY, int tilesX,
                        int padTop, int padLeft, int firstTile, int count, float *v) {

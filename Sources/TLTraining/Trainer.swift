@@ -78,7 +78,7 @@ extension Trainer {
     /// threads allocate.
     /// - Returns: whether the allocator took the settings (false where it has no such knobs).
     @discardableResult
-    public static func keepFreedMemoryForReuse() -> Bool { tl_keep_freed_memory() != 0 }
+    public static func keepFreedMemoryForReuse() -> Bool { ProcessMemory.keepFreedMemoryForReuse() }
 }
 
 /// Where `fit` stands after a finished epoch. With the model's weights and the optimizer's state

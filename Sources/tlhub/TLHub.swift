@@ -1,5 +1,6 @@
 import ArgumentParser
-import TLTraining
+import Foundation
+import TLEngine
 
 @main
 struct TLHub: AsyncParsableCommand {
@@ -33,11 +34,23 @@ struct TLHub: AsyncParsableCommand {
         ]
     )
 
+    /// Commands that load a model and run it: they keep freed memory for reuse (training frees
+    /// and takes the same large tensors every step) and take the heap in huge pages (start-up
+    /// faults; `ProcessMemory.useHugePages`). `TLHUB_HUGE_PAGES=0` keeps 4 KB pages (and only the
+    /// training commands keep freed memory).
+    static let computeCommands: Set<String> = ["features", "predict", "finetune", "train", "evaluate", "bench", "convert", "export"]
+
     /// Parses and runs, after putting a resumed run's recorded command line in front of its options.
     static func main() async {
         do {
             let arguments = try ResumedRun.expand(Array(CommandLine.arguments.dropFirst()))
-            if let command = arguments.first, ResumedRun.commands.contains(command) { Trainer.keepFreedMemoryForReuse() }
+            if let command = arguments.first, computeCommands.contains(command) {
+                if ProcessInfo.processInfo.environment["TLHUB_HUGE_PAGES"] != "0" {
+                    ProcessMemory.useHugePages()
+                } else if ResumedRun.commands.contains(command) {
+                    ProcessMemory.keepFreedMemoryForReuse()
+                }
+            }
             var command = try parseAsRoot(arguments)
             if var asyncCommand = command as? AsyncParsableCommand {
                 try await asyncCommand.run()

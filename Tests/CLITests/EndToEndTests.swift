@@ -87,6 +87,31 @@ struct EndToEndTests {
         }
     }
 
+    @Test("tlhub takes the memory it loads a model into in huge pages: a fraction of the page faults of TLHUB_HUGE_PAGES=0, same outputs")
+    func hugePages() throws {
+        try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
+        func faults(_ setting: String) throws -> Int {
+            let result = try run(["bench", "--model", model, "--iterations", "1", "--warmup", "1", "--json"], environment: ["TLHUB_HUGE_PAGES": setting])
+            #expect(result.status == 0, "\(result.stderr)")
+            let fields = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+            return try #require(fields["page_faults"] as? Int)
+        }
+        let (small, huge) = (try faults("0"), try faults("1"))
+        #expect(small > 1000, "loading the demo model (1.2 MB of weights, touched three times over) faults in thousands of 4 KB pages")
+        // Where the kernel hands out transparent huge pages on request (`madvise`, as Debian's
+        // default; not under `never`), the weights' copies take a few 2 MB pages instead.
+        let setting = (try? String(contentsOfFile: "/sys/kernel/mm/transparent_hugepage/enabled", encoding: .utf8)) ?? "[never]"
+        if !setting.contains("[never]") {
+            #expect(Double(huge) < 0.6 * Double(small), "page faults: \(huge) in huge pages, \(small) in 4 KB pages")
+        }
+        let targets = ["0", "1"].map { output.appendingPathComponent("features-\($0).npy") }
+        for (setting, target) in zip(["0", "1"], targets) {
+            let result = try run(["features", "--model", model, "--size", "96"] + images() + ["-o", target.path], environment: ["TLHUB_HUGE_PAGES": setting])
+            #expect(result.status == 0, "\(result.stderr)")
+        }
+        #expect(try Data(contentsOf: targets[0]) == Data(contentsOf: targets[1]))
+    }
+
     @Test("a non-image, a missing model and a missing image each give one error line and exit 1")
     func badInput() throws {
         let notImage = fixtures.appendingPathComponent("imaging/images/not_an_image.jpg").path

@@ -577,10 +577,13 @@ struct KernelTests {
         let window = tile + kernelSize - 1, positions = window * window, pad = kernelSize / 2
         let input = noise.tensor([2, height, width, channels]).scalars
         let tiles = 2 * tilesY * tilesX, first = 3, count = tiles - 4
-        let m = noise.tensor([positions, count, filters]).scalars, bias = noise.tensor([filters]).scalars
+        // Each position's matrix `tl_winograd_stride` floats after the last (a cache line of skew).
+        let (vStride, mStride) = (tl_winograd_stride(Int32(count), Int32(channels)), tl_winograd_stride(Int32(count), Int32(filters)))
+        #expect(vStride == count * channels + Int(TL_WINOGRAD_SKEW) && mStride == count * filters + Int(TL_WINOGRAD_SKEW))
+        let m = noise.tensor([positions, mStride]).scalars, bias = noise.tensor([filters]).scalars
         let residual = noise.tensor([2, height, width, filters]).scalars
         func transforms(level: Int32) -> (v: [Float], y: [Float]) {
-            var v = [Float](repeating: .nan, count: positions * count * channels)
+            var v = [Float](repeating: .nan, count: positions * vStride)
             var y = [Float](repeating: 0, count: 2 * height * width * filters)
             tl_winograd_input_level(level, Int32(tile), Int32(kernelSize), input, Int32(height), Int32(width), Int32(channels),
                                     Int32(tilesY), Int32(tilesX), Int32(pad), Int32(pad), Int32(first), Int32(count), &v)
@@ -589,10 +592,13 @@ struct KernelTests {
             return (v, y)
         }
         let reference = transforms(level: 0)
-        #expect(!reference.v.contains { $0.isNaN } && reference.y.contains { $0 != 0 })
+        // Every position's matrix written, the skew between them left alone.
+        func written(_ v: [Float]) -> [Float] { (0..<positions).flatMap { xi in v[xi * vStride..<xi * vStride + count * channels] } }
+        #expect(!written(reference.v).contains { $0.isNaN } && reference.y.contains { $0 != 0 })
+        #expect((0..<positions).allSatisfy { xi in reference.v[xi * vStride + count * channels..<(xi + 1) * vStride].allSatisfy(\.isNaN) })
         for level in 1...tl_cpu_kernel_level() {
             let result = transforms(level: level)
-            #expect(result.v == reference.v, "input transform, level \(level)")
+            #expect(written(result.v) == written(reference.v), "input transform, level \(level)")
             #expect(result.y == reference.y, "output transform, level \(level)")
         }
     }

@@ -82,6 +82,14 @@ void tl_sgd_update_level(int level, float *w, const float *g, float *velocity, i
 /// Call before other threads allocate. Returns 1 when set, 0 where the allocator has no such knobs.
 int tl_keep_freed_memory(void);
 
+/// `tl_keep_freed_memory`, and the heap grown by up to `bytes` (at most 1 GiB) of address space
+/// that the kernel backs with transparent huge pages (`MADV_HUGEPAGE`) as it is first touched:
+/// one fault per 2 MB instead of one per 4 KB. Loading a model touches its weights three times
+/// over (the file's tensors, BatchNorm folded, GEMM panels packed); in 4 KB pages MobileNetV2's
+/// 14 MB cost 10 600 faults, a quarter of a one-image run's CPU time. Call before other threads
+/// allocate. Returns the bytes advised (0 where the system has no such knobs).
+size_t tl_heap_in_huge_pages(size_t bytes);
+
 /// One image's pooling geometry (NHWC; the padding is the zeros before each axis).
 typedef struct {
     int height, width, channels, outputHeight, outputWidth;
@@ -151,18 +159,28 @@ size_t tl_winograd_packed_count(int tile, int kernelSize, int channels, int filt
 /// 0, or -1 without memory or for another variant.
 int tl_winograd_pack(int tile, int kernelSize, const float *kernel, int channels, int filters, float *packed);
 
+/// Floats between one position's matrix of `count × width` and the next in the Winograd
+/// transforms' buffers: `count · width` and a cache line. Without the line, 256 tiles of 64
+/// channels put the n² = 36 positions 64 KB apart, every one in the same L1 and L2 sets (36
+/// lines a tile against 12–20 ways), and a 2 MB page keeps them there (VGG16's 3×3 layers ran
+/// 10–38 % slower in transparent huge pages).
+#define TL_WINOGRAD_SKEW 16
+size_t tl_winograd_stride(int count, int width);
+
 /// Input transform V = Bᵀ d B of tiles `firstTile ..< firstTile + count` of a stride-1
 /// convolution over NHWC `input` (`height × width × channels` per image). Tiles run image by
 /// image, `tilesY × tilesX` each, row-major; tile (ty, tx) reads the n×n window at input
 /// `(tile·ty − padTop, tile·tx − padLeft)`, zeros outside the image. Writes n² matrices of
-/// `count × channels`: `v[(ξ · count + t) · channels + c]`. Does nothing for another variant.
+/// `count × channels`: `v[ξ · tl_winograd_stride(count, channels) + t · channels + c]`. Does
+/// nothing for another variant.
 void tl_winograd_input(int tile, int kernelSize, const float *input, int height, int width, int channels, int tilesY,
                        int tilesX, int padTop, int padLeft, int firstTile, int count, float *v);
 
 /// Output transform Y = Aᵀ M A of the same tiles, for filters `firstFilter ..< firstFilter +
-/// filterCount`, from the n² GEMM results `m[(ξ · count + t) · filters + k]`: adds `bias` and
-/// `residual` (NHWC like the output; either may be NULL), clamps to `[low, high]` and writes the
-/// tile's output pixels that lie inside `outputHeight × outputWidth` (`filters` per pixel).
+/// filterCount`, from the n² GEMM results `m[ξ · tl_winograd_stride(count, filters) + t ·
+/// filters + k]`: adds `bias` and `residual` (NHWC like the output; either may be NULL), clamps
+/// to `[low, high]` and writes the tile's output pixels that lie inside `outputHeight ×
+/// outputWidth` (`filters` per pixel).
 void tl_winograd_output(int tile, int kernelSize, const float *m, int firstTile, int count, int tilesY, int tilesX,
                         int outputHeight, int outputWidth, int filters, int firstFilter, int filterCount,
                         const float *bias, const float *residual, float low, float high, float *output);

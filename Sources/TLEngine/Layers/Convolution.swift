@@ -275,6 +275,12 @@ public final class Conv2D: Layer {
         return (chunk, filterParts, threads)
     }
 
+    /// Floats of one thread's Winograd buffers for up to `chunk` tiles: the transformed input and
+    /// the GEMM results, n² positions each (`tl_winograd_stride` apart).
+    private func winogradScratch(chunk: Int, tile: Int, channels: Int) -> Int {
+        winogradPositions(tile) * (tl_winograd_stride(Int32(chunk), Int32(channels)) + tl_winograd_stride(Int32(chunk), Int32(filters)))
+    }
+
     /// The kernel as GEMM panels, one packed matrix per group.
     private func packKernel(reusing spare: FloatBuffer?) -> FloatBuffer? {
         do {
@@ -327,7 +333,7 @@ public final class Conv2D: Layer {
         case .winograd(let tile):
             let (tilesY, tilesX) = winogradTiles(tile, height: output[1], width: output[2])
             let (chunk, _, threads) = winogradTiling(tiles: output[0] * tilesY * tilesX, channels: inputs[0][3], tile: tile)
-            return threads * chunk * winogradPositions(tile) * (inputs[0][3] + filters)
+            return threads * winogradScratch(chunk: chunk, tile: tile, channels: inputs[0][3])
         case .im2col:
             break
         }
@@ -617,7 +623,7 @@ extension Conv2D {
         let activationPass = activation.clampBounds == nil
         let biasPointer = self.biasPointer
         let residual = addsResidual ? inputs[1].data : nil
-        let perThread = chunk * positions * (channels + filters)
+        let perThread = winogradScratch(chunk: chunk, tile: tileSize, channels: channels)
 
         let run = { (item: Int, thread: Int) in
             let block = item / filterParts, part = item % filterParts
@@ -625,13 +631,14 @@ extension Conv2D {
             guard first < last else { return }
             let run = evenRun(block, of: chunks, count: tiles, unit: 8)
             let firstTile = run.lowerBound, count = run.count
-            let v = scratch + thread * perThread, m = v + positions * chunk * channels
+            let (vStride, mStride) = (tl_winograd_stride(Int32(count), Int32(channels)), tl_winograd_stride(Int32(count), Int32(filters)))
+            let v = scratch + thread * perThread, m = v + positions * vStride
             tl_winograd_input(Int32(tileSize), size, input.data, Int32(height), Int32(width), Int32(channels), Int32(tilesY), Int32(tilesX),
                               Int32(rows.before), Int32(columns.before), Int32(firstTile), Int32(count), v)
             for xi in 0..<positions {
-                tl_gemm_packed(Int32(count), Int32(last - first), Int32(channels), v + xi * count * channels, Int32(channels),
+                tl_gemm_packed(Int32(count), Int32(last - first), Int32(channels), v + xi * vStride, Int32(channels),
                                packed + xi * each + first * channels, nil, nil, 0, -.infinity, .infinity,
-                               m + xi * count * filters + first, Int32(filters))
+                               m + xi * mStride + first, Int32(filters))
             }
             tl_winograd_output(Int32(tileSize), size, m, Int32(firstTile), Int32(count), Int32(tilesY), Int32(tilesX), Int32(outputHeight), Int32(outputWidth),
                                Int32(filters), Int32(first), Int32(last - first), biasPointer, residual.map { UnsafePointer($0) },

@@ -34,7 +34,7 @@ struct Bench: AsyncParsableCommand {
     @Flag(help: "Time features (base + pooling) instead of the full model.")
     var features = false
 
-    @Flag(help: "Print JSON (images_per_second, ms_per_batch, peak_rss_mb) on stdout.")
+    @Flag(help: "Print JSON (images_per_second, ms_per_batch, peak_rss_mb, page_faults) on stdout.")
     var json = false
 
     @Flag(help: "Also print the slowest layers: each layer's time over the whole batch.")
@@ -77,14 +77,14 @@ struct Bench: AsyncParsableCommand {
         }
         let mean = timings.reduce(0, +) / Double(timings.count)
         let imagesPerSecond = Double(batch) / mean
-        let peak = peakResidentMegabytes()
+        let peak = peakResidentMegabytes(), faults = minorPageFaults()
         if json {
             let fields = [
                 "\"model\": \"\(model.name)\"", "\"batch\": \(batch)", "\"input_shape\": \([batch] + shape)",
                 "\"iterations\": \(timings.count)",
                 "\"images_per_second\": \(String(format: "%.3f", imagesPerSecond))",
                 "\"ms_per_batch\": \(String(format: "%.3f", mean * 1000))",
-                "\"peak_rss_mb\": \(String(format: "%.1f", peak))",
+                "\"peak_rss_mb\": \(String(format: "%.1f", peak))", "\"page_faults\": \(faults)",
             ]
             print("{" + fields.joined(separator: ", ") + "}")
         } else {
@@ -93,6 +93,7 @@ struct Bench: AsyncParsableCommand {
             print("throughput   \(String(format: "%.2f", imagesPerSecond)) img/s")
             print("latency      \(String(format: "%.2f", mean * 1000)) ms/batch")
             print("peak RSS     \(String(format: "%.1f", peak)) MB")
+            print("page faults  \(faults) (the process's, loading included)")
         }
         if profile {
             let timings = try model.profile(input: input)
@@ -102,6 +103,17 @@ struct Bench: AsyncParsableCommand {
                 FileHandle.standardError.write(Data((line + timing.layer + "\n").utf8))
             }
         }
+    }
+
+    /// Minor page faults of the process so far (first touches of fresh memory; `getrusage`).
+    private func minorPageFaults() -> Int {
+        var usage = rusage()
+        #if os(macOS)
+        getrusage(RUSAGE_SELF, &usage)
+        #else
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        #endif
+        return usage.ru_minflt
     }
 
     /// Peak resident set size of this process (Linux `VmHWM`, else `getrusage`).
