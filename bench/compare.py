@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Compares tlhub's inference speed with TensorFlow, ONNX Runtime, TFLite and OpenVINO on the same random weights.
 
-    swift build -c release
+    swift build -c release --static-swift-stdlib
     ~/venv-tf/bin/python bench/compare.py [--tlhub .build/release/tlhub] [--models mobilenetv2 resnet50 vgg16 efficientnetb0 inceptionv3]
                                           [--batches 1 32] [--seconds 3] [--rounds 3] [--startup] [--json OUT]
     ~/venv-tf/bin/python bench/compare.py --check-only [--models ...]   # convert + parity only, no timing

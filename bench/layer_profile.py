@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Per-block times of tlhub against ONNX Runtime's and OpenVINO's profilers, on the weights bench/compare.py benchmarks.
 
-    swift build -c release
+    swift build -c release --static-swift-stdlib
     ~/venv-tf/bin/python bench/layer_profile.py [--models mobilenetv2 resnet50] [--batch 1] [--rounds 3]
 
 Which parts of a network are still slower than ONNX Runtime and OpenVINO, and by how much. The

@@ -21,7 +21,7 @@ if ! dpkg -s $packages >/dev/null 2>&1; then
 fi
 
 step "building tlhub (release)"
-swift build -c release --product tlhub
+swift build -c release --static-swift-stdlib --product tlhub
 tlhub=$(swift build -c release --show-bin-path)/tlhub
 export TLHUB="$tlhub"
 out=out/quickstart

@@ -10,7 +10,7 @@ struct Bench: AsyncParsableCommand {
         abstract: "Measure inference speed: images per second, milliseconds per batch, peak memory.",
         discussion: """
         Runs the model on random input; warm-up passes are not timed. Build with
-        `swift build -c release` for meaningful numbers.
+        `swift build -c release --static-swift-stdlib` for meaningful numbers.
 
         Example:
           tlhub bench --model mobilenet_v2.safetensors --batch 32 --json
