@@ -24,7 +24,7 @@ int tl_keep_freed_memory(void) {
 size_t tl_heap_in_huge_pages(size_t bytes) {
 #if defined(__GLIBC__) && defined(__linux__) && defined(MADV_HUGEPAGE) && __GLIBC_PREREQ(2, 33)
     const uintptr_t huge = (uintptr_t)2 << 20;
-    if (bytes < huge || !tl_keep_freed_memory()) return 0;
+    if (!tl_keep_freed_memory() || bytes < huge) return 0;
     // glibc grows the heap by the top pad past what a block needs; with one arena and no mmap,
     // every block the process takes comes from that range, and without trimming it stays.
     char *begin = sbrk(0);
@@ -40,6 +40,7 @@ size_t tl_heap_in_huge_pages(size_t bytes) {
     return last - first;
 #else
     (void)bytes;
+    tl_keep_freed_memory();
     return 0;
 #endif
 }

@@ -1,4 +1,3 @@
-import CKernels
 import Foundation
 import TLEngine
 import TLTensor
@@ -66,19 +65,6 @@ public struct EpochRecord: Sendable, Equatable, Codable {
         }
         return text
     }
-}
-
-extension Trainer {
-    /// Makes the process keep freed memory for reuse (glibc: one arena, no mmap for large blocks,
-    /// no trimming). Training frees and allocates the same large tensors every step (activations,
-    /// gradients, tens of MB each); glibc hands such blocks back to the kernel at once, and a
-    /// thread's arena cannot hold them at all, so each step faulted in fresh zeroed pages: 600 000
-    /// faults in three epochs of AlexNet, a sixth of the CPU time. Process-wide, so it is the
-    /// caller's choice (the CLI makes it for `train` and `finetune`); call it before other
-    /// threads allocate.
-    /// - Returns: whether the allocator took the settings (false where it has no such knobs).
-    @discardableResult
-    public static func keepFreedMemoryForReuse() -> Bool { ProcessMemory.keepFreedMemoryForReuse() }
 }
 
 /// Where `fit` stands after a finished epoch. With the model's weights and the optimizer's state

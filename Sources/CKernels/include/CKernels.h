@@ -82,12 +82,11 @@ void tl_sgd_update_level(int level, float *w, const float *g, float *velocity, i
 /// Call before other threads allocate. Returns 1 when set, 0 where the allocator has no such knobs.
 int tl_keep_freed_memory(void);
 
-/// `tl_keep_freed_memory`, and the heap grown by up to `bytes` (at most 1 GiB) of address space
-/// that the kernel backs with transparent huge pages (`MADV_HUGEPAGE`) as it is first touched:
-/// one fault per 2 MB instead of one per 4 KB. Loading a model touches its weights three times
-/// over (the file's tensors, BatchNorm folded, GEMM panels packed); in 4 KB pages MobileNetV2's
-/// 14 MB cost 10 600 faults, a quarter of a one-image run's CPU time. Call before other threads
-/// allocate. Returns the bytes advised (0 where the system has no such knobs).
+/// `tl_keep_freed_memory` (always tried), and the heap grown by up to `bytes` (at most 1 GiB) of
+/// address space that the kernel backs with transparent huge pages (`MADV_HUGEPAGE`) as it is
+/// first touched: one fault per 2 MB instead of one per 4 KB (`ProcessMemory.useHugePages` says
+/// why). Call before other threads allocate. Returns the bytes advised (0 where the system has no
+/// such knobs).
 size_t tl_heap_in_huge_pages(size_t bytes);
 
 /// One image's pooling geometry (NHWC; the padding is the zeros before each axis).

@@ -105,15 +105,18 @@ struct Bench: AsyncParsableCommand {
         }
     }
 
-    /// Minor page faults of the process so far (first touches of fresh memory; `getrusage`).
-    private func minorPageFaults() -> Int {
+    /// Minor page faults of the process so far (first touches of fresh memory).
+    private func minorPageFaults() -> Int { resourceUsage().ru_minflt }
+
+    /// `getrusage` of this process.
+    private func resourceUsage() -> rusage {
         var usage = rusage()
         #if os(macOS)
         getrusage(RUSAGE_SELF, &usage)
         #else
         getrusage(RUSAGE_SELF.rawValue, &usage)
         #endif
-        return usage.ru_minflt
+        return usage
     }
 
     /// Peak resident set size of this process (Linux `VmHWM`, else `getrusage`).
@@ -123,13 +126,10 @@ struct Bench: AsyncParsableCommand {
            let kilobytes = Double(line.split(separator: " ").dropFirst().first ?? "") {
             return kilobytes / 1024
         }
-        var usage = rusage()
         #if os(macOS)
-        getrusage(RUSAGE_SELF, &usage)
-        return Double(usage.ru_maxrss) / 1_048_576
+        return Double(resourceUsage().ru_maxrss) / 1_048_576  // bytes
         #else
-        getrusage(RUSAGE_SELF.rawValue, &usage)
-        return Double(usage.ru_maxrss) / 1024
+        return Double(resourceUsage().ru_maxrss) / 1024  // kilobytes
         #endif
     }
 }
