@@ -302,7 +302,9 @@ public final class Conv2D: Layer {
     /// `blocks` runs of at most `blockPixels` rows whose patches (up to the GEMM's 384-deep K
     /// block) and outputs fit in L2, and the filters in `filterChunks` runs of 32-wide panel pairs.
     /// Fewer pixels than filters (ResNet's later stages at batch 1, whose weights outweigh their
-    /// activations) split the filters, so each core streams its share of the weights once;
+    /// activations) split the filters, each core taking all the pixels in one block, so it streams
+    /// its share of the weights once (in two blocks of 25 and 24 rows, conv5's 1×1 layers read
+    /// their 4–8 MB of weights twice: 6 % slower);
     /// otherwise pixel blocks are spread over the cores, cut at the micro-kernel's row tile as
     /// evenly as they go (`evenRun`: MobileNetV2's 14×14 projections at batch 1 split 25 tiles
     /// 6, 6, 6, 7, where blocks of 7 tiles left one core 112 rows to the other's 84), and few
@@ -316,7 +318,7 @@ public final class Conv2D: Layer {
         let panels = (filters / groups + Int(TL_GEMM_PANEL) - 1) / Int(TL_GEMM_PANEL)
         let splitsFilters = threads > 1 && pixels < filters / groups && panels >= 2 * threads && groups == 1
             && activation != .softmax
-        var blocks = max(1, (pixels + rows - 1) / rows)
+        var blocks = splitsFilters ? 1 : max(1, (pixels + rows - 1) / rows)
         if !splitsFilters && blocks < 8 * threads { blocks = (blocks + threads - 1) / threads * threads }
         let tiles = (pixels + rowTile - 1) / rowTile
         blocks = min(blocks, tiles)  // none for an empty batch
