@@ -728,6 +728,49 @@ struct KernelTests {
         }
     }
 
+    @Test("an expansion streamed into a depthwise convolution that a squeeze-and-excitation also reads equals its layers",
+          arguments: blockCases)
+    func expansionWithoutProjection(_ config: BlockCase) throws {
+        // EfficientNet's MBConv: the depthwise output feeds the excitation's pooling and the
+        // multiply, so only the expansion and the depthwise convolution join (no projection).
+        let builder = GraphBuilder()
+        let x = builder.input(shape: [config.size, config.size, config.channels], name: "x")
+        let expandedChannels = config.channels * config.expansion
+        var y = try builder.conv2D(x, filters: expandedChannels, kernelSize: 1, useBias: false, name: "expand")
+        y = try builder.batchNormalization(y, name: "expand_bn")
+        y = try builder.activation(y, config.activation, name: "expand_act")
+        if config.zeroPadded { y = try builder.zeroPadding2D(y, ((0, 1), (0, 1)), name: "pad") }
+        y = try builder.depthwiseConv2D(y, kernelSize: config.kernelSize, strides: config.stride,
+                                        padding: config.zeroPadded ? .valid : .same, useBias: false, name: "dwconv")
+        y = try builder.batchNormalization(y, name: "dw_bn")
+        let depthwise = try builder.activation(y, config.activation, name: "dw_act")
+        var se = try builder.globalAveragePooling2D(depthwise, name: "se_squeeze")
+        se = try builder.reshape(se, to: [1, 1, expandedChannels], name: "se_reshape")
+        se = try builder.conv2D(se, filters: 4, kernelSize: 1, activation: .swish, name: "se_reduce")
+        se = try builder.conv2D(se, filters: expandedChannels, kernelSize: 1, activation: .sigmoid, name: "se_expand")
+        y = try builder.multiply([depthwise, se], name: "se_excite")
+        y = try builder.conv2D(y, filters: config.channels, kernelSize: 1, useBias: false, name: "project")
+        y = try builder.batchNormalization(y, name: "project_bn")
+        let graph = try builder.build(outputs: [y], name: "mbconv")
+        var noise = Noise(state: 17)
+        randomizeWeights(graph, noise: &noise)
+
+        for rowStreamingBytes in [0, Int.max] {  // streamed rows; the two layers in turn inside the block
+            let fused = try graph.fused(rowStreamingBytes: rowStreamingBytes)
+            let block = try #require(fused.nodes.compactMap { $0.layer as? InvertedResidual }.first)
+            #expect(block.name == "expand…dwconv")
+            #expect(!fused.nodes.contains { $0.layer.name == "dwconv" }, "the depthwise layer also ran on its own")
+            for batch in [1, 3] {
+                let input = noise.tensor([batch, config.size, config.size, config.channels])
+                let expected = try run(graph, input)
+                let actual = try run(fused, input)
+                #expect(actual.shape == expected.shape)
+                #expect(actual.maxAbsoluteDifference(expected) <= 1e-4 * max(1, expected.maxAbsolute),
+                        "batch \(batch), streaming from \(rowStreamingBytes) bytes")
+            }
+        }
+    }
+
     struct StemCase: CustomStringConvertible, Sendable {
         let height: Int, width: Int, channels: Int, filters: Int, kernelSize: Int, stride: Int, activation: Activation
         /// A `ZeroPadding2D` and a `valid` stem (older tf.keras MobileNetV2's `Conv1_pad`), else `same`.

@@ -10,7 +10,8 @@ extension Graph {
     /// becomes part of that convolution (the sum is made in the GEMM's epilogue: MobileNetV2's
     /// `block_N_add`, ResNet's `*_add` + `*_out`). Finally each 1×1 → depthwise → 1×1 chain
     /// (or stem k×k → depthwise → 1×1) becomes one `InvertedResidual` layer that streams rows
-    /// through the cache. The original
+    /// through the cache, and so does each remaining 1×1 (or stem) → depthwise pair (EfficientNet's
+    /// and MobileNetV3's blocks with squeeze-and-excitation). The original
     /// graph (and its layers) is left untouched as the reference.
     ///
     /// Folding: `kernel'[…, o] = kernel[…, o] · γ[o] / √(var[o] + ε)`,
@@ -45,33 +46,46 @@ extension Graph {
     /// Each depthwise convolution (multiplier 1) read only by a 1×1 convolution, with the 1×1
     /// convolution (or direct-path k×k one) before it when that is its only source, joined into one `InvertedResidual`
     /// placed where the last 1×1 convolution was (every input of the chain is computed by then).
+    /// Then each other depthwise convolution whose input is such an expansion read by it alone
+    /// joins it in an `InvertedResidual` without a projection, placed where the depthwise one was
+    /// (EfficientNet's expansions, whose depthwise output the squeeze-and-excitation also reads).
     private func fusingInvertedResiduals(rowStreamingBytes: Int) throws -> Graph {
         let usage = Usage(self)
         // project node → (expand node or nil, depthwise node)
         var chains: [Int: (expand: Int?, depthwise: Int)] = [:]
         var absorbed = Set<Int>()
+        /// The node before depthwise node `index` when it can stream rows into it.
+        func expansion(before index: Int) -> Int? {
+            guard let candidate = nodes[index].inputs.first, let expandLayer = nodes[candidate].layer as? Conv2D,
+                  expandLayer.isPointwise || expandLayer.usesDirect,
+                  !expandLayer.addsResidual, expandLayer.activation != .softmax, usage.isPrivate(candidate),
+                  !absorbed.contains(candidate), nodes[candidate].inputs.count == 1 else { return nil }
+            return candidate
+        }
         for (index, node) in nodes.enumerated() {
             guard let depthwise = node.layer as? DepthwiseConv2D, depthwise.depthMultiplier == 1, usage.isPrivate(index),
                   node.inputs.count == 1, !absorbed.contains(index) else { continue }
             let project = usage.lastReader[index]
             guard let projectLayer = nodes[project].layer as? Conv2D, projectLayer.isPointwise,
                   nodes[project].inputs.first == index, usage.calls(projectLayer) == 1 else { continue }
-            var expand: Int? = node.inputs[0]
             // A k×k expansion by the direct path (MobileNetV2's stem) streams its rows as well.
-            if let candidate = expand, let expandLayer = nodes[candidate].layer as? Conv2D,
-               expandLayer.isPointwise || expandLayer.usesDirect,
-               !expandLayer.addsResidual, expandLayer.activation != .softmax, usage.isPrivate(candidate),
-               !absorbed.contains(candidate), nodes[candidate].inputs.count == 1 {
-                absorbed.insert(candidate)
-            } else {
-                expand = nil
-            }
+            let expand = expansion(before: index)
+            if let expand { absorbed.insert(expand) }
             absorbed.insert(index)
             absorbed.insert(project)
             chains[project] = (expand, index)
         }
-        if chains.isEmpty { return self }
-        let inner = Set(chains.values.flatMap { [$0.depthwise] + ($0.expand.map { [$0] } ?? []) })
+        // depthwise node → expand node, for the chains without a projection
+        var openChains: [Int: Int] = [:]
+        for (index, node) in nodes.enumerated() {
+            guard let depthwise = node.layer as? DepthwiseConv2D, depthwise.depthMultiplier == 1, node.inputs.count == 1,
+                  usage.calls(depthwise) == 1, !absorbed.contains(index), let expand = expansion(before: index) else { continue }
+            absorbed.insert(expand)
+            absorbed.insert(index)
+            openChains[index] = expand
+        }
+        if chains.isEmpty && openChains.isEmpty { return self }
+        let inner = Set(chains.values.flatMap { [$0.depthwise] + ($0.expand.map { [$0] } ?? []) } + openChains.values)
         var result: [GraphNode] = []
         var remap = [Int](repeating: -1, count: nodes.count)
         for (index, node) in nodes.enumerated() where !inner.contains(index) {
@@ -84,6 +98,11 @@ extension Graph {
                                              rowStreamingBytes: rowStreamingBytes)
                 result.append(GraphNode(layer: block, inputs: nodes[first].inputs.map { remap[$0] } + node.inputs.dropFirst().map { remap[$0] },
                                         scope: node.scope))
+            } else if let expand = openChains[index], let expandLayer = nodes[expand].layer as? Conv2D,
+                      let depthwise = node.layer as? DepthwiseConv2D {
+                let block = InvertedResidual(expand: expandLayer, depthwise: depthwise, project: nil,
+                                             rowStreamingBytes: rowStreamingBytes)
+                result.append(GraphNode(layer: block, inputs: nodes[expand].inputs.map { remap[$0] }, scope: node.scope))
             } else {
                 result.append(GraphNode(layer: node.layer, inputs: node.inputs.map { remap[$0] }, scope: node.scope))
             }

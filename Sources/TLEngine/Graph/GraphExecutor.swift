@@ -133,11 +133,12 @@ public final class GraphExecutor {
     /// The largest node output per sample, in floats (decides how many images run at once). A
     /// stem fused into an `InvertedResidual` counts its output as well: the micro-batch sizes were
     /// measured with MobileNetV2's stem output as a tensor of its own (the largest), and with it
-    /// fused away, 16 images per pass instead of 8 ran no faster.
+    /// fused away, 16 images per pass instead of 8 ran no faster. So does the expansion of a block
+    /// without a projection (EfficientNet's, the largest tensor of its unfused graph).
     public var largestActivationPerSample: Int {
         let batch = max(inputShapes[0].first ?? 1, 1)
         let stems = graph.nodes.compactMap { node in
-            (node.layer as? InvertedResidual)?.stemOutputCount(inputShape: shapes[node.inputs[0]])
+            (node.layer as? InvertedResidual)?.expansionOutputCount(inputShape: shapes[node.inputs[0]])
         }
         return (shapes.map { $0.reduce(1, *) } + stems).max().map { $0 / batch } ?? 0
     }

@@ -32,6 +32,14 @@ import TLTensor
 /// MobileNetV2's stem `Conv1` (3×3/2 from RGB) before `expanded_conv`, whose 112×112×32 output
 /// (1.6 MB per image) then never leaves the cache either. Its ring rows are computed from a band
 /// of zero-padded input rows (`Conv2D.forwardDirectRows`) instead of one GEMM over input rows.
+///
+/// Without a projection the block ends at the depthwise convolution, whose rows go straight to
+/// the output: EfficientNet's `blockNx_expand_conv` → `blockNx_dwconv` (and `stem_conv` →
+/// `block1a_dwconv`), where the squeeze-and-excitation needs the whole depthwise output before
+/// anything is projected. Only the expanded tensor (block2a's 112×112×96, 4.8 MB per image) stays
+/// in the cache then: EfficientNetB0 at batch 1 runs about 6 % faster (6 interleaved pairs of
+/// `tlhub bench`, median 1.067); at batch 32 the swish after each layer, not memory, bounds
+/// those blocks, and the fused ones run as fast as the unfused did.
 public final class InvertedResidual: Layer {
     public let name: String
     /// The 1×1 expansion (or a k×k one by the direct path: a stem), or nil when the depthwise
@@ -39,30 +47,35 @@ public final class InvertedResidual: Layer {
     let expand: Conv2D?
     /// Depth multiplier 1.
     let depthwise: DepthwiseConv2D
-    /// The 1×1 projection, with `addsResidual` when the block ends in a residual `Add`.
-    let project: Conv2D
+    /// The 1×1 projection, with `addsResidual` when the block ends in a residual `Add`; nil when
+    /// the block ends at the depthwise convolution.
+    let project: Conv2D?
     /// One image's expanded tensor from this size (bytes) on streams rows.
     let rowStreamingBytes: Int
 
     /// Joins three already-fused layers.
     /// - Precondition: `project` is a 1×1 stride-1 ungrouped convolution, `expand` one too or one
-    ///   that `usesDirect`, `depthwise` has depth multiplier 1, and only `project` may add a residual.
-    init(expand: Conv2D?, depthwise: DepthwiseConv2D, project: Conv2D, rowStreamingBytes: Int) {
-        precondition(depthwise.depthMultiplier == 1 && project.isPointwise && !(expand?.addsResidual ?? false)
+    ///   that `usesDirect`, `depthwise` has depth multiplier 1, and only `project` may add a residual;
+    ///   `expand` and `project` are not both nil.
+    init(expand: Conv2D?, depthwise: DepthwiseConv2D, project: Conv2D?, rowStreamingBytes: Int) {
+        precondition(depthwise.depthMultiplier == 1 && (project?.isPointwise ?? (expand != nil)) && !(expand?.addsResidual ?? false)
                      && (expand.map { $0.isPointwise || $0.usesDirect } ?? true), "not an inverted residual chain")
         self.expand = expand
         self.depthwise = depthwise
         self.project = project
         self.rowStreamingBytes = rowStreamingBytes
-        name = "\(expand?.name ?? depthwise.name)…\(project.name)"
+        name = "\(expand?.name ?? depthwise.name)…\(project?.name ?? depthwise.name)"
     }
 
     /// The expansion when it reads windows of its input (a k×k stem by the direct path), else nil.
     private var stem: Conv2D? { expand.flatMap { $0.isPointwise ? nil : $0 } }
 
-    /// Floats of a stem's output for a full `inputShape` (batch first), nil without a stem.
-    package func stemOutputCount(inputShape: [Int]) -> Int? {
-        guard let shape = try? stem?.outputShape(inputShapes: [Array(inputShape.dropFirst())]) else {
+    /// Floats of the expansion's output for a full `inputShape` (batch first) when the executor
+    /// sizes its micro-batches as if it were a tensor of its own: a stem's, or the expansion of a
+    /// block without a projection (which unfused ran as a layer of its own); nil otherwise.
+    package func expansionOutputCount(inputShape: [Int]) -> Int? {
+        guard let expansion = stem ?? (project == nil ? expand : nil),
+              let shape = try? expansion.outputShape(inputShapes: [Array(inputShape.dropFirst())]) else {
             return nil
         }
         return inputShape[0] * shape.reduce(1, *)
@@ -75,17 +88,18 @@ public final class InvertedResidual: Layer {
     }
 
     public var parameterVersion: Int {
-        max(expand?.parameterVersion ?? 0, depthwise.parameterVersion, project.parameterVersion)
+        max(expand?.parameterVersion ?? 0, depthwise.parameterVersion, project?.parameterVersion ?? 0)
     }
 
     public func prepare() {
         expand?.prepare()
         depthwise.prepare()
-        project.prepare()
+        project?.prepare()
     }
 
     public func outputShape(inputShapes: [[Int]]) throws -> [Int] {
         let (_, middle) = try innerShapes(inputShapes[0])
+        guard let project else { return middle }
         return try project.outputShape(inputShapes: [middle] + inputShapes.dropFirst())
     }
 
@@ -116,10 +130,10 @@ public final class InvertedResidual: Layer {
         if streamsRows(expanded: expanded) {
             let group = groupRows(middle: middle), ring = ringRows(groupRows: group)
             let band = stem?.directBandCount(outputRows: ring, outputWidth: expanded[2], inputChannels: input[3]) ?? 0
-            return (expand == nil ? 0 : ring * expanded[2] * expanded[3]) + group * middle[2] * middle[3] + band
+            return (expand == nil ? 0 : ring * expanded[2] * expanded[3]) + (project == nil ? 0 : group * middle[2] * middle[3]) + band
         }
         let stemScratch = stem?.scratchCount(inputs: [input], output: expanded) ?? 0
-        return (expand == nil ? 0 : expanded.reduce(1, *)) + middle.reduce(1, *) + stemScratch
+        return (expand == nil ? 0 : expanded.reduce(1, *)) + (project == nil ? 0 : middle.reduce(1, *)) + stemScratch
     }
 
     public func scratchCount(inputs: [[Int]], output: [Int]) -> Int {
@@ -170,11 +184,15 @@ public final class InvertedResidual: Layer {
         var next = scratch
         if let expand {
             let expandedView = MutableActivationView(data: next, shape: expanded)
-            // A stem's padded copy goes past both intermediate tensors; a 1×1 expansion needs none.
-            let expandScratch = stem == nil ? next : next + expanded.reduce(1, *) + middle.reduce(1, *)
+            // A stem's padded copy goes past the intermediate tensors; a 1×1 expansion needs none.
+            let expandScratch = stem == nil ? next : next + expanded.reduce(1, *) + (project == nil ? 0 : middle.reduce(1, *))
             expand.forward([depthwiseInput], into: expandedView, scratch: expandScratch)
             depthwiseInput = ActivationView(data: next, shape: expanded)
             next += expanded.reduce(1, *)
+        }
+        guard let project else {
+            depthwise.forward([depthwiseInput], into: blockOutput, scratch: next)
+            return
         }
         depthwise.forward([depthwiseInput], into: MutableActivationView(data: next, shape: middle), scratch: next)
         let projectInputs = [ActivationView(data: next, shape: middle)] + (residual.map { [slice($0)] } ?? [])
@@ -182,7 +200,8 @@ public final class InvertedResidual: Layer {
     }
 
     /// Output rows `rows` of one image, streaming: expanded rows into a ring, then a group of
-    /// depthwise rows and their projection at a time.
+    /// depthwise rows and their projection at a time (without a projection, the depthwise rows
+    /// are the output rows).
     private func streamRows(_ rows: Range<Int>, image: Int, input: ActivationView, residual: ActivationView?,
                             output: MutableActivationView, expanded: [Int], middle: [Int],
                             scratch: UnsafeMutablePointer<Float>) {
@@ -200,8 +219,8 @@ public final class InvertedResidual: Layer {
         let windowRows = (kernelHeight - 1) * dilationY + 1
         let rowFloats = width * channels
         let ring = scratch
-        let depthwiseRows = expand == nil ? scratch : scratch + ringRows * rowFloats
-        let band = depthwiseRows + group * middle[2] * middle[3]  // a stem's padded input rows
+        let groupRegion = expand == nil ? scratch : scratch + ringRows * rowFloats
+        let band = groupRegion + (project == nil ? 0 : group * middle[2] * middle[3])  // a stem's padded input rows
         let imageInput = input.data + image * inputHeight * inputWidth * inputChannels
         let imageOutput = output.data + image * output.shape[1] * outputWidth * filters
         let imageResidual = residual.map { $0.data + image * output.shape[1] * outputWidth * filters }
@@ -211,11 +230,11 @@ public final class InvertedResidual: Layer {
         let stem = self.stem  // its rows by the direct path
         // Fetched once: the packed panels are looked up under a lock (they repack after a
         // weight change), which the per-group loop below must not take.
-        let projectPacked = project.packedKernelPointer, projectBias = project.biasPointer
+        let projectPacked = project?.packedKernelPointer, projectBias = project?.biasPointer
         let expandActivation = expand?.activation ?? .linear
         let (expandLow, expandHigh) = expandActivation.clampBounds ?? (-.infinity, .infinity)
         let (depthwiseLow, depthwiseHigh) = depthwise.activation.clampBounds ?? (-.infinity, .infinity)
-        let projectActivation = project.activation
+        let projectActivation = project?.activation ?? .linear
         let (projectLow, projectHigh) = projectActivation.clampBounds ?? (-.infinity, .infinity)
 
         depthwise.kernel.scalars.withUnsafeBufferPointer { depthwiseKernel in
@@ -250,6 +269,7 @@ public final class InvertedResidual: Layer {
                             }
                             computedEnd = max(computedEnd, end)
                         }
+                        let depthwiseRows = projectPacked == nil ? imageOutput + groupStart * outputWidth * filters : groupRegion
                         for outputRow in groupStart..<groupEnd {
                             let top = outputRow * strideY - padTop
                             for ky in 0..<kernelHeight {
@@ -267,6 +287,7 @@ public final class InvertedResidual: Layer {
                         if depthwise.activation.clampBounds == nil {
                             depthwise.activation.apply(depthwiseRows, count: pixels * channels, lastAxis: channels)
                         }
+                        guard let projectPacked else { continue }
                         let destination = imageOutput + groupStart * outputWidth * filters
                         tl_gemm_packed(Int32(pixels), Int32(filters), Int32(channels), depthwiseRows, Int32(channels),
                                        projectPacked, projectBias,
