@@ -2,8 +2,8 @@ import CKernels
 import Foundation
 import TLTensor
 
-/// A 1×1 expansion (optional), a depthwise convolution and a 1×1 projection run as one layer,
-/// row by row, so the wide intermediate tensors never leave the core's cache.
+/// A 1×1 expansion, a depthwise convolution and a 1×1 projection (either 1×1 may be missing, not
+/// both) run as one layer, row by row, so the wide intermediate tensors never leave the core's cache.
 ///
 /// `Graph.fused()` builds it from MobileNetV2's `block_N_expand` → `block_N_depthwise` →
 /// `block_N_project` (each already carrying its folded BatchNorm and activation, the projection
@@ -53,7 +53,7 @@ public final class InvertedResidual: Layer {
     /// One image's expanded tensor from this size (bytes) on streams rows.
     let rowStreamingBytes: Int
 
-    /// Joins three already-fused layers.
+    /// Joins two or three already-fused layers.
     /// - Precondition: `project` is a 1×1 stride-1 ungrouped convolution, `expand` one too or one
     ///   that `usesDirect`, `depthwise` has depth multiplier 1, and only `project` may add a residual;
     ///   `expand` and `project` are not both nil.
