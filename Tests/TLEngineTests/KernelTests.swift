@@ -43,6 +43,20 @@ private func run(_ graph: Graph, _ input: Tensor) throws -> Tensor {
     try GraphExecutor(graph: graph, inputShapes: [input.shape]).run([input])[0]
 }
 
+/// Expects `fused` to give `graph`'s output shape and values (within 1e-4 of the largest) on noise
+/// inputs of 1 and 3 images of `sample` (one image's shape); `context` names the variant.
+private func expectSameOutputs(_ fused: Graph, as graph: Graph, sample: [Int], noise: inout Noise, _ context: String,
+                               sourceLocation: SourceLocation = #_sourceLocation) throws {
+    for batch in [1, 3] {
+        let input = noise.tensor([batch] + sample)
+        let expected = try run(graph, input)
+        let actual = try run(fused, input)
+        #expect(actual.shape == expected.shape, sourceLocation: sourceLocation)
+        #expect(actual.maxAbsoluteDifference(expected) <= 1e-4 * max(1, expected.maxAbsolute),
+                "batch \(batch), \(context)", sourceLocation: sourceLocation)
+    }
+}
+
 @Suite("C kernels: GEMM against OpenBLAS, convolution work splits, streamed inverted residuals")
 struct KernelTests {
     struct GEMMCase: CustomStringConvertible, Sendable {
@@ -760,14 +774,8 @@ struct KernelTests {
             let block = try #require(fused.nodes.compactMap { $0.layer as? InvertedResidual }.first)
             #expect(block.name == "expand…dwconv")
             #expect(!fused.nodes.contains { $0.layer.name == "dwconv" }, "the depthwise layer also ran on its own")
-            for batch in [1, 3] {
-                let input = noise.tensor([batch, config.size, config.size, config.channels])
-                let expected = try run(graph, input)
-                let actual = try run(fused, input)
-                #expect(actual.shape == expected.shape)
-                #expect(actual.maxAbsoluteDifference(expected) <= 1e-4 * max(1, expected.maxAbsolute),
-                        "batch \(batch), streaming from \(rowStreamingBytes) bytes")
-            }
+            try expectSameOutputs(fused, as: graph, sample: [config.size, config.size, config.channels], noise: &noise,
+                                  "streaming from \(rowStreamingBytes) bytes")
         }
     }
 
@@ -815,14 +823,8 @@ struct KernelTests {
             if tl_conv_direct_available() != 0 {
                 #expect(block.name == "stem…project", "the stem was not fused: \(block.name)")
             }
-            for batch in [1, 3] {
-                let input = noise.tensor([batch, config.height, config.width, config.channels])
-                let expected = try run(graph, input)
-                let actual = try run(fused, input)
-                #expect(actual.shape == expected.shape)
-                #expect(actual.maxAbsoluteDifference(expected) <= 1e-4 * max(1, expected.maxAbsolute),
-                        "batch \(batch), streaming from \(rowStreamingBytes) bytes")
-            }
+            try expectSameOutputs(fused, as: graph, sample: [config.height, config.width, config.channels], noise: &noise,
+                                  "streaming from \(rowStreamingBytes) bytes")
         }
     }
 }
