@@ -179,7 +179,7 @@ extension Conv2D: DifferentiableLayer {
     /// The engine's forward pass when the activation's derivative follows from the output;
     /// otherwise the pre-activation is computed here (patches · kernel + bias) and kept.
     public func trainingForward(_ inputs: [Tensor], mode: Mode, random: inout SeededRandom) throws -> (output: Tensor, saved: [Tensor]) {
-        guard !addsResidual else { throw TrainingError(name, "a fused convolution cannot be trained (train the unfused graph)") }
+        guard !addsResidual && !scalesInput else { throw TrainingError(name, "a fused convolution cannot be trained (train the unfused graph)") }
         if activation.derivativeFollowsOutput { return (try inferenceForward(inputs), []) }
         let input = inputs[0]
         let shape = [input.shape[0]] + (try outputShape(inputShapes: [Array(input.shape.dropFirst())]))

@@ -779,6 +779,54 @@ struct KernelTests {
         }
     }
 
+    struct ScaleCase: CustomStringConvertible, Sendable {
+        let size: Int, channels: Int, filters: Int
+        /// The multiply's inputs as `[scale, tensor]` (else `[tensor, scale]`).
+        let scaleFirst: Bool
+        /// A residual `Add` after the projection (merged in as well).
+        let residual: Bool
+        var description: String {
+            "\(size)×\(size)×\(channels) → \(filters)\(scaleFirst ? " scale first" : "")\(residual ? " + residual" : "")"
+        }
+    }
+
+    static let scaleCases = [
+        // 5×5 maps: at batch 3 a block of GEMM rows spans several images, each with its own scale.
+        ScaleCase(size: 5, channels: 37, filters: 24, scaleFirst: false, residual: true),
+        ScaleCase(size: 5, channels: 37, filters: 24, scaleFirst: true, residual: false),
+        // More pixels than a block, more filters than pixels (the filters split between cores).
+        ScaleCase(size: 29, channels: 48, filters: 40, scaleFirst: true, residual: true),
+        ScaleCase(size: 3, channels: 64, filters: 96, scaleFirst: false, residual: false),
+    ]
+
+    @Test("a squeeze-and-excitation multiply merged into the 1×1 convolution after it equals the two layers",
+          arguments: scaleCases)
+    func scaledInputConvolution(_ config: ScaleCase) throws {
+        let builder = GraphBuilder()
+        let x = builder.input(shape: [config.size, config.size, config.channels], name: "x")
+        // Computed before the projection, so the add merges into the projection.
+        let shortcut = try builder.conv2D(x, filters: config.filters, kernelSize: 1, name: "shortcut")
+        let features = try builder.conv2D(x, filters: config.channels, kernelSize: 3, padding: .same, activation: .swish, name: "features")
+        var se = try builder.globalAveragePooling2D(features, name: "se_squeeze")
+        se = try builder.reshape(se, to: [1, 1, config.channels], name: "se_reshape")
+        se = try builder.conv2D(se, filters: 8, kernelSize: 1, activation: .swish, name: "se_reduce")
+        se = try builder.conv2D(se, filters: config.channels, kernelSize: 1, activation: .sigmoid, name: "se_expand")
+        var y = try builder.multiply(config.scaleFirst ? [se, features] : [features, se], name: "se_excite")
+        y = try builder.conv2D(y, filters: config.filters, kernelSize: 1, useBias: false, name: "project")
+        y = try builder.batchNormalization(y, name: "project_bn")
+        if config.residual { y = try builder.add([shortcut, y], name: "add") }
+        let graph = try builder.build(outputs: config.residual ? [y] : [y, shortcut], name: "se")
+        var noise = Noise(state: 23)
+        randomizeWeights(graph, noise: &noise)
+
+        let fused = try graph.fused()
+        let project = try #require(fused.nodes.compactMap { $0.layer as? Conv2D }.first { $0.name == "project" })
+        #expect(project.scalesInput)
+        #expect(project.addsResidual == config.residual)
+        #expect(!fused.nodes.contains { $0.layer is ElementwiseMerge }, "the multiply (or the add) still runs on its own")
+        try expectSameOutputs(fused, as: graph, sample: [config.size, config.size, config.channels], noise: &noise, "fused")
+    }
+
     struct StemCase: CustomStringConvertible, Sendable {
         let height: Int, width: Int, channels: Int, filters: Int, kernelSize: Int, stride: Int, activation: Activation
         /// A `ZeroPadding2D` and a `valid` stem (older tf.keras MobileNetV2's `Conv1_pad`), else `same`.

@@ -112,7 +112,7 @@ public enum KerasConfigWriter {
             return ("InputLayer", ["batch_input_shape": [NSNull()] + input.shape.map { $0 < 0 ? NSNull() as Any : $0 as Any },
                                    "dtype": "float32", "sparse": false, "ragged": false])
         case let conv as Conv2D:
-            guard conv.extraPadding.0 == (0, 0), conv.extraPadding.1 == (0, 0), !conv.addsResidual else { break }
+            guard conv.extraPadding.0 == (0, 0), conv.extraPadding.1 == (0, 0), !conv.addsResidual, !conv.scalesInput else { break }
             return ("Conv2D", ["filters": conv.filters, "kernel_size": pair(conv.kernelSize), "strides": pair(conv.strides),
                                "padding": conv.padding.rawValue, "data_format": "channels_last", "dilation_rate": pair(conv.dilation),
                                "groups": conv.groups, "activation": try name(conv.activation, layer: conv.name), "use_bias": conv.useBias])

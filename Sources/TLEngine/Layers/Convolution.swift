@@ -69,6 +69,11 @@ public final class Conv2D: Layer {
     /// Whether a second input of the output's shape is added before the activation (an `Add`
     /// merged in by `Graph.fused()`).
     public internal(set) var addsResidual = false
+    /// Whether the last input is a per-image channel vector (`[1, 1, C]`) the input is multiplied
+    /// by before a 1×1 convolution (a squeeze-and-excitation `Multiply` merged in by
+    /// `Graph.fused()`): each block of input rows is scaled as it is read, into the scratch the
+    /// GEMM then reads, so the scaled tensor is never written out. Same bits as the two layers.
+    public internal(set) var scalesInput = false
     /// The residual: every path reads a residual element only to write the output element in
     /// its place (the GEMM adds into C when they are one buffer).
     public var overwritableInput: Int? { addsResidual ? 1 : nil }
@@ -99,6 +104,7 @@ public final class Conv2D: Layer {
         result.bias = bias
         result.extraPadding = extraPadding
         result.addsResidual = addsResidual
+        result.scalesInput = scalesInput
         result.allowsWinograd = allowsWinograd
         result.winogradTile = winogradTile
         result.winogradMinimumTiles = winogradMinimumTiles
@@ -122,8 +128,14 @@ public final class Conv2D: Layer {
         }
         let (rows, columns) = geometry(height: input[0], width: input[1])
         let output = [rows.output, columns.output, filters]
+        if scalesInput {
+            guard isPointwise, let scale = inputShapes.last, inputShapes.count == (addsResidual ? 3 : 2),
+                  scale == [1, 1, input[2]] else {
+                throw EngineError.incompatibleShapes(layer: name, detail: "a scaled input needs a 1×1 convolution and a [1, 1, \(input[2])] scale, got \(inputShapes)")
+            }
+        }
         if addsResidual {
-            guard inputShapes.count == 2, inputShapes[1] == output else {
+            guard inputShapes.count == (scalesInput ? 3 : 2), inputShapes[1] == output else {
                 throw EngineError.incompatibleShapes(layer: name, detail: "the residual input \(inputShapes.dropFirst().first ?? []) does not match the output \(output)")
             }
         }
@@ -327,7 +339,7 @@ public final class Conv2D: Layer {
     }
 
     public func scratchCount(inputs: [[Int]], output: [Int]) -> Int {
-        if isPointwise { return 0 }
+        if isPointwise && !scalesInput { return 0 }
         switch path(batch: output[0], outputHeight: output[1], outputWidth: output[2]) {
         case .direct:
             let padded = directPadded(height: output[1], width: output[2])
@@ -368,6 +380,19 @@ public final class Conv2D: Layer {
         let groupPacked = tl_gemm_packed_count(Int32(patch), Int32(groupFilters))
         let packed = packedKernelPointer, biasPointer = self.biasPointer
         let residual = addsResidual ? inputs[1].data : nil
+        let scale = scalesInput ? inputs[inputs.count - 1].data : nil
+
+        /// Input rows `start..<start + count` (1×1: one per output pixel) times their image's
+        /// channel scale.
+        func scaleRows(start: Int, count: Int, into destination: UnsafeMutablePointer<Float>) {
+            guard let scale else { return }
+            let imagePixels = height * width
+            for row in start..<start + count {
+                let source = input.data + row * channels, factors = scale + row / imagePixels * channels
+                let target = destination + (row - start) * channels
+                for c in 0..<channels { target[c] = source[c] * factors[c] }
+            }
+        }
 
         /// im2col of output pixels `start..<start + count` for one group: one patch row per
         /// pixel, laid out (ky, kx, c) like the HWIO kernel.
@@ -420,7 +445,10 @@ public final class Conv2D: Layer {
             for group in 0..<groups {
                 let a: UnsafePointer<Float>
                 let lda: Int
-                if pointwise {
+                if scale != nil {
+                    scaleRows(start: start, count: count, into: region)
+                    (a, lda) = (UnsafePointer(region), patch)
+                } else if pointwise {
                     (a, lda) = (UnsafePointer(input.data + start * channels), channels)
                 } else {
                     gatherPatches(start: start, count: count, group: group, into: region)
