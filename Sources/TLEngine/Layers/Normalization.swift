@@ -103,16 +103,30 @@ public final class BatchNormalization: Layer {
 }
 
 /// `output[i] = input[i] * multiplier[c] + offset[c]` with `c = i % channels`, on all cores.
+///
+/// Few channels (an RGB input's `Rescaling` and `Normalization`, EfficientNet's first layers) run
+/// over runs of 16 pixels against the factors repeated 16 times, one loop as long as the run, so
+/// the compiler vectorizes across pixels: a loop of 3 channels per pixel took 3 ns per value
+/// (EfficientNetB0 batch 32: 31 ms of a 410 ms pass). Same bits either way.
 func applyChannelAffine(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int,
                         multiplier: [Float], offset: [Float]) {
     let channels = multiplier.count
-    multiplier.withUnsafeBufferPointer { m in
-        offset.withUnsafeBufferPointer { o in
+    let group = channels < 16 ? 16 : 1  // pixels per run
+    let run = group * channels
+    let repeatedMultiplier = (0..<group).flatMap { _ in multiplier }, repeatedOffset = (0..<group).flatMap { _ in offset }
+    repeatedMultiplier.withUnsafeBufferPointer { m in
+        repeatedOffset.withUnsafeBufferPointer { o in
             let mp = m.baseAddress!, op = o.baseAddress!
-            parallelChunks(count / channels, work: count) { pixels in
-                for pixel in pixels {
-                    let source = input + pixel * channels, destination = output + pixel * channels
-                    for c in 0..<channels { destination[c] = source[c] * mp[c] + op[c] }
+            let pixels = count / channels, runs = (pixels + group - 1) / group
+            parallelChunks(runs, work: count) { chunk in
+                for index in chunk {
+                    let first = index * run, length = min(run, count - first)
+                    let source = input + first, destination = output + first
+                    if length == run {
+                        for j in 0..<run { destination[j] = source[j] * mp[j] + op[j] }
+                    } else {
+                        for j in 0..<length { destination[j] = source[j] * mp[j] + op[j] }
+                    }
                 }
             }
         }
