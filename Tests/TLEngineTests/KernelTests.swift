@@ -799,7 +799,7 @@ struct KernelTests {
         ScaleCase(size: 3, channels: 64, filters: 96, scaleFirst: false, residual: false),
     ]
 
-    @Test("a squeeze-and-excitation multiply merged into the 1×1 convolution after it equals the two layers",
+    @Test("a squeeze-and-excitation multiply (and a residual add after a dropout) merged into the 1×1 convolution equals the layers",
           arguments: scaleCases)
     func scaledInputConvolution(_ config: ScaleCase) throws {
         let builder = GraphBuilder()
@@ -814,7 +814,11 @@ struct KernelTests {
         var y = try builder.multiply(config.scaleFirst ? [se, features] : [features, se], name: "se_excite")
         y = try builder.conv2D(y, filters: config.filters, kernelSize: 1, useBias: false, name: "project")
         y = try builder.batchNormalization(y, name: "project_bn")
-        if config.residual { y = try builder.add([shortcut, y], name: "add") }
+        if config.residual {
+            // EfficientNet's drop-connect `Dropout` (identity at inference) sits between the two.
+            y = try builder.dropout(y, name: "drop")
+            y = try builder.add([shortcut, y], name: "add")
+        }
         let graph = try builder.build(outputs: config.residual ? [y] : [y, shortcut], name: "se")
         var noise = Noise(state: 23)
         randomizeWeights(graph, noise: &noise)
@@ -823,7 +827,8 @@ struct KernelTests {
         let project = try #require(fused.nodes.compactMap { $0.layer as? Conv2D }.first { $0.name == "project" })
         #expect(project.scalesInput)
         #expect(project.addsResidual == config.residual)
-        #expect(!fused.nodes.contains { $0.layer is ElementwiseMerge }, "the multiply (or the add) still runs on its own")
+        #expect(!fused.nodes.contains { $0.layer is ElementwiseMerge || $0.layer is Dropout },
+                "the multiply, the add or the dropout still runs on its own")
         try expectSameOutputs(fused, as: graph, sample: [config.size, config.size, config.channels], noise: &noise, "fused")
     }
 

@@ -21,6 +21,34 @@ extension Graph {
     ///   least this many bytes streams rows (the default, 256 KB, is half an L2); smaller ones run
     ///   their three layers in turn. Tests pass 0 to exercise streaming on small models.
     public func fused(rowStreamingBytes: Int = 256 * 1024) throws -> Graph {
+        try withoutPassThroughs().mergingLayers(rowStreamingBytes: rowStreamingBytes)
+    }
+
+    /// The graph without its single-input identity nodes that keep their input's shape (inference
+    /// `Dropout`; EfficientNet's `blockNx_drop` stood between each projection and its residual
+    /// `Add`, which therefore did not merge into the projection).
+    private func withoutPassThroughs() throws -> Graph {
+        let outputSet = Set(outputs)
+        func passThrough(_ index: Int) -> Bool {
+            let node = nodes[index]
+            return node.layer.isIdentity && node.inputs.count == 1 && shapes[node.inputs[0]] == shapes[index]
+                && !outputSet.contains(index) && !inputs.contains(index)
+        }
+        guard nodes.indices.contains(where: passThrough) else { return self }
+        var result: [GraphNode] = []
+        var remap = [Int](repeating: -1, count: nodes.count)
+        for (index, node) in nodes.enumerated() {
+            if passThrough(index) {
+                remap[index] = remap[node.inputs[0]]
+                continue
+            }
+            remap[index] = result.count
+            result.append(GraphNode(layer: node.layer, inputs: node.inputs.map { remap[$0] }, scope: node.scope))
+        }
+        return try Graph(name: name, nodes: result, inputs: inputs.map { remap[$0] }, outputs: outputs.map { remap[$0] })
+    }
+
+    private func mergingLayers(rowStreamingBytes: Int) throws -> Graph {
         let usage = Usage(self)
 
         var result: [GraphNode] = []
