@@ -110,12 +110,19 @@ public final class Model {
         return split
     }
 
-    /// Per-layer wall times of one `predict` over all of `input`, slowest first: each executor
-    /// `predict` used is timed on one pass and its times multiplied by the passes the batch takes.
-    public func profile(input: Tensor) throws -> [(layer: String, seconds: Double)] {
-        _ = try predict(input: input)
+    /// Per-layer wall times of one `predict` (or, with `features`, one `features` call) over all
+    /// of `input`, slowest first: each executor it used is timed on one pass and its times
+    /// multiplied by the passes the batch takes.
+    public func profile(input: Tensor, features: Bool = false) throws -> [(layer: String, seconds: Double)] {
         let count = input.shape[0]
-        let executors = count > 1 && classifier != nil ? [extractor, classifier] : [predictor]
+        let executors: [GraphExecutor?]
+        if features {
+            _ = try self.features(input: input)
+            executors = [extractor]
+        } else {
+            _ = try predict(input: input)
+            executors = count > 1 && classifier != nil ? [extractor, classifier] : [predictor]
+        }
         var result: [(layer: String, seconds: Double)] = []
         for (index, executor) in executors.enumerated() {
             guard let executor else { continue }

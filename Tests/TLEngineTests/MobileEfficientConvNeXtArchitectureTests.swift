@@ -77,6 +77,12 @@ struct MobileEfficientConvNeXtArchitectureTests {
         let expected = try MobileEfficientConvNeXtFixtures.output("mobilenet_025_32")
         #expect(try model.predict(input: input).maxAbsoluteDifference(expected) <= EngineFixtures.tolerance(expected))
         #expect(try model.features(input: input, pooling: .avg).shape == [2, 256])
+        // `tlhub bench --features --profile`: the layers of the features pass only.
+        let everyLayer = try model.profile(input: input).map(\.layer)
+        let featureLayers = try model.profile(input: input, features: true).map(\.layer)
+        #expect(everyLayer.contains { $0.contains("conv_preds") })
+        #expect(!featureLayers.isEmpty && !featureLayers.contains { $0.contains("conv_preds") })
+        #expect(featureLayers.contains { $0.contains("conv_pw_13") })
 
         let multiplied = WeightsOnly(base: try MobileEfficientConvNeXtFixtures.weights("mobilenet_0125_dm2_35_notop_max"))
         #expect(try Architecture.detect(from: multiplied) == .mobileNet(alpha: 0.125, depthMultiplier: 2))

@@ -37,7 +37,7 @@ struct Bench: AsyncParsableCommand {
     @Flag(help: "Print JSON (images_per_second, ms_per_batch, peak_rss_mb, page_faults) on stdout.")
     var json = false
 
-    @Flag(help: "Also print the slowest layers: each layer's time over the whole batch.")
+    @Flag(help: "Also print the slowest layers (of the features graph with --features): each layer's time over the whole batch, on stderr.")
     var profile = false
 
     @Option(help: "Layers --profile prints, slowest first.")
@@ -96,7 +96,7 @@ struct Bench: AsyncParsableCommand {
             print("page faults  \(faults) (the process's, loading included)")
         }
         if profile {
-            let timings = try model.profile(input: input)
+            let timings = try model.profile(input: input, features: features)
             let total = timings.reduce(0) { $0 + $1.seconds }
             for timing in timings.prefix(max(profileLayers, 0)) {
                 let line = String(format: "%8.2f ms %5.1f%%  ", timing.seconds * 1000, 100 * timing.seconds / max(total, 1e-12))
