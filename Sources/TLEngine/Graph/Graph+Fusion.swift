@@ -2,8 +2,9 @@ import Foundation
 import TLTensor
 
 extension Graph {
-    /// The same function with inference-time rewrites: each ZeroPadding2D read only by a `valid`
-    /// convolution becomes that convolution's zero border, each BatchNormalization that is the only
+    /// The same function with inference-time rewrites: pass-through nodes (inference `Dropout`)
+    /// are dropped, each ZeroPadding2D read only by a `valid` convolution becomes that
+    /// convolution's zero border, each BatchNormalization that is the only
     /// reader of a convolution is folded into the convolution's kernel and bias, and each
     /// activation layer that is the only reader of a convolution, dense or merge layer is applied inside
     /// it, and each two-input `Add` of a convolution's result and an earlier tensor of the same shape
@@ -48,6 +49,7 @@ extension Graph {
         return try Graph(name: name, nodes: result, inputs: inputs.map { remap[$0] }, outputs: outputs.map { remap[$0] })
     }
 
+    /// `fused()` once the pass-through nodes are gone.
     private func mergingLayers(rowStreamingBytes: Int) throws -> Graph {
         let usage = Usage(self)
 
