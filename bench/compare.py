@@ -57,7 +57,9 @@ comes from an untimed one-pass run). The runs interleave: in
 each of `--rounds` rounds, for each (model, batch) point, every engine is timed once, in an order
 that rotates by one engine per round; the workers of the other engines wait idle meanwhile. The
 table gives per engine the median images/second over rounds and the spread (min-max), tlhub's
-median over the best peer's (the best of ORT, TFLite and OpenVINO by median) and over TF's, and
+median over the best peer's (the best of ORT, TFLite and OpenVINO by median), the per-round ratio
+(tlhub over the fastest peer of the same round: median and spread over rounds, which a host whose
+speed drifts between rounds disturbs less) and tlhub's median over TF's, and
 a second table the peak RSS (max over rounds). `--json OUT` writes every measurement.
 
 Start-up (`--startup`). Wall time from process start to the .npy written, for one 320x240 JPEG of
@@ -549,12 +551,31 @@ def spread(values, digits=1):
     return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}–{max(values):.{digits}f})"
 
 
+def per_round_ratios(point_samples):
+    """tlhub's img/s over the fastest peer's in the same round, one ratio per round with both.
+
+    Engines of one round run minutes apart at most, so a host that slows down for a while moves
+    both sides of a ratio; the medians over rounds in the table pair measurements from different
+    rounds instead.
+    """
+    by_round = {}
+    for engine, engine_samples in point_samples.items():
+        for sample in engine_samples:
+            by_round.setdefault(sample["round"], {})[engine] = sample["images_per_second"]
+    ratios = []
+    for rates in by_round.values():
+        peers = [rate for engine, rate in rates.items() if engine in PEERS]
+        if "tlhub" in rates and peers:
+            ratios.append(rates["tlhub"] / max(peers))
+    return ratios
+
+
 def print_tables(points, samples, skipped):
     print()
     print("Images/second, median (min–max) over rounds:")
     print()
-    print("| model | batch | " + " | ".join(ENGINES) + " | tlhub/best peer (which) | tlhub/TF |")
-    print("|---|--:|" + "--:|" * len(ENGINES) + "--:|--:|")
+    print("| model | batch | " + " | ".join(ENGINES) + " | tlhub/best peer (which) | per round | tlhub/TF |")
+    print("|---|--:|" + "--:|" * len(ENGINES) + "--:|--:|--:|")
     for point in points:
         cells, medians = [], {}
         for engine in ENGINES:
@@ -568,7 +589,9 @@ def print_tables(points, samples, skipped):
         best = max(peers, key=peers.get) if peers else None
         versus_best = f"{medians['tlhub'] / peers[best]:.2f} ({best})" if best and "tlhub" in medians else "–"
         versus_tf = f"{medians['tlhub'] / medians['TF']:.2f}" if "tlhub" in medians and "TF" in medians else "–"
-        print(f"| {point[0]} | {point[1]} | " + " | ".join(cells) + f" | {versus_best} | {versus_tf} |")
+        paired = per_round_ratios(samples[point])
+        per_round = spread(paired, digits=2) if paired else "–"
+        print(f"| {point[0]} | {point[1]} | " + " | ".join(cells) + f" | {versus_best} | {per_round} | {versus_tf} |")
     print()
     print("Peak RSS in MB, max over rounds (Python engines: the worker process, imports included):")
     print()
