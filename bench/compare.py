@@ -59,7 +59,9 @@ that rotates by one engine per round; the workers of the other engines wait idle
 table gives per engine the median images/second over rounds and the spread (min-max), tlhub's
 median over the best peer's (the best of ORT, TFLite and OpenVINO by median), the per-round ratio
 (tlhub over the fastest peer of the same round: median and spread over rounds, which a host whose
-speed drifts between rounds disturbs less) and tlhub's median over TF's, and
+speed drifts between rounds disturbs less), tlhub's median over TF's, the host's steal (the share
+of CPU time /proc/stat counts as taken by other guests while each engine was timed: median and
+spread over the point's measurements; above a few percent the run is noise), and
 a second table the peak RSS (max over rounds). `--json OUT` writes every measurement.
 
 Start-up (`--startup`). Wall time from process start to the .npy written, for one 320x240 JPEG of
@@ -551,6 +553,23 @@ def spread(values, digits=1):
     return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}–{max(values):.{digits}f})"
 
 
+def cpu_jiffies():
+    """(all, steal) CPU time of the machine so far from /proc/stat, or None where there is none."""
+    try:
+        fields = [int(value) for value in pathlib.Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    # user nice system idle iowait irq softirq steal (guest time is counted in user already)
+    return sum(fields[:8]), fields[7] if len(fields) > 7 else 0
+
+
+def steal_percent(before, after):
+    """The share of CPU time the hypervisor gave to other guests between two `cpu_jiffies`."""
+    if before is None or after is None or after[0] <= before[0]:
+        return None
+    return 100.0 * (after[1] - before[1]) / (after[0] - before[0])
+
+
 def per_round_ratios(point_samples):
     """tlhub's img/s over the fastest peer's in the same round, one ratio per round with both.
 
@@ -574,8 +593,8 @@ def print_tables(points, samples, skipped):
     print()
     print("Images/second, median (min–max) over rounds:")
     print()
-    print("| model | batch | " + " | ".join(ENGINES) + " | tlhub/best peer (which) | per round | tlhub/TF |")
-    print("|---|--:|" + "--:|" * len(ENGINES) + "--:|--:|--:|")
+    print("| model | batch | " + " | ".join(ENGINES) + " | tlhub/best peer (which) | per round | tlhub/TF | steal % |")
+    print("|---|--:|" + "--:|" * len(ENGINES) + "--:|--:|--:|--:|")
     for point in points:
         cells, medians = [], {}
         for engine in ENGINES:
@@ -591,7 +610,10 @@ def print_tables(points, samples, skipped):
         versus_tf = f"{medians['tlhub'] / medians['TF']:.2f}" if "tlhub" in medians and "TF" in medians else "–"
         paired = per_round_ratios(samples[point])
         per_round = spread(paired, digits=2) if paired else "–"
-        print(f"| {point[0]} | {point[1]} | " + " | ".join(cells) + f" | {versus_best} | {per_round} | {versus_tf} |")
+        steals = [sample["steal_percent"] for engine_samples in samples[point].values() for sample in engine_samples
+                  if sample.get("steal_percent") is not None]
+        steal = spread(steals, digits=0) if steals else "–"
+        print(f"| {point[0]} | {point[1]} | " + " | ".join(cells) + f" | {versus_best} | {per_round} | {versus_tf} | {steal} |")
     print()
     print("Peak RSS in MB, max over rounds (Python engines: the worker process, imports included):")
     print()
@@ -751,6 +773,7 @@ def run(args, folder):
                     estimates[point] = report["ms_per_batch"] / 1000
                 shift = round_index % len(ENGINES)
                 for position, engine in enumerate(ENGINES[shift:] + ENGINES[:shift]):
+                    jiffies = cpu_jiffies()
                     if engine == "tlhub":
                         report = time_tlhub(args.tlhub, files[name]["weights"], batch, args.seconds, estimates[point])
                         estimates[point] = report["ms_per_batch"] / 1000
@@ -760,13 +783,15 @@ def run(args, folder):
                         sample = workers[engine].time(args.seconds)
                     else:
                         continue
-                    sample.update(round=round_index, position=position,
+                    sample.update(round=round_index, position=position, steal_percent=steal_percent(jiffies, cpu_jiffies()),
                                   images_per_second=batch / sample["seconds_per_batch"])
                     samples[point].setdefault(engine, []).append(sample)
                     # Printed as measured too, so a run that dies later keeps its numbers.
+                    steal = sample["steal_percent"]
                     print(f"round {round_index + 1} {name} batch {batch} {engine}: "
                           f"{sample['images_per_second']:.1f} img/s, {sample['calls']} passes, "
-                          f"peak {sample['peak_rss_mb']:.0f} MB", flush=True)
+                          f"peak {sample['peak_rss_mb']:.0f} MB"
+                          + (f", steal {steal:.0f} %" if steal is not None else ""), flush=True)
             finally:
                 for process in workers.values():
                     process.close()
