@@ -35,16 +35,28 @@ extension Graph {
             return node.layer.isIdentity && node.inputs.count == 1 && shapes[node.inputs[0]] == shapes[index]
                 && !outputSet.contains(index) && !inputs.contains(index)
         }
-        guard nodes.indices.contains(where: passThrough) else { return self }
+        let aliases = Dictionary(uniqueKeysWithValues: nodes.indices.filter(passThrough).map { ($0, nodes[$0].inputs[0]) })
+        return aliases.isEmpty ? self : try rewritten(aliases: aliases)
+    }
+
+    /// A copy rewritten node by node: a node in `aliases` is left out and its readers read the
+    /// earlier node it names; one in `dropped` is left out (read only by nodes a replacement
+    /// absorbs); each other node becomes `replacement(index, remap)`, or stays as it is when that
+    /// is nil, with `remap` giving a kept node's position in the copy.
+    private func rewritten(aliases: [Int: Int] = [:], dropped: Set<Int> = [],
+                           replacing replacement: (_ index: Int, _ remap: (Int) -> Int) -> GraphNode? = { _, _ in nil }) throws -> Graph {
         var result: [GraphNode] = []
         var remap = [Int](repeating: -1, count: nodes.count)
         for (index, node) in nodes.enumerated() {
-            if passThrough(index) {
-                remap[index] = remap[node.inputs[0]]
+            if let alias = aliases[index] {
+                remap[index] = remap[alias]
                 continue
             }
+            if dropped.contains(index) { continue }
+            let kept = replacement(index) { remap[$0] }
+                ?? GraphNode(layer: node.layer, inputs: node.inputs.map { remap[$0] }, scope: node.scope)
             remap[index] = result.count
-            result.append(GraphNode(layer: node.layer, inputs: node.inputs.map { remap[$0] }, scope: node.scope))
+            result.append(kept)
         }
         return try Graph(name: name, nodes: result, inputs: inputs.map { remap[$0] }, outputs: outputs.map { remap[$0] })
     }
@@ -89,30 +101,22 @@ extension Graph {
             guard let conv = node.layer as? Conv2D, conv.isPointwise, !conv.scalesInput, usage.calls(conv) == 1,
                   let source = node.inputs.first, let multiply = nodes[source].layer as? ElementwiseMerge,
                   multiply.operation == .multiply, multiply.activation.isLinear, nodes[source].inputs.count == 2,
-                  usage.isPrivate(source), let channels = shapes[source].last else { continue }
+                  usage.isPrivate(source), shapes[source].count == 3, let channels = shapes[source].last else { continue }
             let (first, second) = (nodes[source].inputs[0], nodes[source].inputs[1])
             for (tensor, scale) in [(first, second), (second, first)]
-            where shapes[tensor] == shapes[source] && shapes[scale] == [1, 1, channels] && shapes[source].count == 3 {
+            where shapes[tensor] == shapes[source] && shapes[scale] == [1, 1, channels] {
                 fusions[index] = (source, tensor, scale)
                 break
             }
         }
         if fusions.isEmpty { return self }
-        let multiplies = Set(fusions.values.map(\.multiply))
-        var result: [GraphNode] = []
-        var remap = [Int](repeating: -1, count: nodes.count)
-        for (index, node) in nodes.enumerated() where !multiplies.contains(index) {
-            remap[index] = result.count
-            if let fusion = fusions[index], let conv = node.layer as? Conv2D {
-                let merged = conv.copy(kernel: conv.kernel, bias: conv.bias, activation: conv.activation)
-                merged.scalesInput = true
-                let inputs = [remap[fusion.tensor]] + node.inputs.dropFirst().map { remap[$0] } + [remap[fusion.scale]]
-                result.append(GraphNode(layer: merged, inputs: inputs, scope: node.scope))
-            } else {
-                result.append(GraphNode(layer: node.layer, inputs: node.inputs.map { remap[$0] }, scope: node.scope))
-            }
+        return try rewritten(dropped: Set(fusions.values.map(\.multiply))) { index, remap in
+            guard let fusion = fusions[index], let conv = nodes[index].layer as? Conv2D else { return nil }
+            let merged = conv.copy(kernel: conv.kernel, bias: conv.bias, activation: conv.activation)
+            merged.scalesInput = true
+            let inputs = [remap(fusion.tensor)] + nodes[index].inputs.dropFirst().map(remap) + [remap(fusion.scale)]
+            return GraphNode(layer: merged, inputs: inputs, scope: nodes[index].scope)
         }
-        return try Graph(name: name, nodes: result, inputs: inputs.map { remap[$0] }, outputs: outputs.map { remap[$0] })
     }
 
     /// Each depthwise convolution (multiplier 1) read only by a 1×1 convolution, with the 1×1
@@ -158,28 +162,25 @@ extension Graph {
         }
         if chains.isEmpty && openChains.isEmpty { return self }
         let inner = Set(chains.values.flatMap { [$0.depthwise] + ($0.expand.map { [$0] } ?? []) } + openChains.values)
-        var result: [GraphNode] = []
-        var remap = [Int](repeating: -1, count: nodes.count)
-        for (index, node) in nodes.enumerated() where !inner.contains(index) {
-            remap[index] = result.count
+        return try rewritten(dropped: inner) { index, remap in
+            let node = nodes[index]
             if let chain = chains[index], let project = node.layer as? Conv2D,
                let depthwise = nodes[chain.depthwise].layer as? DepthwiseConv2D {
                 let expand = chain.expand.map { nodes[$0].layer as? Conv2D } ?? nil
                 let first = chain.expand ?? chain.depthwise
                 let block = InvertedResidual(expand: expand, depthwise: depthwise, project: project,
                                              rowStreamingBytes: rowStreamingBytes)
-                result.append(GraphNode(layer: block, inputs: nodes[first].inputs.map { remap[$0] } + node.inputs.dropFirst().map { remap[$0] },
-                                        scope: node.scope))
-            } else if let expand = openChains[index], let expandLayer = nodes[expand].layer as? Conv2D,
-                      let depthwise = node.layer as? DepthwiseConv2D {
+                return GraphNode(layer: block, inputs: nodes[first].inputs.map(remap) + node.inputs.dropFirst().map(remap),
+                                 scope: node.scope)
+            }
+            if let expand = openChains[index], let expandLayer = nodes[expand].layer as? Conv2D,
+               let depthwise = node.layer as? DepthwiseConv2D {
                 let block = InvertedResidual(expand: expandLayer, depthwise: depthwise, project: nil,
                                              rowStreamingBytes: rowStreamingBytes)
-                result.append(GraphNode(layer: block, inputs: nodes[expand].inputs.map { remap[$0] }, scope: node.scope))
-            } else {
-                result.append(GraphNode(layer: node.layer, inputs: node.inputs.map { remap[$0] }, scope: node.scope))
+                return GraphNode(layer: block, inputs: nodes[expand].inputs.map(remap), scope: node.scope)
             }
+            return nil
         }
-        return try Graph(name: name, nodes: result, inputs: inputs.map { remap[$0] }, outputs: outputs.map { remap[$0] })
     }
 
     /// Each `Add` of exactly two equal-shaped inputs, one of them a linear, unshared convolution
@@ -202,25 +203,15 @@ extension Graph {
             }
         }
         if fusions.isEmpty { return self }
+        // Readers of an add read the convolution it became part of.
         let fusedAdds = Dictionary(uniqueKeysWithValues: fusions.map { ($0.value.add, $0.key) })
-        var result: [GraphNode] = []
-        var remap = [Int](repeating: -1, count: nodes.count)
-        for (index, node) in nodes.enumerated() {
-            if let convolution = fusedAdds[index] {
-                remap[index] = remap[convolution]
-                continue
-            }
-            remap[index] = result.count
-            if let fusion = fusions[index], let conv = node.layer as? Conv2D, let add = nodes[fusion.add].layer as? ElementwiseMerge {
-                let merged = conv.copy(kernel: conv.kernel, bias: conv.bias, activation: add.activation)
-                merged.addsResidual = true
-                result.append(GraphNode(layer: merged, inputs: node.inputs.map { remap[$0] } + [remap[fusion.residual]],
-                                        scope: node.scope))
-            } else {
-                result.append(GraphNode(layer: node.layer, inputs: node.inputs.map { remap[$0] }, scope: node.scope))
-            }
+        return try rewritten(aliases: fusedAdds) { index, remap in
+            guard let fusion = fusions[index], let conv = nodes[index].layer as? Conv2D,
+                  let add = nodes[fusion.add].layer as? ElementwiseMerge else { return nil }
+            let merged = conv.copy(kernel: conv.kernel, bias: conv.bias, activation: add.activation)
+            merged.addsResidual = true
+            return GraphNode(layer: merged, inputs: nodes[index].inputs.map(remap) + [remap(fusion.residual)], scope: nodes[index].scope)
         }
-        return try Graph(name: name, nodes: result, inputs: inputs.map { remap[$0] }, outputs: outputs.map { remap[$0] })
     }
 
     /// `producer` followed by `consumer` as one layer, or nil when they do not combine.

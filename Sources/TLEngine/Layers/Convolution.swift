@@ -128,14 +128,15 @@ public final class Conv2D: Layer {
         }
         let (rows, columns) = geometry(height: input[0], width: input[1])
         let output = [rows.output, columns.output, filters]
+        // The input, then the residual, then the scale.
+        let inputCount = 1 + (addsResidual ? 1 : 0) + (scalesInput ? 1 : 0)
         if scalesInput {
-            guard isPointwise, let scale = inputShapes.last, inputShapes.count == (addsResidual ? 3 : 2),
-                  scale == [1, 1, input[2]] else {
+            guard isPointwise, inputShapes.count == inputCount, inputShapes.last == [1, 1, input[2]] else {
                 throw EngineError.incompatibleShapes(layer: name, detail: "a scaled input needs a 1×1 convolution and a [1, 1, \(input[2])] scale, got \(inputShapes)")
             }
         }
         if addsResidual {
-            guard inputShapes.count == (scalesInput ? 3 : 2), inputShapes[1] == output else {
+            guard inputShapes.count == inputCount, inputShapes[1] == output else {
                 throw EngineError.incompatibleShapes(layer: name, detail: "the residual input \(inputShapes.dropFirst().first ?? []) does not match the output \(output)")
             }
         }
@@ -384,8 +385,7 @@ public final class Conv2D: Layer {
 
         /// Input rows `start..<start + count` (1×1: one per output pixel) times their image's
         /// channel scale.
-        func scaleRows(start: Int, count: Int, into destination: UnsafeMutablePointer<Float>) {
-            guard let scale else { return }
+        func scaleRows(start: Int, count: Int, by scale: UnsafePointer<Float>, into destination: UnsafeMutablePointer<Float>) {
             let imagePixels = height * width
             for row in start..<start + count {
                 let source = input.data + row * channels, factors = scale + row / imagePixels * channels
@@ -445,8 +445,8 @@ public final class Conv2D: Layer {
             for group in 0..<groups {
                 let a: UnsafePointer<Float>
                 let lda: Int
-                if scale != nil {
-                    scaleRows(start: start, count: count, into: region)
+                if let scale {
+                    scaleRows(start: start, count: count, by: scale, into: region)
                     (a, lda) = (UnsafePointer(region), patch)
                 } else if pointwise {
                     (a, lda) = (UnsafePointer(input.data + start * channels), channels)

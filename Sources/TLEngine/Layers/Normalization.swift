@@ -122,11 +122,7 @@ func applyChannelAffine(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePo
                 for index in chunk {
                     let first = index * run, length = min(run, count - first)
                     let source = input + first, destination = output + first
-                    if length == run {
-                        for j in 0..<run { destination[j] = source[j] * mp[j] + op[j] }
-                    } else {
-                        for j in 0..<length { destination[j] = source[j] * mp[j] + op[j] }
-                    }
+                    for j in 0..<length { destination[j] = source[j] * mp[j] + op[j] }
                 }
             }
         }
@@ -257,13 +253,8 @@ public final class Normalization: Layer {
     public var weights: [String: Tensor] { stored }
 
     public func forward(_ inputs: [ActivationView], into output: MutableActivationView, scratch: UnsafeMutablePointer<Float>) {
-        let features = output.shape.last ?? 1
-        if multiplier.count == 1 && features != 1 {
-            let m = multiplier[0], o = offset[0]
-            for i in 0..<output.count { output.data[i] = inputs[0].data[i] * m + o }
-        } else {
-            applyChannelAffine(inputs[0].data, output.data, count: output.count, multiplier: multiplier, offset: offset)
-        }
+        // One factor for every channel is the one-channel case of the same product.
+        applyChannelAffine(inputs[0].data, output.data, count: output.count, multiplier: multiplier, offset: offset)
     }
 }
 
