@@ -169,3 +169,16 @@ void tl_parallel_for(int count, void (*body)(void *context, int index, int threa
     }
     atomic_flag_clear(&pool.inUse);
 }
+
+int tl_claim_from(unsigned long long *run, int fromEnd) {
+    _Atomic unsigned long long *shared = (_Atomic unsigned long long *)run;
+    unsigned long long value = atomic_load_explicit(shared, memory_order_relaxed);
+    for (;;) {
+        unsigned first = (unsigned)value, end = (unsigned)(value >> 32);
+        if (first >= end) return -1;
+        unsigned long long next = fromEnd ? (unsigned long long)first | (unsigned long long)(end - 1) << 32
+                                          : value + 1;
+        if (atomic_compare_exchange_weak_explicit(shared, &value, next, memory_order_relaxed, memory_order_relaxed))
+            return (int)(fromEnd ? end - 1 : first);
+    }
+}

@@ -14,10 +14,11 @@ package func parallelFor(_ count: Int, work: Int, _ body: (Int) -> Void) {
     }
 }
 
-/// Splits `0..<count` into one contiguous chunk per core and runs them concurrently.
+/// Splits `0..<count` into up to four contiguous chunks per core and runs them concurrently
+/// (more chunks than cores, so a core the host slows down takes fewer of them).
 @inline(__always)
 package func parallelChunks(_ count: Int, work: Int, _ body: (Range<Int>) -> Void) {
-    let chunks = (work >= 65_536 && count > 1) ? min(engineThreads, count) : 1
+    let chunks = (work >= 65_536 && count > 1) ? min(4 * engineThreads, count) : 1
     if chunks == 1 { body(0..<count); return }
     concurrentPerform(iterations: chunks) { c in
         let start = count * c / chunks, end = count * (c + 1) / chunks

@@ -230,6 +230,14 @@ void tl_parallel_for(int count, void (*body)(void *context, int index, int threa
 /// Threads `tl_parallel_for` uses (the caller included).
 int tl_parallel_threads(void);
 
+/// A run of work items `first..<end` that two claimants take from opposite ends, so neither
+/// part is fixed in advance: a core the host slows down, or a worker that starts late, takes
+/// fewer items and the other core takes the rest. `*run` is `first | (unsigned long long)end << 32`
+/// and is updated atomically.
+/// - Returns: the next item from the front (`fromEnd` 0: first, first + 1, …) or from the back
+///   (`fromEnd` ≠ 0: end − 1, end − 2, …); −1 when the two ends have met.
+int tl_claim_from(unsigned long long *run, int fromEnd);
+
 #ifdef __cplusplus
 }
 #endif

@@ -315,9 +315,10 @@ public final class Conv2D: Layer {
     /// `blocks` runs of at most `blockPixels` rows whose patches (up to the GEMM's 384-deep K
     /// block) and outputs fit in L2, and the filters in `filterChunks` runs of 32-wide panel pairs.
     /// Fewer pixels than filters (ResNet's later stages at batch 1, whose weights outweigh their
-    /// activations) split the filters, each core taking all the pixels in one block, so it streams
-    /// its share of the weights once (in two blocks of 25 and 24 rows, conv5's 1×1 layers read
-    /// their 4–8 MB of weights twice: 6 % slower);
+    /// activations) split the filters, each work item taking all the pixels in one block, so the
+    /// weights stream once (in two blocks of 25 and 24 rows, conv5's 1×1 layers read their 4–8 MB
+    /// of weights twice: 6 % slower); up to four runs of filters per core, so a core the host
+    /// slows down takes fewer runs;
     /// otherwise pixel blocks are spread over the cores, cut at the micro-kernel's row tile as
     /// evenly as they go (`evenRun`: MobileNetV2's 14×14 projections at batch 1 split 25 tiles
     /// 6, 6, 6, 7, where blocks of 7 tiles left one core 112 rows to the other's 84), and few
@@ -336,7 +337,7 @@ public final class Conv2D: Layer {
         let tiles = (pixels + rowTile - 1) / rowTile
         blocks = min(blocks, tiles)  // none for an empty batch
         rows = blocks > 0 ? (tiles + blocks - 1) / blocks * rowTile : rowTile
-        return (max(1, min(rows, pixels)), blocks, splitsFilters ? threads : 1, threads)
+        return (max(1, min(rows, pixels)), blocks, splitsFilters ? min(4 * threads, (panels + 1) / 2) : 1, threads)
     }
 
     public func scratchCount(inputs: [[Int]], output: [Int]) -> Int {

@@ -151,13 +151,42 @@ public final class InvertedResidual: Layer {
         let residual = inputs.count > 1 ? inputs[1] : nil
         if streamsRows(expanded: expanded) {
             let threads = engineThreads
-            let parts = batch >= threads ? 1 : threads
             let outputHeight = output.shape[1]
-            concurrentPerform(iterations: batch * parts) { item, thread in
-                let image = item / parts, part = item % parts
-                let rows = (outputHeight * part / parts)..<(outputHeight * (part + 1) / parts)
+            if batch >= threads {
+                let group = groupRows(middle: middle)
+                concurrentPerform(iterations: batch) { image, thread in
+                    var next = 0
+                    self.streamRows(0..<outputHeight, image: image, input: input, residual: residual, output: output,
+                                    expanded: expanded, middle: middle, group: group, scratch: scratch + thread * perThread) {
+                        defer { next += 1 }
+                        return next * group < outputHeight ? next : nil
+                    }
+                }
+                return
+            }
+            // Fewer images than cores: each image's rows in runs that two items stream from
+            // opposite ends, group by group, until they meet, so a core the host slows down (or a
+            // worker that wakes late) streams fewer rows instead of holding up the layer. Only
+            // the expanded rows either side of where they meet are computed twice. A run has at
+            // least four groups (the 14-row maps of MobileNetV2's 14×14 blocks take groups of 4
+            // rows instead of 8), so the ends have some to share.
+            let runs = max(1, (threads + 2 * batch - 1) / (2 * batch))
+            let group = min(groupRows(middle: middle), max(1, (outputHeight / runs + 3) / 4))
+            let claims = UnsafeMutablePointer<UInt64>.allocate(capacity: batch * runs)
+            defer { claims.deallocate() }
+            for item in 0..<batch * runs {
+                let run = item % runs
+                let rows = (outputHeight * run / runs)..<(outputHeight * (run + 1) / runs)
+                claims[item] = UInt64((rows.count + group - 1) / group) << 32
+            }
+            concurrentPerform(iterations: batch * runs * 2) { item, thread in
+                let run = item / 2 % runs, image = item / 2 / runs, fromEnd = Int32(item % 2)
+                let rows = (outputHeight * run / runs)..<(outputHeight * (run + 1) / runs)
                 self.streamRows(rows, image: image, input: input, residual: residual, output: output,
-                           expanded: expanded, middle: middle, scratch: scratch + thread * perThread)
+                                expanded: expanded, middle: middle, group: group, scratch: scratch + thread * perThread) {
+                    let index = tl_claim_from(claims + item / 2, fromEnd)
+                    return index < 0 ? nil : Int(index)
+                }
             }
         } else if batch == 1 {
             runLayers(image: 0, input: input, residual: residual, output: output, expanded: expanded, middle: middle,
@@ -199,12 +228,13 @@ public final class InvertedResidual: Layer {
         project.forward(projectInputs, into: blockOutput, scratch: next)
     }
 
-    /// Output rows `rows` of one image, streaming: expanded rows into a ring, then a group of
-    /// depthwise rows and their projection at a time (without a projection, the depthwise rows
-    /// are the output rows).
+    /// Groups of output rows in `rows` of one image, streaming: expanded rows into a ring, then a
+    /// group of depthwise rows and their projection at a time (without a projection, the
+    /// depthwise rows are the output rows). `nextGroup` names the groups (of `group` ≤ `groupRows`
+    /// rows from `rows.lowerBound`) one at a time, nil when done: consecutive ones, downwards or upwards.
     private func streamRows(_ rows: Range<Int>, image: Int, input: ActivationView, residual: ActivationView?,
-                            output: MutableActivationView, expanded: [Int], middle: [Int],
-                            scratch: UnsafeMutablePointer<Float>) {
+                            output: MutableActivationView, expanded: [Int], middle: [Int], group: Int,
+                            scratch: UnsafeMutablePointer<Float>, nextGroup: () -> Int?) {
         let (inputHeight, inputWidth, inputChannels) = (input.shape[1], input.shape[2], input.shape[3])
         // The depthwise convolution's input: the expanded rows (the block input's, but for a stem's).
         let (height, width, channels) = (expanded[1], expanded[2], expanded[3])
@@ -214,7 +244,6 @@ public final class InvertedResidual: Layer {
         let (dilationY, dilationX) = depthwise.dilation
         let geometry = depthwise.geometry(height: height, width: width)
         let (padTop, padLeft) = (geometry.rows.before, geometry.columns.before)
-        let group = groupRows(middle: middle)
         let ringRows = ringRows(groupRows: group)
         let windowRows = (kernelHeight - 1) * dilationY + 1
         let rowFloats = width * channels
@@ -224,7 +253,7 @@ public final class InvertedResidual: Layer {
         let imageInput = input.data + image * inputHeight * inputWidth * inputChannels
         let imageOutput = output.data + image * output.shape[1] * outputWidth * filters
         let imageResidual = residual.map { $0.data + image * output.shape[1] * outputWidth * filters }
-        var computedEnd = Int.min  // expanded rows below this (and in the window) are in the ring
+        var computed = 0..<0  // expanded rows in the ring
 
         let expandPacked = expand?.packedKernelPointer, expandBias = expand?.biasPointer
         let stem = self.stem  // its rows by the direct path
@@ -241,33 +270,40 @@ public final class InvertedResidual: Layer {
             (depthwise.bias?.scalars ?? []).withUnsafeBufferPointer { depthwiseBiasBuffer in
                 let depthwiseBias = depthwiseBiasBuffer.isEmpty ? nil : depthwiseBiasBuffer.baseAddress
                 withUnsafeTemporaryAllocation(of: UnsafePointer<Float>?.self, capacity: kernelHeight) { taps in
-                    for groupStart in stride(from: rows.lowerBound, to: rows.upperBound, by: group) {
+                    while let groupIndex = nextGroup() {
+                        let groupStart = rows.lowerBound + groupIndex * group
                         let groupEnd = min(groupStart + group, rows.upperBound)
                         if let expandPacked {
-                            // The group's window rows not computed yet (none when `end` ≤ `first`).
-                            // They overwrite rows above the group's first window, in at most two
-                            // runs of consecutive ring slots.
-                            let first = max(groupStart * strideY - padTop, 0, computedEnd)
-                            let end = min((groupEnd - 1) * strideY - padTop + windowRows, height)
-                            var row = first
-                            while row < end {
-                                let slot = row % ringRows, count = min(end - row, ringRows - slot)
-                                let destination = ring + slot * rowFloats
-                                if let stem {
-                                    stem.forwardDirectRows(row..<row + count, image: imageInput, height: inputHeight,
-                                                           width: inputWidth, packed: expandPacked, band: band, into: destination)
-                                } else {
-                                    tl_gemm_packed(Int32(count * width), Int32(channels), Int32(inputChannels),
-                                                   imageInput + row * width * inputChannels, Int32(inputChannels),
-                                                   expandPacked, expandBias, nil, 0, expandLow, expandHigh,
-                                                   destination, Int32(channels))
-                                    if expandActivation.clampBounds == nil {
-                                        expandActivation.apply(destination, count: count * rowFloats, lastAxis: channels)
+                            // The group's window rows not in the ring yet: below the computed ones
+                            // going down, above them going up, all of them after a jump. They
+                            // overwrite only rows outside the window (ring slots are rows modulo
+                            // `ringRows`), in at most two runs of consecutive slots each.
+                            let window = max(groupStart * strideY - padTop, 0)..<min((groupEnd - 1) * strideY - padTop + windowRows, height)
+                            let missing = computed.overlaps(window)
+                                ? [window.lowerBound..<max(window.lowerBound, computed.lowerBound),
+                                   min(window.upperBound, computed.upperBound)..<window.upperBound]
+                                : [window]
+                            for span in missing where !span.isEmpty {
+                                var row = span.lowerBound
+                                while row < span.upperBound {
+                                    let slot = row % ringRows, count = min(span.upperBound - row, ringRows - slot)
+                                    let destination = ring + slot * rowFloats
+                                    if let stem {
+                                        stem.forwardDirectRows(row..<row + count, image: imageInput, height: inputHeight,
+                                                               width: inputWidth, packed: expandPacked, band: band, into: destination)
+                                    } else {
+                                        tl_gemm_packed(Int32(count * width), Int32(channels), Int32(inputChannels),
+                                                       imageInput + row * width * inputChannels, Int32(inputChannels),
+                                                       expandPacked, expandBias, nil, 0, expandLow, expandHigh,
+                                                       destination, Int32(channels))
+                                        if expandActivation.clampBounds == nil {
+                                            expandActivation.apply(destination, count: count * rowFloats, lastAxis: channels)
+                                        }
                                     }
+                                    row += count
                                 }
-                                row += count
                             }
-                            computedEnd = max(computedEnd, end)
+                            computed = window
                         }
                         let depthwiseRows = projectPacked == nil ? imageOutput + groupStart * outputWidth * filters : groupRegion
                         for outputRow in groupStart..<groupEnd {
