@@ -104,3 +104,26 @@ package func evenRun(_ part: Int, of parts: Int, count: Int, unit: Int) -> Range
     let units = (count + unit - 1) / unit
     return min(count, units * part / parts * unit) ..< min(count, units * (part + 1) / parts * unit)
 }
+
+/// A layer's right-hand side as its GEMMs read it: `tl_gemm_pack`'s fp32 panels, and their AMX
+/// split (`tl_gemm_amx_pack`) when the layer runs on AMX tiles.
+struct GEMMWeights {
+    let packed: UnsafePointer<Float>
+    let amx: UnsafePointer<UInt16>?
+    /// K: rows of the right-hand side.
+    let depth: Int
+
+    /// `c[0..<rows, 0..<last − first] = clamp(a · b[:, first..<last] + bias + residual, low, high)`
+    /// on AMX when there is a split, else `tl_gemm_packed`; `bias`, `residual` and `c` start at
+    /// column `first` (a multiple of 16).
+    func multiply(rows: Int, _ a: UnsafePointer<Float>, lda: Int, columns first: Int, _ last: Int,
+                  bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?, ldr: Int, low: Float, high: Float,
+                  into c: UnsafeMutablePointer<Float>, ldc: Int) {
+        if let amx, tl_gemm_amx(Int32(rows), Int32(last - first), Int32(depth), a, Int32(lda), amx, Int32(first),
+                                bias, residual, Int32(ldr), low, high, c, Int32(ldc)) == 0 {
+            return
+        }
+        tl_gemm_packed(Int32(rows), Int32(last - first), Int32(depth), a, Int32(lda), packed + first * depth,
+                       bias, residual, Int32(ldr), low, high, c, Int32(ldc))
+    }
+}

@@ -363,6 +363,77 @@ struct KernelTests {
         }
     }
 
+    @Test("the AMX GEMM (three bfloat16 products per fp32 one) is within 2e-5·√K of OpenBLAS with its epilogue; a row's and a column run's bits depend on nothing else",
+          arguments: gemmCases)
+    func amxGEMM(_ config: GEMMCase) {
+        var noise = Noise(state: UInt64(config.m * 17 + config.k * 5 + config.n))
+        let (m, k, n) = (config.m, config.k, config.n)
+        let (lda, ldc, ldr) = (k + 3, n + 5, n + 2)
+        let a = (0..<(m * lda)).map { _ in noise.next() }
+        let b = (0..<(max(k, 1) * n)).map { _ in noise.next() }
+        let bias = (0..<n).map { _ in noise.next() }
+        let residual = (0..<(m * ldr)).map { _ in noise.next() }
+        var packed = [Float](repeating: .nan, count: max(tl_gemm_packed_count(Int32(k), Int32(n)), 1))
+        tl_gemm_pack(b, Int32(n), Int32(k), Int32(n), &packed)
+        var amx = [UInt16](repeating: 0xFFFF, count: max(tl_gemm_amx_packed_count(Int32(k), Int32(n)), 1))
+        tl_gemm_amx_pack(packed, Int32(k), Int32(n), &amx)
+        /// Rows `rows` and columns `first..<n` into `out` (laid out like the whole C).
+        func product(rows: Range<Int>, first: Int, into out: inout [Float]) -> Int32 {
+            a.withUnsafeBufferPointer { a in
+                bias.withUnsafeBufferPointer { bias in
+                    residual.withUnsafeBufferPointer { residual in
+                        out.withUnsafeMutableBufferPointer { out in
+                            tl_gemm_amx(Int32(rows.count), Int32(n - first), Int32(k), a.baseAddress! + rows.lowerBound * lda,
+                                        Int32(lda), amx, Int32(first), config.bias ? bias.baseAddress! + first : nil,
+                                        config.residual ? residual.baseAddress! + rows.lowerBound * ldr + first : nil,
+                                        Int32(ldr), config.low, config.high, out.baseAddress! + rows.lowerBound * ldc + first, Int32(ldc))
+                        }
+                    }
+                }
+            }
+        }
+        var actual = [Float](repeating: .nan, count: m * ldc)
+        let status = product(rows: 0..<m, first: 0, into: &actual)
+        guard tl_gemm_amx_supported() != 0 else {
+            #expect(status == -1 && actual.allSatisfy { $0.isNaN }, "without AMX nothing is written")
+            return
+        }
+        #expect(status == 0)
+        var expected = [Float](repeating: 0, count: m * ldc)
+        if k > 0 {
+            openBLASLock.lock()
+            defer { openBLASLock.unlock() }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), 1, a, Int32(lda),
+                        b, Int32(n), 0, &expected, Int32(ldc))
+        }
+        var worst: Float = 0
+        for row in 0..<m {
+            for column in 0..<n {
+                var value = expected[row * ldc + column]
+                if config.bias { value += bias[column] }
+                if config.residual { value += residual[row * ldr + column] }
+                value = min(max(value, config.low), config.high)
+                worst = max(worst, abs(value - actual[row * ldc + column]))
+            }
+            #expect(actual[(row * ldc + n)..<(row * ldc + ldc)].allSatisfy { $0.isNaN })
+        }
+        // One bfloat16 product per value would be off by about 4e-3·√K/3; fp32 FMAs by 1e-6·√K.
+        #expect(worst <= 2e-5 * max(1, Float(k).squareRoot()), "max error \(worst)")
+        // Rows in runs of 1, 3 and 17 (one row tile and a pair), and the columns from the second
+        // panel on, give the whole product's bits.
+        for runLength in [1, 3, 17] {
+            var pieces = [Float](repeating: .nan, count: m * ldc)
+            for first in stride(from: 0, to: m, by: runLength) { _ = product(rows: first..<min(first + runLength, m), first: 0, into: &pieces) }
+            #expect(zip(pieces, actual).allSatisfy { $0 == $1 || ($0.isNaN && $1.isNaN) }, "rows in runs of \(runLength)")
+        }
+        if n > 16 {
+            var right = [Float](repeating: .nan, count: m * ldc)
+            _ = product(rows: 0..<m, first: 16, into: &right)
+            let same = (0..<m).allSatisfy { row in (16..<n).allSatisfy { right[row * ldc + $0] == actual[row * ldc + $0] } }
+            #expect(same, "columns 16..<\(n) alone")
+        }
+    }
+
     @Test("a row's bits do not depend on how many rows share the product (a batch and its shards agree)",
           arguments: kernelLevels)
     func rowIndependence(level: Int) {
@@ -520,9 +591,11 @@ struct KernelTests {
         // Winograd F(4×4) and F(2×2) where they apply (tile 0: off), the direct path where it
         // applies, im2col.
         var outputs: [Tensor] = []
-        for (winograd, direct) in [(4, true), (2, true), (0, true), (0, false)] {
+        // Last, im2col on AMX tiles where the CPU has them.
+        for (winograd, direct, amx) in [(4, true, false), (2, true, false), (0, true, false), (0, false, false), (0, false, true)] {
             let layer = Conv2D(name: "conv", filters: config.filters, kernelSize: kernelSize,
                                strides: (config.stride, config.stride), padding: config.padding, activation: config.activation)
+            layer.allowsAMX = amx
             layer.allowsWinograd = winograd > 0
             layer.winogradTile = max(winograd, 2)
             layer.winogradMinimumTiles = 0  // that tile, however few tiles the case has
@@ -533,7 +606,8 @@ struct KernelTests {
             let graph = try builder.build(outputs: [try builder.apply(layer, to: [x])], name: "conv")
             let actual = try run(graph, input)
             #expect(actual.shape == expected.shape)
-            #expect(actual.maxAbsoluteDifference(expected) <= 1e-4 * max(1, expected.maxAbsolute), "Winograd \(winograd), direct \(direct)")
+            #expect(actual.maxAbsoluteDifference(expected) <= 1e-4 * max(1, expected.maxAbsolute),
+                    "Winograd \(winograd), direct \(direct), AMX \(amx)")
             outputs.append(actual)
         }
         // The direct path sums in the im2col product's order: the same bits.

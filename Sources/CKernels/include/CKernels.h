@@ -8,6 +8,7 @@
 #define TL_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -220,6 +221,26 @@ void tl_depthwise_row_level(int level, const float *const *rows, int width, int 
 
 /// `values[i] = clamp(values[i] + bias[i % channels], low, high)` over `pixels × channels`.
 void tl_bias_clamp(float *values, int pixels, int channels, const float *bias, float low, float high);
+
+/// Whether `tl_gemm_amx` runs here: AMX tiles with bfloat16 and Linux's permission to use them
+/// (Sapphire Rapids and later), at the AVX-512 kernel level. Whether to use it is the caller's
+/// choice (`Conv2D.allowsAMX`).
+int tl_gemm_amx_supported(void);
+
+/// `uint16_t`s of the AMX packing of a k × n right-hand side (`tl_gemm_amx_pack`).
+size_t tl_gemm_amx_packed_count(int k, int n);
+
+/// Splits `tl_gemm_pack`'s fp32 panels of a k × n matrix into the bfloat16 hi and lo tiles
+/// `tl_gemm_amx` reads. Does nothing where AMX is not available.
+void tl_gemm_amx_pack(const float *packed, int k, int n, uint16_t *amx);
+
+/// `tl_gemm_packed` on AMX tiles: `c = clamp(a · b + bias + residual, low, high)` for columns
+/// `firstColumn..<firstColumn + n` (a multiple of 16) of the matrix packed in `amx`, each
+/// product as three bfloat16 products (hi·hi + hi·lo + lo·hi), a few 1e-6 from fp32. A row's
+/// bits depend only on that row. `bias` and `residual` start at `firstColumn`, like `c`.
+/// - Returns: 0, or −1 (nothing written) when AMX is not supported or memory ran out.
+int tl_gemm_amx(int m, int n, int k, const float *a, int lda, const uint16_t *amx, int firstColumn,
+                const float *bias, const float *residual, int ldr, float low, float high, float *c, int ldc);
 
 /// Runs `body(context, i, thread)` for `i` in `0..<count` on a pool of one spinning worker per
 /// core (the caller is one of them, `thread` 0; workers are 1..<tl_parallel_threads()),

@@ -33,13 +33,35 @@ public final class Conv2D: Layer {
     public let activation: Activation
     /// HWIO kernel.
     public var kernel: Tensor {
-        didSet { packedKernel.invalidate(); winogradKernels.values.forEach { $0.invalidate() }; version.bump() }
+        didSet {
+            packedKernel.invalidate(); amxKernel.invalidate()
+            winogradKernels.values.forEach { $0.invalidate() }; winogradAMXKernels.values.forEach { $0.invalidate() }
+            version.bump()
+        }
     }
     /// The kernel as `CKernels` GEMM panels, one packed matrix per group.
     private let packedKernel = PackedKernel()
+    /// Those panels split into bfloat16 hi and lo tiles for AMX (`tl_gemm_amx_pack`), when `usesAMX`.
+    private let amxKernel = PackedKernel()
+    /// Whether the GEMMs (1×1 and im2col) may run on AMX tiles where the CPU has them
+    /// (`tl_gemm_amx`: each product as three bfloat16 products, a few 1e-6 from fp32 per layer):
+    /// only with `TLHUB_AMX=1`, since through a deep network with large BatchNorm gains the
+    /// difference from Keras can pass 1e-4 (tests turn it on per layer).
+    package var allowsAMX = Conv2D.amxByDefault
+    private static let amxByDefault = ProcessInfo.processInfo.environment["TLHUB_AMX"] == "1"
+    /// Whether this layer's GEMMs run on AMX: allowed and supported, one group, and a patch of
+    /// at least 64 (thinner ones gain nothing: `tl_gemm_amx` pads K to 32 and splits A per call).
+    /// It depends on the layer alone, not the pass, so a row's bits never depend on the batch.
+    package var usesAMX: Bool { usesAMX(depth: patchLength) }
+    /// Whether GEMMs `depth` deep (a patch; Winograd's: the input channels) run on AMX.
+    private func usesAMX(depth: Int) -> Bool { allowsAMX && Conv2D.amxSupported && groups == 1 && depth >= 64 }
+    private static let amxSupported = tl_gemm_amx_supported() != 0
     /// The kernel Winograd-transformed and packed (`tl_winograd_pack`) for output tiles of 2 and
     /// 4, each packed when a pass first takes it.
     private let winogradKernels = [2: PackedKernel(), 4: PackedKernel()]
+    /// Those split for AMX, one position's matrix after another, when `usesAMX(depth:)` holds for
+    /// the input channels.
+    private let winogradAMXKernels = [2: PackedKernel(), 4: PackedKernel()]
     /// Whether a 3×3 or 5×5 stride-1 convolution may run as Winograd: yes unless
     /// `TLHUB_WINOGRAD=0` (tests turn it off per layer to compare both paths).
     package var allowsWinograd = Conv2D.winogradByDefault
@@ -177,6 +199,19 @@ public final class Conv2D: Layer {
             preconditionFailure("\(name): kernel \(kernel.shape) does not fit \(filters) filters (weights not loaded?)")
         }
         return pointer
+    }
+    /// The GEMM weights as `forward`'s GEMMs read them: the packed panels, and their AMX split
+    /// when `usesAMX`. Valid until the kernel changes.
+    var gemmWeights: GEMMWeights {
+        let packed = packedKernelPointer
+        guard usesAMX, let amx = amxKernel.pointer(packingWith: { spare in
+            let halfwords = tl_gemm_amx_packed_count(Int32(patchLength), Int32(filters))
+            let buffer = spare.flatMap { $0.count == (halfwords + 1) / 2 ? $0 : nil } ?? FloatBuffer(count: (halfwords + 1) / 2)
+            tl_gemm_amx_pack(packed, Int32(patchLength), Int32(filters),
+                             UnsafeMutableRawPointer(buffer.pointer).assumingMemoryBound(to: UInt16.self))
+            return buffer
+        }) else { return GEMMWeights(packed: packed, amx: nil, depth: patchLength) }
+        return GEMMWeights(packed: packed, amx: UnsafeRawPointer(amx).assumingMemoryBound(to: UInt16.self), depth: patchLength)
     }
     /// The bias, or nil; valid while the layer lives.
     var biasPointer: UnsafePointer<Float>? { biasBuffer.map { UnsafePointer($0.pointer) } }
@@ -381,6 +416,7 @@ public final class Conv2D: Layer {
         let activationPass = activation.clampBounds == nil
         let groupPacked = tl_gemm_packed_count(Int32(patch), Int32(groupFilters))
         let packed = packedKernelPointer, biasPointer = self.biasPointer
+        let weights = groups == 1 ? gemmWeights : nil
         let residual = addsResidual ? inputs[1].data : nil
         let scale = scalesInput ? inputs[inputs.count - 1].data : nil
 
@@ -456,10 +492,16 @@ public final class Conv2D: Layer {
                     (a, lda) = (UnsafePointer(region), patch)
                 }
                 let column = group * groupFilters + first
-                tl_gemm_packed(Int32(count), Int32(last - first), Int32(patch), a, Int32(lda),
-                               packed + group * groupPacked + first * patch, biasPointer.map { $0 + column },
-                               residual.map { $0 + start * filters + column }, Int32(filters),
-                               low, high, destination + column, Int32(filters))
+                if let weights {
+                    weights.multiply(rows: count, a, lda: lda, columns: first, last, bias: biasPointer.map { $0 + column },
+                                     residual: residual.map { $0 + start * filters + column }, ldr: filters,
+                                     low: low, high: high, into: destination + column, ldc: filters)
+                } else {
+                    tl_gemm_packed(Int32(count), Int32(last - first), Int32(patch), a, Int32(lda),
+                                   packed + group * groupPacked + first * patch, biasPointer.map { $0 + column },
+                                   residual.map { $0 + start * filters + column }, Int32(filters),
+                                   low, high, destination + column, Int32(filters))
+                }
             }
             guard activationPass else { return }
             if filterChunks == 1 {
@@ -649,6 +691,16 @@ extension Conv2D {
             preconditionFailure("\(name): kernel \(kernel.shape) does not fit \(filters) filters (weights not loaded?)")
         }
         let each = tl_gemm_packed_count(Int32(channels), Int32(filters))
+        let amxEach = tl_gemm_amx_packed_count(Int32(channels), Int32(filters))
+        let amx = !usesAMX(depth: channels) ? nil : winogradAMXKernels[tileSize]?.pointer { spare in
+            let halfwords = positions * amxEach
+            let buffer = spare.flatMap { $0.count == (halfwords + 1) / 2 ? $0 : nil } ?? FloatBuffer(count: (halfwords + 1) / 2)
+            let split = UnsafeMutableRawPointer(buffer.pointer).assumingMemoryBound(to: UInt16.self)
+            for xi in 0..<positions {
+                tl_gemm_amx_pack(packed + xi * each, Int32(channels), Int32(self.filters), split + xi * amxEach)
+            }
+            return buffer
+        }.map { UnsafeRawPointer($0).assumingMemoryBound(to: UInt16.self) }
         let filters = filters, activation = activation
         let (low, high) = activation.clampBounds ?? (-.infinity, .infinity)
         let activationPass = activation.clampBounds == nil
@@ -667,9 +719,9 @@ extension Conv2D {
             tl_winograd_input(Int32(tileSize), size, input.data, Int32(height), Int32(width), Int32(channels), Int32(tilesY), Int32(tilesX),
                               Int32(rows.before), Int32(columns.before), Int32(firstTile), Int32(count), v)
             for xi in 0..<positions {
-                tl_gemm_packed(Int32(count), Int32(last - first), Int32(channels), v + xi * vStride, Int32(channels),
-                               packed + xi * each + first * channels, nil, nil, 0, -.infinity, .infinity,
-                               m + xi * mStride + first, Int32(filters))
+                GEMMWeights(packed: packed + xi * each, amx: amx.map { $0 + xi * amxEach }, depth: channels)
+                    .multiply(rows: count, v + xi * vStride, lda: channels, columns: first, last, bias: nil, residual: nil,
+                              ldr: 0, low: -.infinity, high: .infinity, into: m + xi * mStride + first, ldc: filters)
             }
             tl_winograd_output(Int32(tileSize), size, m, Int32(firstTile), Int32(count), Int32(tilesY), Int32(tilesX), Int32(outputHeight), Int32(outputWidth),
                                Int32(filters), Int32(first), Int32(last - first), biasPointer, residual.map { UnsafePointer($0) },

@@ -256,10 +256,11 @@ public final class InvertedResidual: Layer {
         var computed = 0..<0  // expanded rows in the ring
 
         let expandPacked = expand?.packedKernelPointer, expandBias = expand?.biasPointer
+        let expandWeights = stem == nil ? expand?.gemmWeights : nil
         let stem = self.stem  // its rows by the direct path
         // Fetched once: the packed panels are looked up under a lock (they repack after a
         // weight change), which the per-group loop below must not take.
-        let projectPacked = project?.packedKernelPointer, projectBias = project?.biasPointer
+        let projectWeights = project?.gemmWeights, projectBias = project?.biasPointer
         let expandActivation = expand?.activation ?? .linear
         let (expandLow, expandHigh) = expandActivation.clampBounds ?? (-.infinity, .infinity)
         let (depthwiseLow, depthwiseHigh) = depthwise.activation.clampBounds ?? (-.infinity, .infinity)
@@ -292,10 +293,10 @@ public final class InvertedResidual: Layer {
                                         stem.forwardDirectRows(row..<row + count, image: imageInput, height: inputHeight,
                                                                width: inputWidth, packed: expandPacked, band: band, into: destination)
                                     } else {
-                                        tl_gemm_packed(Int32(count * width), Int32(channels), Int32(inputChannels),
-                                                       imageInput + row * width * inputChannels, Int32(inputChannels),
-                                                       expandPacked, expandBias, nil, 0, expandLow, expandHigh,
-                                                       destination, Int32(channels))
+                                        expandWeights?.multiply(rows: count * width, imageInput + row * width * inputChannels,
+                                                                lda: inputChannels, columns: 0, channels, bias: expandBias,
+                                                                residual: nil, ldr: 0, low: expandLow, high: expandHigh,
+                                                                into: destination, ldc: channels)
                                         if expandActivation.clampBounds == nil {
                                             expandActivation.apply(destination, count: count * rowFloats, lastAxis: channels)
                                         }
@@ -305,7 +306,7 @@ public final class InvertedResidual: Layer {
                             }
                             computed = window
                         }
-                        let depthwiseRows = projectPacked == nil ? imageOutput + groupStart * outputWidth * filters : groupRegion
+                        let depthwiseRows = projectWeights == nil ? imageOutput + groupStart * outputWidth * filters : groupRegion
                         for outputRow in groupStart..<groupEnd {
                             let top = outputRow * strideY - padTop
                             for ky in 0..<kernelHeight {
@@ -323,12 +324,11 @@ public final class InvertedResidual: Layer {
                         if depthwise.activation.clampBounds == nil {
                             depthwise.activation.apply(depthwiseRows, count: pixels * channels, lastAxis: channels)
                         }
-                        guard let projectPacked else { continue }
+                        guard let projectWeights else { continue }
                         let destination = imageOutput + groupStart * outputWidth * filters
-                        tl_gemm_packed(Int32(pixels), Int32(filters), Int32(channels), depthwiseRows, Int32(channels),
-                                       projectPacked, projectBias,
-                                       imageResidual.map { UnsafePointer($0 + groupStart * outputWidth * filters) },
-                                       Int32(filters), projectLow, projectHigh, destination, Int32(filters))
+                        projectWeights.multiply(rows: pixels, depthwiseRows, lda: channels, columns: 0, filters, bias: projectBias,
+                                                 residual: imageResidual.map { UnsafePointer($0 + groupStart * outputWidth * filters) },
+                                                 ldr: filters, low: projectLow, high: projectHigh, into: destination, ldc: filters)
                         if projectActivation.clampBounds == nil {
                             projectActivation.apply(destination, count: pixels * filters, lastAxis: filters)
                         }
