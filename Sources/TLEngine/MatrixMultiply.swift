@@ -127,3 +127,18 @@ struct GEMMWeights {
                        bias, residual, Int32(ldr), low, high, c, Int32(ldc))
     }
 }
+
+/// `matrices` consecutive `tl_gemm_pack` matrices (`depth` × `columns` each) split for AMX
+/// (`tl_gemm_amx_pack`), one after another, into `reusing` when it has the right size.
+func amxSplit(_ packed: UnsafePointer<Float>, depth: Int, columns: Int, matrices: Int = 1,
+              reusing spare: FloatBuffer?) -> FloatBuffer {
+    let each = tl_gemm_amx_packed_count(Int32(depth), Int32(columns))
+    let floats = (matrices * each + 1) / 2
+    let buffer = spare.flatMap { $0.count == floats ? $0 : nil } ?? FloatBuffer(count: floats)
+    let split = UnsafeMutableRawPointer(buffer.pointer).assumingMemoryBound(to: UInt16.self)
+    let packedEach = tl_gemm_packed_count(Int32(depth), Int32(columns))
+    for matrix in 0..<matrices {
+        tl_gemm_amx_pack(packed + matrix * packedEach, Int32(depth), Int32(columns), split + matrix * each)
+    }
+    return buffer
+}

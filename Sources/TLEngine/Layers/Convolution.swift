@@ -204,14 +204,8 @@ public final class Conv2D: Layer {
     /// when `usesAMX`. Valid until the kernel changes.
     var gemmWeights: GEMMWeights {
         let packed = packedKernelPointer
-        guard usesAMX, let amx = amxKernel.pointer(packingWith: { spare in
-            let halfwords = tl_gemm_amx_packed_count(Int32(patchLength), Int32(filters))
-            let buffer = spare.flatMap { $0.count == (halfwords + 1) / 2 ? $0 : nil } ?? FloatBuffer(count: (halfwords + 1) / 2)
-            tl_gemm_amx_pack(packed, Int32(patchLength), Int32(filters),
-                             UnsafeMutableRawPointer(buffer.pointer).assumingMemoryBound(to: UInt16.self))
-            return buffer
-        }) else { return GEMMWeights(packed: packed, amx: nil, depth: patchLength) }
-        return GEMMWeights(packed: packed, amx: UnsafeRawPointer(amx).assumingMemoryBound(to: UInt16.self), depth: patchLength)
+        let amx = usesAMX ? amxKernel.halfwordPointer { amxSplit(packed, depth: patchLength, columns: filters, reusing: $0) } : nil
+        return GEMMWeights(packed: packed, amx: amx, depth: patchLength)
     }
     /// The bias, or nil; valid while the layer lives.
     var biasPointer: UnsafePointer<Float>? { biasBuffer.map { UnsafePointer($0.pointer) } }
@@ -692,15 +686,9 @@ extension Conv2D {
         }
         let each = tl_gemm_packed_count(Int32(channels), Int32(filters))
         let amxEach = tl_gemm_amx_packed_count(Int32(channels), Int32(filters))
-        let amx = !usesAMX(depth: channels) ? nil : winogradAMXKernels[tileSize]?.pointer { spare in
-            let halfwords = positions * amxEach
-            let buffer = spare.flatMap { $0.count == (halfwords + 1) / 2 ? $0 : nil } ?? FloatBuffer(count: (halfwords + 1) / 2)
-            let split = UnsafeMutableRawPointer(buffer.pointer).assumingMemoryBound(to: UInt16.self)
-            for xi in 0..<positions {
-                tl_gemm_amx_pack(packed + xi * each, Int32(channels), Int32(self.filters), split + xi * amxEach)
-            }
-            return buffer
-        }.map { UnsafeRawPointer($0).assumingMemoryBound(to: UInt16.self) }
+        let amx = !usesAMX(depth: channels) ? nil : winogradAMXKernels[tileSize]?.halfwordPointer {
+            amxSplit(packed, depth: channels, columns: self.filters, matrices: positions, reusing: $0)
+        }
         let filters = filters, activation = activation
         let (low, high) = activation.clampBounds ?? (-.infinity, .infinity)
         let activationPass = activation.clampBounds == nil

@@ -63,6 +63,11 @@ final class PackedKernel {
         }
     }
 
+    /// `pointer(packingWith:)` for a packing of `UInt16`s (AMX's bfloat16 tiles) kept in floats.
+    func halfwordPointer(packingWith pack: (_ reusing: FloatBuffer?) -> FloatBuffer?) -> UnsafePointer<UInt16>? {
+        pointer(packingWith: pack).map { UnsafeRawPointer($0).assumingMemoryBound(to: UInt16.self) }
+    }
+
     /// The packed panels when they match the kernel as it is now; nil (packing nothing) when the
     /// kernel changed since, for a caller that can read the kernel in place instead.
     var currentPointer: UnsafePointer<Float>? {

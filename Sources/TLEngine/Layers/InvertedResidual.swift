@@ -255,9 +255,9 @@ public final class InvertedResidual: Layer {
         let imageResidual = residual.map { $0.data + image * output.shape[1] * outputWidth * filters }
         var computed = 0..<0  // expanded rows in the ring
 
+        let stem = self.stem  // its rows by the direct path
         let expandPacked = expand?.packedKernelPointer, expandBias = expand?.biasPointer
         let expandWeights = stem == nil ? expand?.gemmWeights : nil
-        let stem = self.stem  // its rows by the direct path
         // Fetched once: the packed panels are looked up under a lock (they repack after a
         // weight change), which the per-group loop below must not take.
         let projectWeights = project?.gemmWeights, projectBias = project?.biasPointer
@@ -279,12 +279,7 @@ public final class InvertedResidual: Layer {
                             // going down, above them going up, all of them after a jump. They
                             // overwrite only rows outside the window (ring slots are rows modulo
                             // `ringRows`), in at most two runs of consecutive slots each.
-                            let window = max(groupStart * strideY - padTop, 0)..<min((groupEnd - 1) * strideY - padTop + windowRows, height)
-                            let missing = computed.overlaps(window)
-                                ? [window.lowerBound..<max(window.lowerBound, computed.lowerBound),
-                                   min(window.upperBound, computed.upperBound)..<window.upperBound]
-                                : [window]
-                            for span in missing where !span.isEmpty {
+                            func expandRows(_ span: Range<Int>) {
                                 var row = span.lowerBound
                                 while row < span.upperBound {
                                     let slot = row % ringRows, count = min(span.upperBound - row, ringRows - slot)
@@ -292,17 +287,24 @@ public final class InvertedResidual: Layer {
                                     if let stem {
                                         stem.forwardDirectRows(row..<row + count, image: imageInput, height: inputHeight,
                                                                width: inputWidth, packed: expandPacked, band: band, into: destination)
-                                    } else {
-                                        expandWeights?.multiply(rows: count * width, imageInput + row * width * inputChannels,
-                                                                lda: inputChannels, columns: 0, channels, bias: expandBias,
-                                                                residual: nil, ldr: 0, low: expandLow, high: expandHigh,
-                                                                into: destination, ldc: channels)
+                                    } else if let expandWeights {
+                                        expandWeights.multiply(rows: count * width, imageInput + row * width * inputChannels,
+                                                               lda: inputChannels, columns: 0, channels, bias: expandBias,
+                                                               residual: nil, ldr: 0, low: expandLow, high: expandHigh,
+                                                               into: destination, ldc: channels)
                                         if expandActivation.clampBounds == nil {
                                             expandActivation.apply(destination, count: count * rowFloats, lastAxis: channels)
                                         }
                                     }
                                     row += count
                                 }
+                            }
+                            let window = max(groupStart * strideY - padTop, 0)..<min((groupEnd - 1) * strideY - padTop + windowRows, height)
+                            if computed.overlaps(window) {
+                                expandRows(window.lowerBound..<max(window.lowerBound, computed.lowerBound))
+                                expandRows(min(window.upperBound, computed.upperBound)..<window.upperBound)
+                            } else {
+                                expandRows(window)
                             }
                             computed = window
                         }
