@@ -346,8 +346,8 @@ public final class Conv2D: Layer {
     /// Fewer pixels than filters (ResNet's later stages at batch 1, whose weights outweigh their
     /// activations) split the filters, each work item taking all the pixels in one block, so the
     /// weights stream once (in two blocks of 25 and 24 rows, conv5's 1×1 layers read their 4–8 MB
-    /// of weights twice: 6 % slower); up to four runs of filters per core, so a core the host
-    /// slows down takes fewer runs;
+    /// of weights twice: 6 % slower); up to four runs of filters per core (of equal panels), so
+    /// a core the host slows down takes fewer runs;
     /// otherwise pixel blocks are spread over the cores, cut at the micro-kernel's row tile as
     /// evenly as they go (`evenRun`: MobileNetV2's 14×14 projections at batch 1 split 25 tiles
     /// 6, 6, 6, 7, where blocks of 7 tiles left one core 112 rows to the other's 84), and few
@@ -366,7 +366,10 @@ public final class Conv2D: Layer {
         let tiles = (pixels + rowTile - 1) / rowTile
         blocks = min(blocks, tiles)  // none for an empty batch
         rows = blocks > 0 ? (tiles + blocks - 1) / blocks * rowTile : rowTile
-        return (max(1, min(rows, pixels)), blocks, splitsFilters ? min(4 * threads, (panels + 1) / 2) : 1, threads)
+        // Filter runs: 4, 2 or 1 per core, the most that cut the panels evenly (a 160-filter
+        // projection's 10 panels in five pairs would leave one core three pairs to the other's two).
+        let filterChunks = [4, 2].map { $0 * threads }.first { panels % $0 == 0 } ?? threads
+        return (max(1, min(rows, pixels)), blocks, splitsFilters ? filterChunks : 1, threads)
     }
 
     public func scratchCount(inputs: [[Int]], output: [Int]) -> Int {
