@@ -148,7 +148,8 @@ TL_AMX static inline void finish_tile(const float *tile, int rows, __mmask16 mas
     }
 }
 
-TL_AMX static void gemm_amx(int m, int n, int k, const float *a, int lda, const uint16_t *amx, int firstColumn,
+/// 0, or −1 (nothing written) when the split rows' buffer cannot grow.
+TL_AMX static int gemm_amx(int m, int n, int k, const float *a, int lda, const uint16_t *amx, int firstColumn,
                             const float *bias, const float *residual, int ldr, float low, float high, float *c, int ldc) {
     int blocks = (k + K_STEP - 1) / K_STEP, depth = blocks * K_STEP;
     int panels = (n + TL_GEMM_PANEL - 1) / TL_GEMM_PANEL;
@@ -160,7 +161,7 @@ TL_AMX static void gemm_amx(int m, int n, int k, const float *a, int lda, const 
     if (need > splitCapacity) {
         free(splitRows);
         splitRows = aligned_alloc(64, need * sizeof(uint16_t));
-        if (!splitRows) { splitCapacity = 0; return; }
+        if (!splitRows) { splitCapacity = 0; return -1; }
         splitCapacity = need;
     }
     if (!tilesConfigured) {
@@ -234,14 +235,14 @@ TL_AMX static void gemm_amx(int m, int n, int k, const float *a, int lda, const 
             }
         }
     }
+    return 0;
 }
 
 int tl_gemm_amx(int m, int n, int k, const float *a, int lda, const uint16_t *amx, int firstColumn,
                 const float *bias, const float *residual, int ldr, float low, float high, float *c, int ldc) {
     if (!tl_gemm_amx_supported() || firstColumn % TL_GEMM_PANEL != 0) return -1;
     if (m <= 0 || n <= 0) return 0;
-    gemm_amx(m, n, k, a, lda, amx, firstColumn, bias, residual, ldr, low, high, c, ldc);
-    return splitCapacity > 0 ? 0 : -1;
+    return gemm_amx(m, n, k, a, lda, amx, firstColumn, bias, residual, ldr, low, high, c, ldc);
 }
 
 #else

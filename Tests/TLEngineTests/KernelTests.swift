@@ -64,6 +64,54 @@ struct KernelTests {
         var description: String { "\(m)×\(k) · \(k)×\(n) bias \(bias) residual \(residual) clamp [\(low), \(high)]" }
     }
 
+    /// A case's operands drawn from `seed`, with padded leading dimensions (as when a GEMM reads
+    /// a slice of a wider tensor) and B packed, and the check against OpenBLAS.
+    struct GEMMOperands {
+        let config: GEMMCase
+        let lda: Int, ldc: Int, ldr: Int
+        let a: [Float], b: [Float], bias: [Float], residual: [Float], packed: [Float]
+
+        init(_ config: GEMMCase, seed: Int) {
+            var noise = Noise(state: UInt64(seed))
+            let (m, k, n) = (config.m, config.k, config.n)
+            self.config = config
+            (lda, ldc, ldr) = (k + 3, n + 5, n + 2)
+            a = (0..<(m * lda)).map { _ in noise.next() }
+            b = (0..<(max(k, 1) * n)).map { _ in noise.next() }
+            bias = (0..<n).map { _ in noise.next() }
+            residual = (0..<(m * ldr)).map { _ in noise.next() }
+            var packed = [Float](repeating: .nan, count: max(tl_gemm_packed_count(Int32(k), Int32(n)), 1))
+            tl_gemm_pack(b, Int32(n), Int32(k), Int32(n), &packed)
+            self.packed = packed
+        }
+
+        /// The largest difference of `actual` (m × ldc) from OpenBLAS sgemm plus bias, residual and
+        /// clamp, and whether every row's columns past n were left alone (NaN).
+        func check(_ actual: [Float]) -> (worst: Float, paddingUntouched: Bool) {
+            let (m, k, n) = (config.m, config.k, config.n)
+            var expected = [Float](repeating: 0, count: m * ldc)
+            if k > 0 {
+                openBLASLock.lock()
+                defer { openBLASLock.unlock() }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), 1, a, Int32(lda),
+                            b, Int32(n), 0, &expected, Int32(ldc))
+            }
+            var worst: Float = 0
+            var paddingUntouched = true
+            for row in 0..<m {
+                for column in 0..<n {
+                    var value = expected[row * ldc + column]
+                    if config.bias { value += bias[column] }
+                    if config.residual { value += residual[row * ldr + column] }
+                    value = min(max(value, config.low), config.high)
+                    worst = max(worst, abs(value - actual[row * ldc + column]))
+                }
+                paddingUntouched = paddingUntouched && actual[(row * ldc + n)..<(row * ldc + ldc)].allSatisfy { $0.isNaN }
+            }
+            return (worst, paddingUntouched)
+        }
+    }
+
     static let gemmCases = [
         // Every row count of the last strip (1…6), partial panels (≤ 8 and > 8 columns), one and
         // several K blocks (K > 384), an empty K.
@@ -99,43 +147,19 @@ struct KernelTests {
     @Test("the packed GEMM with its epilogue equals OpenBLAS sgemm plus bias, residual and clamp, at every kernel level",
           arguments: gemmCases, kernelLevels)
     func gemm(_ config: GEMMCase, level: Int) {
-        var noise = Noise(state: UInt64(config.m * 31 + config.k * 7 + config.n))
+        let operands = GEMMOperands(config, seed: config.m * 31 + config.k * 7 + config.n)
         let (m, k, n) = (config.m, config.k, config.n)
-        // Padded leading dimensions, as when a GEMM reads a slice of a wider tensor.
-        let (lda, ldc, ldr) = (k + 3, n + 5, n + 2)
-        let a = (0..<(m * lda)).map { _ in noise.next() }
-        let b = (0..<(max(k, 1) * n)).map { _ in noise.next() }
-        let bias = (0..<n).map { _ in noise.next() }
-        let residual = (0..<(m * ldr)).map { _ in noise.next() }
-        var packed = [Float](repeating: .nan, count: max(tl_gemm_packed_count(Int32(k), Int32(n)), 1))
-        tl_gemm_pack(b, Int32(n), Int32(k), Int32(n), &packed)
-        var actual = [Float](repeating: .nan, count: m * ldc)
-        bias.withUnsafeBufferPointer { biasBuffer in
-            residual.withUnsafeBufferPointer { residualBuffer in
-                tl_gemm_packed_level(Int32(level), Int32(m), Int32(n), Int32(k), a, Int32(lda), packed,
-                               config.bias ? biasBuffer.baseAddress : nil, config.residual ? residualBuffer.baseAddress : nil,
-                               Int32(ldr), config.low, config.high, &actual, Int32(ldc))
+        var actual = [Float](repeating: .nan, count: m * operands.ldc)
+        operands.bias.withUnsafeBufferPointer { biasBuffer in
+            operands.residual.withUnsafeBufferPointer { residualBuffer in
+                tl_gemm_packed_level(Int32(level), Int32(m), Int32(n), Int32(k), operands.a, Int32(operands.lda), operands.packed,
+                                     config.bias ? biasBuffer.baseAddress : nil, config.residual ? residualBuffer.baseAddress : nil,
+                                     Int32(operands.ldr), config.low, config.high, &actual, Int32(operands.ldc))
             }
         }
-        var expected = [Float](repeating: 0, count: m * ldc)
-        if k > 0 {
-            openBLASLock.lock()
-            defer { openBLASLock.unlock() }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), 1, a, Int32(lda),
-                        b, Int32(n), 0, &expected, Int32(ldc))
-        }
-        var worst: Float = 0
-        for row in 0..<m {
-            for column in 0..<n {
-                var value = expected[row * ldc + column]
-                if config.bias { value += bias[column] }
-                if config.residual { value += residual[row * ldr + column] }
-                value = min(max(value, config.low), config.high)
-                worst = max(worst, abs(value - actual[row * ldc + column]))
-            }
-            // Columns past n in each output row are left alone.
-            #expect(actual[(row * ldc + n)..<(row * ldc + ldc)].allSatisfy { $0.isNaN })
-        }
+        let (worst, paddingUntouched) = operands.check(actual)
+        // Columns past n in each output row are left alone.
+        #expect(paddingUntouched)
         #expect(worst <= 1e-4 * max(1, Float(k).squareRoot()), "max error \(worst)")
     }
 
@@ -366,22 +390,16 @@ struct KernelTests {
     @Test("the AMX GEMM (three bfloat16 products per fp32 one) is within 2e-5·√K of OpenBLAS with its epilogue; a row's and a column run's bits depend on nothing else",
           arguments: gemmCases)
     func amxGEMM(_ config: GEMMCase) {
-        var noise = Noise(state: UInt64(config.m * 17 + config.k * 5 + config.n))
+        let operands = GEMMOperands(config, seed: config.m * 17 + config.k * 5 + config.n)
         let (m, k, n) = (config.m, config.k, config.n)
-        let (lda, ldc, ldr) = (k + 3, n + 5, n + 2)
-        let a = (0..<(m * lda)).map { _ in noise.next() }
-        let b = (0..<(max(k, 1) * n)).map { _ in noise.next() }
-        let bias = (0..<n).map { _ in noise.next() }
-        let residual = (0..<(m * ldr)).map { _ in noise.next() }
-        var packed = [Float](repeating: .nan, count: max(tl_gemm_packed_count(Int32(k), Int32(n)), 1))
-        tl_gemm_pack(b, Int32(n), Int32(k), Int32(n), &packed)
+        let (lda, ldc, ldr) = (operands.lda, operands.ldc, operands.ldr)
         var amx = [UInt16](repeating: 0xFFFF, count: max(tl_gemm_amx_packed_count(Int32(k), Int32(n)), 1))
-        tl_gemm_amx_pack(packed, Int32(k), Int32(n), &amx)
+        tl_gemm_amx_pack(operands.packed, Int32(k), Int32(n), &amx)
         /// Rows `rows` and columns `first..<n` into `out` (laid out like the whole C).
         func product(rows: Range<Int>, first: Int, into out: inout [Float]) -> Int32 {
-            a.withUnsafeBufferPointer { a in
-                bias.withUnsafeBufferPointer { bias in
-                    residual.withUnsafeBufferPointer { residual in
+            operands.a.withUnsafeBufferPointer { a in
+                operands.bias.withUnsafeBufferPointer { bias in
+                    operands.residual.withUnsafeBufferPointer { residual in
                         out.withUnsafeMutableBufferPointer { out in
                             tl_gemm_amx(Int32(rows.count), Int32(n - first), Int32(k), a.baseAddress! + rows.lowerBound * lda,
                                         Int32(lda), amx, Int32(first), config.bias ? bias.baseAddress! + first : nil,
@@ -399,24 +417,8 @@ struct KernelTests {
             return
         }
         #expect(status == 0)
-        var expected = [Float](repeating: 0, count: m * ldc)
-        if k > 0 {
-            openBLASLock.lock()
-            defer { openBLASLock.unlock() }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), 1, a, Int32(lda),
-                        b, Int32(n), 0, &expected, Int32(ldc))
-        }
-        var worst: Float = 0
-        for row in 0..<m {
-            for column in 0..<n {
-                var value = expected[row * ldc + column]
-                if config.bias { value += bias[column] }
-                if config.residual { value += residual[row * ldr + column] }
-                value = min(max(value, config.low), config.high)
-                worst = max(worst, abs(value - actual[row * ldc + column]))
-            }
-            #expect(actual[(row * ldc + n)..<(row * ldc + ldc)].allSatisfy { $0.isNaN })
-        }
+        let (worst, paddingUntouched) = operands.check(actual)
+        #expect(paddingUntouched)
         // One bfloat16 product per value would be off by about 4e-3·√K/3; fp32 FMAs by 1e-6·√K.
         #expect(worst <= 2e-5 * max(1, Float(k).squareRoot()), "max error \(worst)")
         // Rows in runs of 1, 3 and 17 (one row tile and a pair), and the columns from the second

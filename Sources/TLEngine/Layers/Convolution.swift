@@ -412,8 +412,9 @@ public final class Conv2D: Layer {
         let (low, high) = activation.clampBounds ?? (-.infinity, .infinity)
         let activationPass = activation.clampBounds == nil
         let groupPacked = tl_gemm_packed_count(Int32(patch), Int32(groupFilters))
-        let packed = packedKernelPointer, biasPointer = self.biasPointer
+        // One group: its GEMMs (on AMX where the layer takes it); several: each group's panels.
         let weights = groups == 1 ? gemmWeights : nil
+        let packed = weights?.packed ?? packedKernelPointer, biasPointer = self.biasPointer
         let residual = addsResidual ? inputs[1].data : nil
         let scale = scalesInput ? inputs[inputs.count - 1].data : nil
 
@@ -489,16 +490,10 @@ public final class Conv2D: Layer {
                     (a, lda) = (UnsafePointer(region), patch)
                 }
                 let column = group * groupFilters + first
-                if let weights {
-                    weights.multiply(rows: count, a, lda: lda, columns: first, last, bias: biasPointer.map { $0 + column },
-                                     residual: residual.map { $0 + start * filters + column }, ldr: filters,
-                                     low: low, high: high, into: destination + column, ldc: filters)
-                } else {
-                    tl_gemm_packed(Int32(count), Int32(last - first), Int32(patch), a, Int32(lda),
-                                   packed + group * groupPacked + first * patch, biasPointer.map { $0 + column },
-                                   residual.map { $0 + start * filters + column }, Int32(filters),
-                                   low, high, destination + column, Int32(filters))
-                }
+                (weights ?? GEMMWeights(packed: packed + group * groupPacked, amx: nil, depth: patch))
+                    .multiply(rows: count, a, lda: lda, columns: first, last, bias: biasPointer.map { $0 + column },
+                              residual: residual.map { $0 + start * filters + column }, ldr: filters,
+                              low: low, high: high, into: destination + column, ldc: filters)
             }
             guard activationPass else { return }
             if filterChunks == 1 {

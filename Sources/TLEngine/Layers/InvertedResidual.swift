@@ -172,20 +172,18 @@ public final class InvertedResidual: Layer {
             // rows instead of 8), so the ends have some to share.
             let runs = max(1, (threads + 2 * batch - 1) / (2 * batch))
             let group = min(groupRows(middle: middle), max(1, (outputHeight / runs + 3) / 4))
-            let claims = UnsafeMutablePointer<UInt64>.allocate(capacity: batch * runs)
-            defer { claims.deallocate() }
-            for item in 0..<batch * runs {
-                let run = item % runs
-                let rows = (outputHeight * run / runs)..<(outputHeight * (run + 1) / runs)
-                claims[item] = UInt64((rows.count + group - 1) / group) << 32
-            }
-            concurrentPerform(iterations: batch * runs * 2) { item, thread in
-                let run = item / 2 % runs, image = item / 2 / runs, fromEnd = Int32(item % 2)
-                let rows = (outputHeight * run / runs)..<(outputHeight * (run + 1) / runs)
-                self.streamRows(rows, image: image, input: input, residual: residual, output: output,
-                                expanded: expanded, middle: middle, group: group, scratch: scratch + thread * perThread) {
-                    let index = tl_claim_from(claims + item / 2, fromEnd)
-                    return index < 0 ? nil : Int(index)
+            func rows(ofRun run: Int) -> Range<Int> { (outputHeight * run / runs)..<(outputHeight * (run + 1) / runs) }
+            withUnsafeTemporaryAllocation(of: UInt64.self, capacity: batch * runs) { claims in
+                for item in claims.indices {
+                    claims[item] = UInt64((rows(ofRun: item % runs).count + group - 1) / group) << 32
+                }
+                concurrentPerform(iterations: batch * runs * 2) { item, thread in
+                    let run = item / 2 % runs, image = item / 2 / runs, fromEnd = Int32(item % 2)
+                    self.streamRows(rows(ofRun: run), image: image, input: input, residual: residual, output: output,
+                                    expanded: expanded, middle: middle, group: group, scratch: scratch + thread * perThread) {
+                        let index = tl_claim_from(claims.baseAddress! + item / 2, fromEnd)
+                        return index < 0 ? nil : Int(index)
+                    }
                 }
             }
         } else if batch == 1 {
