@@ -51,6 +51,22 @@ struct TFHubMobileNetV2Tests {
         }
     }
 
+    /// Its randomized BatchNorm statistics fold into gains large enough that AMX's three
+    /// bfloat16 products per fp32 one land 8e-5 to 2e-3 of the largest feature from fp32 after 17
+    /// blocks: the check `Model` makes on a CPU with AMX keeps every GEMM in fp32.
+    @Test("the AMX check keeps this checkpoint in fp32", .enabled(if: Conv2D.amxUse == .whereAccurate))
+    func staysExact() throws {
+        let slim = try TFSlimMobileNetV2(Self.bundle())
+        let model = try Model(weights: slim, architecture: slim.architecture)
+        let input = try Self.golden("input_32")
+        let features = try model.features(input: input, pooling: .none)
+        let check = try #require(model.lastAMXCheck)
+        #expect(!check.chosen && check.difference > 3e-5, "AMX was \(check.difference) of the largest feature from fp32")
+        let node = try #require(model.graph.lastSpatialNode)
+        let exact = try GraphExecutor(graph: model.graph.truncated(at: node).fused(), inputShapes: [input.shape]).run([input])[0]
+        #expect(features == exact)
+    }
+
     @Test("detects the architecture without being told")
     func detectsArchitecture() throws {
         let model = try Model(weights: TFSlimMobileNetV2(Self.bundle()))

@@ -43,12 +43,26 @@ public final class Conv2D: Layer {
     private let packedKernel = PackedKernel()
     /// Those panels split into bfloat16 hi and lo tiles for AMX (`tl_gemm_amx_pack`), when `usesAMX`.
     private let amxKernel = PackedKernel()
-    /// Whether the GEMMs (1×1 and im2col) may run on AMX tiles where the CPU has them
-    /// (`tl_gemm_amx`: each product as three bfloat16 products, a few 1e-6 from fp32 per layer):
-    /// only with `TLHUB_AMX=1`, since through a deep network with large BatchNorm gains the
-    /// difference from Keras can pass 1e-4 (tests turn it on per layer).
-    package var allowsAMX = Conv2D.amxByDefault
-    private static let amxByDefault = ProcessInfo.processInfo.environment["TLHUB_AMX"] == "1"
+    /// Whether the GEMMs (1×1, im2col and Winograd) may run on AMX tiles where the CPU has them
+    /// (`tl_gemm_amx`: each product as three bfloat16 products, a few 1e-6 from fp32 per layer).
+    /// Off by default: `Model` turns it on in the fused copies it runs after checking them
+    /// (`AMXUse.whereAccurate`), since through a deep network with large BatchNorm gains the
+    /// difference can pass 1e-4; `TLHUB_AMX=1` turns it on everywhere, tests per layer.
+    package var allowsAMX = Conv2D.amxUse == .always
+    /// When convolutions take AMX: `TLHUB_AMX=0` never, `TLHUB_AMX=1` always (training too, no
+    /// check), otherwise in inference where a check finds it accurate.
+    package enum AMXUse { case never, whereAccurate, always }
+    /// `TLHUB_AMX`'s choice; `.never` where the CPU has no AMX.
+    package static let amxUse: AMXUse = {
+        guard amxSupported else { return .never }
+        switch ProcessInfo.processInfo.environment["TLHUB_AMX"] {
+        case "0": return .never
+        case "1": return .always
+        default: return .whereAccurate
+        }
+    }()
+    /// Whether `allowsAMX` can put this layer's GEMMs on AMX (one group, a patch of 64 or more).
+    package var takesAMX: Bool { groups == 1 && patchLength >= 64 }
     /// Whether this layer's GEMMs run on AMX: allowed and supported, one group, and a patch of
     /// at least 64 (thinner ones gain nothing: `tl_gemm_amx` pads K to 32 and splits A per call).
     /// It depends on the layer alone, not the pass, so a row's bits never depend on the batch.

@@ -34,7 +34,7 @@ struct Bench: AsyncParsableCommand {
     @Flag(help: "Time features (base + pooling) instead of the full model.")
     var features = false
 
-    @Flag(help: "Print JSON (images_per_second, ms_per_batch, peak_rss_mb, page_faults) on stdout.")
+    @Flag(help: "Print JSON (images_per_second, ms_per_batch, peak_rss_mb, page_faults, and amx, amx_difference where the AMX check ran) on stdout.")
     var json = false
 
     @Flag(help: "Also print the slowest layers (of the features graph with --features): each layer's time over the whole batch, on stderr.")
@@ -85,7 +85,7 @@ struct Bench: AsyncParsableCommand {
                 "\"images_per_second\": \(String(format: "%.3f", imagesPerSecond))",
                 "\"ms_per_batch\": \(String(format: "%.3f", mean * 1000))",
                 "\"peak_rss_mb\": \(String(format: "%.1f", peak))", "\"page_faults\": \(faults)",
-            ]
+            ] + (model.lastAMXCheck.map { ["\"amx\": \($0.chosen)", "\"amx_difference\": \(String(format: "%.2g", $0.difference))"] } ?? [])
             print("{" + fields.joined(separator: ", ") + "}")
         } else {
             print("model        \(model.name) input \([batch] + shape)")
@@ -94,6 +94,11 @@ struct Bench: AsyncParsableCommand {
             print("latency      \(String(format: "%.2f", mean * 1000)) ms/batch")
             print("peak RSS     \(String(format: "%.1f", peak)) MB")
             print("page faults  \(faults) (the process's, loading included)")
+            if let check = model.lastAMXCheck {
+                let found = String(format: "%.2g", check.difference)
+                print("GEMMs        " + (check.chosen ? "AMX in \(check.convolutions) convolutions, \(found) of the largest output from fp32"
+                                                      : "fp32: AMX was \(found) of the largest output from fp32 (over 3e-5)"))
+            }
         }
         if profile {
             let timings = try model.profile(input: input, features: features)
