@@ -86,11 +86,11 @@ public final class Model {
     /// - Throws: `EngineError.inputShapeMismatch` naming the expected and actual shape.
     public func predict(input: Tensor) throws -> Tensor {
         try prepare(for: input)
-        // More than one image: the base runs a few images per pass (`activationBudget`), the
-        // classifier after it once over the whole batch — VGG16's fc1 streams its 411 MB of
-        // weights once per batch instead of once per image. The same bits as one graph: a GEMM
-        // row does not depend on how many rows share the product.
-        if input.shape[0] > 1, let (node, tail) = try classifierTail() {
+        // The base runs a few images per pass (`activationBudget`), the classifier after it once
+        // over the whole batch — VGG16's fc1 streams its 411 MB of weights once per batch instead
+        // of once per image — and the AMX check compares feature maps, not probabilities. The
+        // same bits as one graph: a GEMM row does not depend on how many rows share the product.
+        if let (node, tail) = try classifierTail() {
             let map = try run(input, executor: &extractor) { try self.graph.truncated(at: node).fused() }
             return try run(map, executor: &classifier) { try tail.fused() }
         }
@@ -121,7 +121,7 @@ public final class Model {
             executors = [extractor]
         } else {
             _ = try predict(input: input)
-            executors = count > 1 && classifier != nil ? [extractor, classifier] : [predictor]
+            executors = try classifierTail() != nil ? [extractor, classifier] : [predictor]
         }
         var result: [(layer: String, seconds: Double)] = []
         for (index, executor) in executors.enumerated() {

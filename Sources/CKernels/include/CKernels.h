@@ -224,7 +224,7 @@ void tl_bias_clamp(float *values, int pixels, int channels, const float *bias, f
 
 /// Whether `tl_gemm_amx` runs here: AMX tiles with bfloat16 and Linux's permission to use them
 /// (Sapphire Rapids and later), at the AVX-512 kernel level. Whether to use it is the caller's
-/// choice (`Conv2D.allowsAMX`).
+/// choice (`Conv2D.allowsAMX`, which `Model` sets where a check finds it accurate).
 int tl_gemm_amx_supported(void);
 
 /// `uint16_t`s of the AMX packing of a k × n right-hand side (`tl_gemm_amx_pack`).
