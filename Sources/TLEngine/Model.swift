@@ -25,7 +25,7 @@ public final class Model {
     public private(set) var graph: Graph
     private var predictor: GraphExecutor?
     private var extractor: GraphExecutor?
-    /// The classifier after the last feature map, for batches `predict` splits.
+    /// The classifier after the last feature map, when `predict` splits the graph there.
     private var classifier: GraphExecutor?
     /// `classifierTail()` of the graph it was found for (the graph is rebuilt for other sizes).
     private var cachedTail: (graph: Graph, split: (node: Int, tail: Graph)?)?

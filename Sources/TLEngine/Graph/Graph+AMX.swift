@@ -37,20 +37,13 @@ extension Graph {
     func owningConvolutions(apartFrom original: Graph) throws -> Graph {
         let originals = Set(original.uniqueLayers.map { ObjectIdentifier($0.layer) })
         var copies: [ObjectIdentifier: Conv2D] = [:]
-        var replaced = false
         let owned = nodes.map { node -> GraphNode in
             guard let conv = node.layer as? Conv2D, conv.takesAMX, originals.contains(ObjectIdentifier(conv)) else { return node }
-            replaced = true
             let copy = copies[ObjectIdentifier(conv)] ?? conv.copy(kernel: conv.kernel, bias: conv.bias, activation: conv.activation)
             copies[ObjectIdentifier(conv)] = copy
             return GraphNode(layer: copy, inputs: node.inputs, scope: node.scope)
         }
-        guard replaced else { return self }
-        let graph = try Graph(name: name, nodes: owned, inputs: inputs, outputs: outputs)
-        graph.frozenLayerNames = frozenLayerNames
-        graph.inferenceModeLayerNames = inferenceModeLayerNames
-        graph.kernelInitializerNames = kernelInitializerNames
-        return graph
+        return copies.isEmpty ? self : try Graph(name: name, nodes: owned, inputs: inputs, outputs: outputs)
     }
 
     /// Puts `convolutions` (this graph's, from `amxConvolutions(apartFrom:)`) on AMX when that

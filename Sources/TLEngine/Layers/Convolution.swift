@@ -61,14 +61,19 @@ public final class Conv2D: Layer {
         default: return .whereAccurate
         }
     }()
-    /// Whether `allowsAMX` can put this layer's GEMMs on AMX (one group, a patch of 64 or more).
-    package var takesAMX: Bool { groups == 1 && patchLength >= 64 }
-    /// Whether this layer's GEMMs run on AMX: allowed and supported, one group, and a patch of
-    /// at least 64 (thinner ones gain nothing: `tl_gemm_amx` pads K to 32 and splits A per call).
+    /// Whether `allowsAMX` can put this layer's GEMMs on AMX (`takesAMX(depth:)` for its patch).
+    package var takesAMX: Bool { takesAMX(depth: patchLength) }
+    /// Whether this layer's GEMMs run on AMX: allowed and supported, and `takesAMX`.
     /// It depends on the layer alone, not the pass, so a row's bits never depend on the batch.
     package var usesAMX: Bool { usesAMX(depth: patchLength) }
     /// Whether GEMMs `depth` deep (a patch; Winograd's: the input channels) run on AMX.
-    private func usesAMX(depth: Int) -> Bool { allowsAMX && Conv2D.amxSupported && groups == 1 && depth >= 64 }
+    private func usesAMX(depth: Int) -> Bool { allowsAMX && Conv2D.amxSupported && takesAMX(depth: depth) }
+    /// Whether GEMMs `depth` deep gain from AMX: one group, and 64 deep, or 32 deep with 64
+    /// filters or more. `tl_gemm_amx` pads K to 32 and splits each row of A into bfloat16s per
+    /// call, work that only enough columns repay: MobileNetV2's 32-deep expansions to 192 run
+    /// about 15 % faster on AMX (`bench/layer_ab.py`, `block_[456]`, batch 1 and 32),
+    /// EfficientNetB0's 32-deep projection to 16 about 3 % slower, and 16-deep ones no faster.
+    private func takesAMX(depth: Int) -> Bool { groups == 1 && (depth >= 64 || depth >= 32 && filters >= 64) }
     private static let amxSupported = tl_gemm_amx_supported() != 0
     /// The kernel Winograd-transformed and packed (`tl_winograd_pack`) for output tiles of 2 and
     /// 4, each packed when a pass first takes it.
