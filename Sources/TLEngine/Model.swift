@@ -164,8 +164,8 @@ public final class Model {
     /// without AMX, with `TLHUB_AMX` set, or when no convolution could take it). Where the CPU
     /// has AMX tiles, each graph the model plans for an input shape runs its first sample twice,
     /// with fp32 GEMMs and with AMX ones (three bfloat16 products each), and keeps AMX when the
-    /// outputs agree within `3e-5` of the largest: 1.1–1.3× the speed at batch 32, about 1.07–1.1×
-    /// at batch 1 (MobileNetV2, ResNet50). `TLHUB_AMX=0` keeps fp32 everywhere.
+    /// outputs agree within `AMXCheck.tolerance` of the largest: 1.2–1.4× the speed at batch 32,
+    /// up to 1.2× at batch 1 (MobileNetV2, ResNet50). `TLHUB_AMX=0` keeps fp32 everywhere.
     public private(set) var lastAMXCheck: AMXCheck?
 
     /// The budget `activationBudget` nil stands for.

@@ -25,7 +25,7 @@ struct AMXCheckTests {
         let input = try EngineFixtures.input("mobilenetv2_035_32")  // two images
         let features = try model.features(input: input, pooling: .none)
         let check = try #require(model.lastAMXCheck)
-        #expect(check.chosen && check.convolutions >= 10 && check.difference <= Graph.amxTolerance)
+        #expect(check.chosen && check.convolutions >= 10 && check.difference <= AMXCheck.tolerance)
         let exact = try exactFeatures(model.graph, input)
         #expect(features != exact, "the AMX pass gave fp32's bits: AMX did not run")
         #expect(features.maxAbsoluteDifference(exact) <= 1e-4 * max(1, exact.maxAbsolute))

@@ -8,17 +8,17 @@ public struct AMXCheck: Sendable, Equatable {
     /// The largest difference between the AMX and the fp32 outputs for the checked sample, as
     /// a fraction of the largest fp32 output (NaN when one side overflowed).
     public let difference: Float
-    /// Whether those convolutions run on AMX: `difference` within `Graph.amxTolerance`.
+    /// Whether those convolutions run on AMX: `difference` within `tolerance`.
     public let chosen: Bool
-}
 
-extension Graph {
-    /// The worst difference a check allows between a pass with AMX GEMMs and the fp32 one, as a
+    /// The worst difference the check allows between a pass with AMX GEMMs and the fp32 one, as a
     /// fraction of the largest fp32 output: under a third of the 1e-4 the parity tests hold to
     /// Keras. On `tlhub bench`'s noise in [-1, 1] the zoo's five workhorses differ by 6e-6
     /// (MobileNetV2, VGG16, InceptionV3) to 1.1e-5 (ResNet50, EfficientNetB0).
-    static let amxTolerance: Float = 3e-5
+    public static let tolerance: Float = 3e-5
+}
 
+extension Graph {
     /// The convolutions this graph runs (at its top level and inside `InvertedResidual` blocks)
     /// whose GEMMs AMX can take (`Conv2D.takesAMX`), leaving out layers of `original`: a flag set
     /// on those would change the graph `fused()` was made from.
@@ -47,7 +47,7 @@ extension Graph {
     }
 
     /// Puts `convolutions` (this graph's, from `amxConvolutions(apartFrom:)`) on AMX when that
-    /// keeps `executor`'s outputs for `sample` within `amxTolerance` of the fp32 pass, and leaves
+    /// keeps `executor`'s outputs for `sample` within `AMXCheck.tolerance` of the fp32 pass, and leaves
     /// them on fp32 otherwise: through a deep network with large folded BatchNorm gains the three
     /// bfloat16 products' few 1e-6 per layer can add up past what fp32 keeps (a TF Hub
     /// MobileNetV2 with randomized BatchNorm statistics lands 7e-4 of its largest feature away;
@@ -70,7 +70,7 @@ extension Graph {
             }
         }
         let difference = largest > 0 ? worst / largest : worst
-        let chosen = worst <= Graph.amxTolerance * largest
+        let chosen = worst <= AMXCheck.tolerance * largest
         convolutions.forEach { $0.allowsAMX = chosen }
         return (chosen ? tiles : reference, AMXCheck(convolutions: convolutions.count, difference: difference, chosen: chosen))
     }

@@ -97,7 +97,7 @@ struct Bench: AsyncParsableCommand {
             if let check = model.lastAMXCheck {
                 let found = String(format: "%.2g", check.difference)
                 print("GEMMs        " + (check.chosen ? "AMX in \(check.convolutions) convolutions, \(found) of the largest output from fp32"
-                                                      : "fp32: AMX was \(found) of the largest output from fp32 (over 3e-5)"))
+                                                      : "fp32: AMX was \(found) of the largest output from fp32 (over \(AMXCheck.tolerance))"))
             }
         }
         if profile {
