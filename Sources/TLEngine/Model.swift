@@ -168,6 +168,11 @@ public final class Model {
     /// up to 1.2× at batch 1 (MobileNetV2, ResNet50). `TLHUB_AMX=0` keeps fp32 everywhere.
     public private(set) var lastAMXCheck: AMXCheck?
 
+    /// Whether a graph planned from now on may run the AMX check (and then AMX). A caller that
+    /// runs one sample and no more sets it false: the check's second pass would cost more than
+    /// AMX saves (a one-JPEG `tlhub features` on MobileNetV2: about 7 ms of 65).
+    public var checksAMX = true
+
     /// The budget `activationBudget` nil stands for.
     private var weightBudget: Int {
         if let cachedWeightBudget, cachedWeightBudget.graph === graph { return cachedWeightBudget.budget }
@@ -191,7 +196,7 @@ public final class Model {
             executor = nil  // release the old buffers before planning new ones
             var graph = try makeGraph()
             var convolutions: [Conv2D] = []
-            if Conv2D.amxUse == .whereAccurate {
+            if Conv2D.amxUse == .whereAccurate && checksAMX {
                 graph = try graph.owningConvolutions(apartFrom: self.graph)
                 convolutions = graph.amxConvolutions(apartFrom: self.graph)
             }

@@ -67,12 +67,16 @@ public struct BatchInference {
         let clock = ContinuousClock()
         let started = clock.now
         var stacked = Stacked()
+        // A run of one input never repays the AMX check's second pass.
+        let checksAMX = loaded.model.checksAMX
+        defer { loaded.model.checksAMX = checksAMX }
         switch inputs {
         case .array(let url):
             let batch = try ImageInputs.readBatch(url, note: note)
             let total = batch.shape[0], perImage = batch.count / max(total, 1)
             let range = shard?.range(of: total) ?? 0..<total
             let count = range.count
+            if count == 1 { loaded.model.checksAMX = false }
             var start = range.lowerBound
             while start < range.upperBound {
                 let end = min(start + batchSize, range.upperBound)
@@ -91,6 +95,7 @@ public struct BatchInference {
             let allFiles = try ImageInputs.files(from: paths)
             let range = shard?.range(of: allFiles.count) ?? 0..<allFiles.count
             let files = Array(allFiles[range])
+            if files.count == 1 { loaded.model.checksAMX = false }
             let (size, source) = try loaded.imageSize(requested: self.size)
             let batches = ImageBatches(files: files, batchSize: batchSize, loader: ImageLoader(size: size, interpolation: interpolation),
                                        preprocessing: try loaded.preprocessing(requested: preprocess))

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TLEngine
 import TLHubClient
 import TLImaging
 import TLPipeline
@@ -61,5 +62,20 @@ struct ReadmeExampleTests {
         } throws: { error in
             "\(error)".contains("2 of 6 images cannot be read") && "\(error)".contains("not_an_image.jpg")
         }
+    }
+
+    @Test("a run of one image skips the AMX check (its second pass would not pay); a run of two takes it",
+          .enabled(if: Conv2D.amxUse == .whereAccurate))
+    func amxCheckPerRun() async throws {
+        let model = Self.root.appendingPathComponent("scripts/demo_hub/files/mobilenet_v2_demo_0.35_96.h5").path
+        let hub = try Hub(cacheDirectory: FileManager.default.temporaryDirectory, environment: [:])
+        let loaded = try await ModelResolver(hub: hub).load(model)
+        let images = ["rgb.jpg", "progressive.jpg"].map { Self.root.appendingPathComponent("Tests/Fixtures/imaging/images/\($0)").path }
+        let one = try BatchInference(inputs: .images([images[0]])).run(loaded) { try loaded.model.features(input: $0) }
+        #expect(loaded.model.lastAMXCheck == nil && loaded.model.checksAMX)
+        let two = try BatchInference(inputs: .images(images)).run(loaded) { try loaded.model.features(input: $0) }
+        #expect(loaded.model.lastAMXCheck != nil)
+        #expect(one.output.maxAbsoluteDifference(Tensor(shape: one.output.shape, scalars: Array(two.output.scalars.prefix(one.output.count))))
+                <= 1e-4 * max(1, one.output.maxAbsolute))
     }
 }
