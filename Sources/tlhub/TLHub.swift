@@ -58,7 +58,16 @@ struct TLHub: AsyncParsableCommand {
                 try command.run()
             }
         } catch {
-            exit(withError: error)
+            // As `exit(withError:)` prints (help on stdout, one error line on stderr), then ends
+            // without exit()'s atexit handlers: after a failed download a dispatch thread may
+            // still be freeing its buffers, and libc's teardown racing it once aborted a 404
+            // `tlhub pull` with "double free or corruption" after its error line.
+            let code = exitCode(for: error), message = fullMessage(for: error)
+            if !message.isEmpty {
+                if code == .success { print(message) } else { FileHandle.standardError.write(Data((message + "\n").utf8)) }
+            }
+            fflush(nil)
+            _exit(code.rawValue)
         }
     }
 }
