@@ -139,6 +139,11 @@ struct KernelTests {
         // B past 1 MB (as ResNet50's conv5 at batch 1): each row chunk's first tile prefetches B
         // ahead; three K blocks, a partial last panel pair, 200 rows in two chunks.
         GEMMCase(m: 200, k: 900, n: 400, bias: true, residual: true, low: 0, high: .infinity),
+        // Tiles 17 to 24 columns wide (second panel on ymm): MobileNetV2's 24-filter projection
+        // with a residual and ReLU6, and a 32 + 24 pair over three K blocks (C reloaded between them).
+        GEMMCase(m: 203, k: 144, n: 24, bias: true, residual: true, low: 0, high: 6),
+        GEMMCase(m: 37, k: 900, n: 56, bias: true, residual: true, low: -.infinity, high: .infinity),
+        GEMMCase(m: 13, k: 7, n: 17, bias: false, residual: false, low: -.infinity, high: .infinity),
     ]
 
     /// Every kernel level this CPU runs: portable, AVX2, AVX-512.
@@ -192,7 +197,8 @@ struct KernelTests {
           arguments: [0, 5, 384, 385, 800, 2888], kernelLevels)
     func accumulatingGEMM(k: Int, level: Int) {
         var noise = Noise(state: UInt64(k + 17))
-        let (m, n) = (11, 40)
+        // Odd depths take 24 columns (one tile of 16 + 8 on ymm), even ones 40 (32 + a half tile).
+        let (m, n) = (11, k % 2 == 1 ? 24 : 40)
         let a = (0..<(m * k)).map { _ in noise.next() }, b = (0..<(k * n)).map { _ in noise.next() }
         let start = (0..<(m * n)).map { _ in noise.next() * 10 }
         var expected = start
