@@ -216,11 +216,15 @@ TL_DW_INLINE void pixels_avx512(const Row *row, int x, int count, int interior) 
 /// the `rowCount` input rows that exist (1 to 3), 16 channels at a time: each input vector is
 /// loaded once and multiplied into every output it reaches. Every accumulator still sums its
 /// taps row by row, left to right, after the bias, as `pixels_avx512` does: the same bits.
-TL_DW_INLINE void block_3x3_avx512(const Row *row, int x, int COUNT, int STRIDE, int rowCount) {
+///
+/// `skipFirst` / `skipLast`: the block's first or last input column lies in the padding (a row's
+/// border pixels inside a block): its taps are skipped, as `pixels_avx512` skips a border's.
+TL_DW_INLINE void block_3x3_avx512(const Row *row, int x, int COUNT, int STRIDE, int rowCount, int skipFirst,
+                                   int skipLast) {
     // Locals, so the stores below (which may alias *row as far as the compiler knows) do not
     // make it reload the row pointers for every channel block.
     const int channels = row->channels;
-    const size_t offset = (size_t)(x * STRIDE - row->padLeft) * channels;
+    const ptrdiff_t offset = (ptrdiff_t)(x * STRIDE - row->padLeft) * channels;
     const float *source[3], *kernel[3];
     for (int r = 0; r < rowCount; r++) {
         source[r] = row->rows[row->firstRow + r] + offset;
@@ -239,6 +243,7 @@ TL_DW_INLINE void block_3x3_avx512(const Row *row, int x, int COUNT, int STRIDE,
             __m512 w2 = _mm512_maskz_loadu_ps(mask, k + 2 * channels);
             _Pragma("clang loop unroll(full)")
             for (int j = 0; j < (COUNT - 1) * STRIDE + 3; j++, p += channels) {
+                if ((j == 0 && skipFirst) || (j == (COUNT - 1) * STRIDE + 2 && skipLast)) continue;
                 __m512 a = _mm512_maskz_loadu_ps(mask, p);
                 for (int i = 0; i < COUNT; i++) {
                     int kx = j - i * STRIDE;
@@ -254,14 +259,42 @@ TL_DW_INLINE void block_3x3_avx512(const Row *row, int x, int COUNT, int STRIDE,
     }
 }
 
+/// A block of `COUNT` at `x`, flagged where its first or last input column is padding (the
+/// unflagged blocks, all but the ends, in a copy with the flags constant: no test per tap).
+#define TL_WHOLE_BLOCK(COUNT, STRIDE, ROWS)                                                           \
+    {                                                                                                 \
+        const int skipFirst = x * STRIDE - padLeft < 0;                                               \
+        const int skipLast = (x + COUNT - 1) * STRIDE - padLeft + 2 >= width;                         \
+        if (skipFirst || skipLast)                                                                    \
+            block_3x3_avx512(row, x, COUNT, STRIDE, ROWS, skipFirst, skipLast);                       \
+        else                                                                                          \
+            block_3x3_avx512(row, x, COUNT, STRIDE, ROWS, 0, 0);                                      \
+        x += COUNT;                                                                                   \
+    }
+#define TL_WHOLE_BLOCKS(STRIDE, ROWS)                                                                 \
+    if (outputWidth == 7 || outputWidth == 14) {                                                      \
+        while (x < outputWidth) TL_WHOLE_BLOCK(7, STRIDE, ROWS)                                   \
+    } else {                                                                                          \
+        while (x + 8 <= outputWidth) TL_WHOLE_BLOCK(8, STRIDE, ROWS)                              \
+        while (x + 4 <= outputWidth) TL_WHOLE_BLOCK(4, STRIDE, ROWS)                              \
+        while (x < outputWidth) TL_WHOLE_BLOCK(1, STRIDE, ROWS)                                   \
+    }
+
 /// Interior output pixels `[start, end)` of an undilated 3×3 window at stride `STRIDE` with
 /// `ROWS` input rows: eight pixels at a time, then four, then one.
 #define TL_DEFINE_INTERIOR_3X3_AVX512(STRIDE, ROWS)                                                   \
 TL_AVX512 static void interior_3x3_avx512_s##STRIDE##_r##ROWS(const Row *row, int start, int end) {   \
     int x = start;                                                                                    \
-    for (; x + 8 <= end; x += 8) block_3x3_avx512(row, x, 8, STRIDE, ROWS);                           \
-    for (; x + 4 <= end; x += 4) block_3x3_avx512(row, x, 4, STRIDE, ROWS);                           \
-    for (; x < end; x++) block_3x3_avx512(row, x, 1, STRIDE, ROWS);                                   \
+    for (; x + 8 <= end; x += 8) block_3x3_avx512(row, x, 8, STRIDE, ROWS, 0, 0);                     \
+    for (; x + 4 <= end; x += 4) block_3x3_avx512(row, x, 4, STRIDE, ROWS, 0, 0);                     \
+    for (; x < end; x++) block_3x3_avx512(row, x, 1, STRIDE, ROWS, 0, 0);                             \
+}                                                                                                     \
+/* A whole row, borders inside the blocks (at most one padding column either side): 7- and       \
+   14-pixel rows in blocks of 7, not a border pixel, 4 or 8, 1 and another border pixel. */       \
+TL_AVX512 static void whole_3x3_avx512_s##STRIDE##_r##ROWS(const Row *row) {                          \
+    const int outputWidth = row->outputWidth, width = row->width, padLeft = row->padLeft;             \
+    int x = 0;                                                                                        \
+    TL_WHOLE_BLOCKS(STRIDE, ROWS)                                                                     \
 }
 TL_DEFINE_INTERIOR_3X3_AVX512(1, 1)
 TL_DEFINE_INTERIOR_3X3_AVX512(1, 2)
@@ -281,11 +314,21 @@ TL_AVX512 static void interior_avx512(const Row *row, int start, int end) {
 
 /// The whole row with AVX-512: borders pixel by pixel, the interior in blocks.
 TL_AVX512 static void row_avx512(const Row *row, int firstInterior, int end) {
-    int x = 0;
-    for (; x < firstInterior; x++) border_avx512(row, x);
     // Three taps a row over one to three rows (a 5×3 kernel away from the map's top and bottom
     // has five: the generic blocks).
     int rowCount = row->lastRow - row->firstRow;
+    // At most one padding column either side (3×3 'same' and 'valid' layers): the whole row in blocks.
+    if (row->kernelWidth == 3 && row->dilationX == 1 && (row->strideX == 1 || row->strideX == 2)
+        && rowCount > 0 && rowCount <= 3 && row->padLeft >= 0 && row->padLeft <= 1 && row->outputWidth > 0
+        && (row->outputWidth - 1) * row->strideX - row->padLeft + 2 <= row->width) {
+        void (*const whole[2][3])(const Row *) = {
+            {whole_3x3_avx512_s1_r1, whole_3x3_avx512_s1_r2, whole_3x3_avx512_s1_r3},
+            {whole_3x3_avx512_s2_r1, whole_3x3_avx512_s2_r2, whole_3x3_avx512_s2_r3}};
+        whole[row->strideX - 1][rowCount - 1](row);
+        return;
+    }
+    int x = 0;
+    for (; x < firstInterior; x++) border_avx512(row, x);
     if (row->kernelWidth == 3 && row->dilationX == 1 && (row->strideX == 1 || row->strideX == 2)
         && rowCount > 0 && rowCount <= 3) {
         void (*const interior[2][3])(const Row *, int, int) = {

@@ -259,6 +259,12 @@ struct KernelTests {
             (17, 36, (5, 5), 1, 1, 2, 0...4), (16, 32, (5, 5), 2, 1, 2, 2...4), (12, 24, (3, 3), 1, 2, 2, 0...2),
             // Three taps a row but five rows: not the 3×3 path's window.
             (19, 32, (5, 3), 1, 1, 1, 0...4),
+            // Whole rows in blocks, border pixels inside them: MobileNetV2's 14- and 7-pixel rows
+            // (blocks of 7), strided rows whose last window overhangs the right edge, 'valid' rows,
+            // and rows narrower than any block.
+            (14, 64, (3, 3), 1, 1, 1, 0...2), (7, 32, (3, 3), 1, 1, 1, 0...1), (14, 48, (3, 3), 2, 1, 0, 0...2),
+            (28, 32, (3, 3), 2, 1, 0, 1...2), (15, 16, (3, 3), 2, 1, 1, 0...2), (10, 16, (3, 3), 1, 1, 0, 0...2),
+            (2, 16, (3, 3), 1, 1, 1, 0...2), (12, 40, (3, 3), 1, 1, 1, 0...2),
         ]
         for (width, channels, (kernelHeight, kernelWidth), stride, dilation, padLeft, present) in cases {
             let span = (kernelWidth - 1) * dilation
