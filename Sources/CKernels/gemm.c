@@ -213,6 +213,15 @@ TL_TILE_INLINE void tile_steps_24(int rows, __m512 *acc0, __m256 *acc1, const fl
     }
 }
 
+/// Prefetches the 32 columns of `rows` rows at `prefetch` (the next row tile's A or C), if any.
+TL_TILE_INLINE void tile_prefetch(int rows, const float *prefetch, int ldp) {
+    if (!prefetch) return;
+    for (int r = 0; r < rows; r++) {
+        _mm_prefetch((const char *)(prefetch + (size_t)r * ldp), _MM_HINT_T0);
+        _mm_prefetch((const char *)(prefetch + (size_t)r * ldp + 16), _MM_HINT_T0);
+    }
+}
+
 /// An 8×32 block (two adjacent 16-column panels, `b0` and `b1`; `b1` unused when `columns` ≤ 16)
 /// in sixteen zmm accumulators: per k, two panel loads and eight broadcasts feed sixteen FMAs,
 /// enough independent chains to keep both 512-bit FMA pipes busy.
@@ -221,11 +230,7 @@ TL_AVX512 static void kernel_avx512_##ROWS_(int columns, const Block *block, con
                                              const float *b0, const float *b1, float *c,              \
                                              const float *bias, const float *residual,                \
                                              const float *prefetch, int ldp) {                        \
-    if (prefetch)                                                                                     \
-        for (int r = 0; r < ROWS_; r++) {                                                             \
-            _mm_prefetch((const char *)(prefetch + (size_t)r * ldp), _MM_HINT_T0);                    \
-            _mm_prefetch((const char *)(prefetch + (size_t)r * ldp + 16), _MM_HINT_T0);               \
-        }                                                                                             \
+    tile_prefetch(ROWS_, prefetch, ldp);                                                              \
     __mmask16 mask0 = tl_tile_mask(columns, 0), mask1 = tl_tile_mask(columns, 1);                             \
     int half = columns <= 16;                                                                         \
     __m512 acc0[ROWS_], acc1[ROWS_];                                                                  \
@@ -266,11 +271,7 @@ TL_AVX512 static void kernel24_avx512_##ROWS_(int columns, const Block *block, c
                                                const float *b0, const float *b1, float *c,            \
                                                const float *bias, const float *residual,              \
                                                const float *prefetch, int ldp) {                      \
-    if (prefetch)                                                                                     \
-        for (int r = 0; r < ROWS_; r++) {                                                             \
-            _mm_prefetch((const char *)(prefetch + (size_t)r * ldp), _MM_HINT_T0);                    \
-            _mm_prefetch((const char *)(prefetch + (size_t)r * ldp + 16), _MM_HINT_T0);               \
-        }                                                                                             \
+    tile_prefetch(ROWS_, prefetch, ldp);                                                              \
     __mmask16 mask0 = 0xFFFF, mask1 = tl_tile_mask(columns, 1);                                       \
     __m512 acc0[ROWS_], acc1[ROWS_];                                                                  \
     __m256 narrow[ROWS_];                                                                             \
