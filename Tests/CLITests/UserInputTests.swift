@@ -83,6 +83,17 @@ struct UserInputTests {
         #expect(result.stdout.contains("mobilenetv2_0.35_64"), "\(result.stdout)")
     }
 
+    @Test("bench --alternate times two copies of the model pass by pass and reports both and their ratio")
+    func benchAlternate() throws {
+        let result = try cli.run(["bench", "--model", model, "--size", "64", "--iterations", "3", "--warmup", "1", "--alternate"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let line = result.stdout.split(separator: "\n").first { $0.hasPrefix("off ") }.map(String.init) ?? ""
+        #expect(line.contains("medians of 3 passes each"), "\(result.stdout)")
+        // Both sides ran (positive medians) and the ratio is theirs, not a constant.
+        let numbers = line.split(whereSeparator: { " ,;()–".contains($0) }).compactMap { Double($0) }
+        #expect(numbers.count >= 6 && numbers[0] > 0 && numbers[1] > 0, "\(line)")
+    }
+
     @Test("predict on a model saved without its classifier is refused, pointing to features")
     func predictWithoutClassifier() throws {
         let notop = fixtures.appendingPathComponent("user-files/mobilenetv3small_slash.h5").path

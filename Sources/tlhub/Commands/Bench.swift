@@ -43,10 +43,14 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Layers --profile prints, slowest first.")
     var profileLayers = 20
 
+    @Flag(help: .hidden)
+    var alternate = false
+
     func validate() throws {
         guard batch > 0, warmup >= 0 else { throw ValidationError("--batch must be positive and --warmup not negative") }
         if let size { _ = try LoadedModel.parseSize(size) }
         if let iterations, iterations <= 0 { throw ValidationError("--iterations must be positive") }
+        if alternate && (json || profile) { throw ValidationError("--alternate prints its own line; leave out --json and --profile") }
     }
 
     func run() async throws {
@@ -64,6 +68,7 @@ struct Bench: AsyncParsableCommand {
         let count = batch * shape.reduce(1, *)
         let input = Tensor(shape: [batch] + shape, scalars: (0..<count).map { _ in Float.random(in: -1...1, using: &generator) })
         let pass = { _ = try features ? model.features(input: input, pooling: .avg) : model.predict(input: input) }
+        if alternate { return try await runAlternating(first: pass, input: input) }
         for _ in 0..<warmup { try pass() }
         var timings: [Double] = []
         let clock = ContinuousClock()
@@ -108,6 +113,47 @@ struct Bench: AsyncParsableCommand {
                 FileHandle.standardError.write(Data((line + timing.layer + "\n").utf8))
             }
         }
+    }
+
+    /// `--alternate` (a development tool): a second copy of the model planned and run with
+    /// `EngineVariant.isOn`, its passes alternating with the first copy's (off) for the time
+    /// budget; prints each side's median and the median of the per-pair time ratios off/on
+    /// (above 1: the variant is faster) with its quartiles.
+    private func runAlternating(first: () throws -> Void, input: Tensor) async throws {
+        EngineVariant.isOn = true  // the second copy is loaded, fused and planned as the variant
+        let second = try await modelOptions.load().model
+        EngineVariant.isOn = false
+        let secondPass = { _ = try features ? second.features(input: input, pooling: .avg) : second.predict(input: input) }
+        for _ in 0..<max(warmup, 1) {
+            EngineVariant.isOn = false
+            try first()
+            EngineVariant.isOn = true
+            try secondPass()
+        }
+        let clock = ContinuousClock()
+        func timed(_ variant: Bool, _ pass: () throws -> Void) throws -> Double {
+            EngineVariant.isOn = variant
+            let begin = clock.now
+            try pass()
+            let elapsed = clock.now - begin
+            return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        }
+        var off: [Double] = [], on: [Double] = []
+        let started = clock.now
+        while iterations.map({ off.count < $0 }) ?? (off.count < 5 || clock.now - started < .seconds(10)) {
+            // Alternate which side goes first, so neither always runs after the other's pass.
+            if off.count % 2 == 0 {
+                off.append(try timed(false, first)); on.append(try timed(true, secondPass))
+            } else {
+                on.append(try timed(true, secondPass)); off.append(try timed(false, first))
+            }
+        }
+        EngineVariant.isOn = false
+        func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+        let ratios = zip(off, on).map { $0 / $1 }.sorted()
+        print(String(format: "off %.3f ms, on %.3f ms (medians of %d passes each); off/on %.3f (quartiles %.3f–%.3f)",
+                     median(off) * 1000, median(on) * 1000, off.count, median(ratios),
+                     ratios[ratios.count / 4], ratios[3 * ratios.count / 4]))
     }
 
     /// Minor page faults of the process so far (first touches of fresh memory).
