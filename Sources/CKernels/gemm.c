@@ -146,10 +146,14 @@ TL_AVX2 static void kernel_avx2_##ROWS_(int columns, const Block *block, const f
                                                       : _mm256_maskload_ps(source + 8, mask1));       \
             }                                                                                         \
         }                                                                                             \
-        for (int r = 0; r < ROWS_; r++) {                                                             \
-            acc0[r] = _mm256_min_ps(_mm256_max_ps(acc0[r], low_), high_);                             \
-            acc1[r] = _mm256_min_ps(_mm256_max_ps(acc1[r], low_), high_);                             \
-        }                                                                                             \
+        if (block->low > -INFINITY)  /* only the bounds there are, as the AVX-512 epilogue */         \
+            for (int r = 0; r < ROWS_; r++) {                                                         \
+                acc0[r] = _mm256_max_ps(low_, acc0[r]); acc1[r] = _mm256_max_ps(low_, acc1[r]);       \
+            }                                                                                         \
+        if (block->high < INFINITY)                                                                   \
+            for (int r = 0; r < ROWS_; r++) {                                                         \
+                acc0[r] = _mm256_min_ps(high_, acc0[r]); acc1[r] = _mm256_min_ps(high_, acc1[r]);     \
+            }                                                                                         \
     }                                                                                                 \
     for (int r = 0; r < ROWS_; r++) {                                                                 \
         float *out = c + (size_t)r * block->ldc;                                                      \

@@ -2,6 +2,8 @@
 #ifndef TL_KERNELS_INTERNAL_H
 #define TL_KERNELS_INTERNAL_H
 
+#include <math.h>
+
 #if defined(__x86_64__)
 #define TL_X86 1
 #include <immintrin.h>
@@ -50,10 +52,21 @@ TL_TILE_INLINE void tl_tile_epilogue(int rows, __m512 *acc0, __m512 *acc1, __mma
         }
     }
     if (residual) tl_tile_add(rows, acc0, acc1, mask0, mask1, residual, ldr);
-    __m512 low_ = _mm512_set1_ps(low), high_ = _mm512_set1_ps(high);
-    for (int r = 0; r < rows; r++) {
-        acc0[r] = _mm512_min_ps(_mm512_max_ps(acc0[r], low_), high_);
-        acc1[r] = _mm512_min_ps(_mm512_max_ps(acc1[r], low_), high_);
+    // Only the bounds there are (a ReLU's max alone, nothing for a linear layer), the bound as the
+    // first operand so a NaN passes through as the portable kernel lets it (`max(x, b)` returned b).
+    if (low > -INFINITY) {
+        __m512 low_ = _mm512_set1_ps(low);
+        for (int r = 0; r < rows; r++) {
+            acc0[r] = _mm512_max_ps(low_, acc0[r]);
+            acc1[r] = _mm512_max_ps(low_, acc1[r]);
+        }
+    }
+    if (high < INFINITY) {
+        __m512 high_ = _mm512_set1_ps(high);
+        for (int r = 0; r < rows; r++) {
+            acc0[r] = _mm512_min_ps(high_, acc0[r]);
+            acc1[r] = _mm512_min_ps(high_, acc1[r]);
+        }
     }
 }
 

@@ -193,6 +193,26 @@ struct KernelTests {
         #expect(inPlace.contains { !$0.isNaN } || m * n == 0)
     }
 
+    @Test("a NaN in a row of A stays NaN through the epilogue (linear, ReLU, ReLU6), as the portable kernel keeps it, at every kernel level",
+          arguments: kernelLevels)
+    func gemmKeepsNaN(level: Int) {
+        var noise = Noise(state: 29)
+        // 10 rows over two micro-kernel row tiles, 40 columns (a full tile and a half one).
+        let (m, k, n) = (10, 37, 40)
+        var a = (0..<(m * k)).map { _ in noise.next() }
+        a[3 * k + 5] = .nan
+        let b = (0..<(k * n)).map { _ in noise.next() }, bias = (0..<n).map { _ in noise.next() }
+        var packed = [Float](repeating: 0, count: tl_gemm_packed_count(Int32(k), Int32(n)))
+        tl_gemm_pack(b, Int32(n), Int32(k), Int32(n), &packed)
+        for (low, high) in [(-Float.infinity, Float.infinity), (0, .infinity), (0, 6)] {
+            var c = [Float](repeating: 0, count: m * n)
+            tl_gemm_packed_level(Int32(level), Int32(m), Int32(n), Int32(k), a, Int32(k), packed, bias, nil, 0, low, high, &c, Int32(n))
+            // Row 3 is NaN throughout (the SIMD clamps used to turn it into a bound); the other rows are finite.
+            #expect((0..<n).allSatisfy { c[3 * n + $0].isNaN }, "bounds \(low)...\(high): \(c[(3 * n)..<(3 * n + 4)])")
+            #expect((0..<(m * n)).filter { $0 / n != 3 }.allSatisfy { c[$0].isFinite && c[$0] >= low && c[$0] <= high })
+        }
+    }
+
     @Test("accumulating into C (the residual is C itself) adds the product once, however many K blocks it takes",
           arguments: [0, 5, 384, 385, 800, 2888], kernelLevels)
     func accumulatingGEMM(k: Int, level: Int) {
