@@ -323,10 +323,15 @@ public final class Conv2D: Layer {
     }
 
     /// Tiles per Winograd work item: their transformed input and output matrices take about
-    /// 8 MB, which keeps each GEMM's rows many enough to reuse the packed kernel while it is in cache.
+    /// 1 MB (at least 16 tiles), so what the input transform writes and the GEMMs' results stay in
+    /// a core's L2 until the next phase reads them. With 8 MB (a chunk of 256 tiles in ResNet50's
+    /// 64-channel layers: 4.7 MB) they went to L3 and back; 1 MB against 8 MB in one process
+    /// (`tlhub bench --alternate`, Zen 4 with 1 MB L2, A/A 0.985–1.004): ResNet50 batch 32 1.028 and
+    /// 1.041, batch 1 1.025; VGG16 batch 32 1.069, batch 1 1.025; InceptionV3 batch 32 1.027
+    /// (512 KB and 256 KB: 1.021 and 1.012; 2 MB 1.003).
     private func winogradTiling(tiles: Int, channels: Int, tile: Int) -> (chunk: Int, filterParts: Int, threads: Int) {
         let positions = winogradPositions(tile)
-        var chunk = min(256, max(16, (1 << 21) / (positions * (channels + filters))))
+        var chunk = min(256, max(16, (1 << 18) / (positions * (channels + filters))))
         chunk = chunk / 8 * 8
         let threads = tiles * positions * channels * filters >= 200_000 ? engineThreads : 1
         chunk = min(chunk, max(8, ((tiles + threads - 1) / threads + 7) / 8 * 8))
