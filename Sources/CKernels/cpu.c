@@ -4,6 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+int tl_engine_variant = 0;
+
+void tl_set_engine_variant(int on) { tl_engine_variant = on; }
+
 /// 0 portable, 1 AVX2 + FMA, 2 AVX-512F as well; `TLHUB_KERNELS=portable|avx2` caps it (the
 /// tests compare the levels, and benchmarks can pin one).
 int tl_cpu_kernel_level(void) {

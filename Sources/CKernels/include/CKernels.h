@@ -27,6 +27,13 @@ int tl_cpu_has_avx512(void);
 /// The kernels this process uses: 0 portable, 1 AVX2 + FMA, 2 AVX-512F.
 int tl_cpu_kernel_level(void);
 
+/// The C side of `EngineVariant.isOn` (a development switch for `tlhub bench --alternate`): a
+/// kernel under trial reads `tl_engine_variant` where its two versions differ; nothing else does.
+extern int tl_engine_variant;
+
+/// Sets `tl_engine_variant` (what `EngineVariant.isOn` does).
+void tl_set_engine_variant(int on);
+
 /// `tl_gemm_packed` with a row-major right-hand side read where it lies (`k × n`, row stride
 /// `ldb`), for a matrix that changes between products (a kernel being trained) and would
 /// otherwise be repacked each time. Same bits as packing `b` first. Returns 0, or -1 when the
