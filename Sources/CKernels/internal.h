@@ -53,7 +53,7 @@ TL_TILE_INLINE void tl_tile_epilogue(int rows, __m512 *acc0, __m512 *acc1, __mma
     }
     if (residual) tl_tile_add(rows, acc0, acc1, mask0, mask1, residual, ldr);
     // Only the bounds there are (a ReLU's max alone, nothing for a linear layer), the bound as the
-    // first operand so a NaN passes through as the portable kernel lets it (`max(x, b)` returned b).
+    // first operand so a NaN passes through as the portable kernel lets it (`max(NaN, b)` is b).
     if (low > -INFINITY) {
         __m512 low_ = _mm512_set1_ps(low);
         for (int r = 0; r < rows; r++) {
