@@ -196,20 +196,19 @@ struct KernelTests {
     @Test("a NaN in a row of A stays NaN through the epilogue (linear, ReLU, ReLU6), as the portable kernel keeps it, at every kernel level",
           arguments: kernelLevels)
     func gemmKeepsNaN(level: Int) {
-        var noise = Noise(state: 29)
         // 10 rows over two micro-kernel row tiles, 40 columns (a full tile and a half one).
-        let (m, k, n) = (10, 37, 40)
-        var a = (0..<(m * k)).map { _ in noise.next() }
-        a[3 * k + 5] = .nan
-        let b = (0..<(k * n)).map { _ in noise.next() }, bias = (0..<n).map { _ in noise.next() }
-        var packed = [Float](repeating: 0, count: tl_gemm_packed_count(Int32(k), Int32(n)))
-        tl_gemm_pack(b, Int32(n), Int32(k), Int32(n), &packed)
+        let operands = GEMMOperands(GEMMCase(m: 10, k: 37, n: 40, bias: true, residual: false, low: 0, high: 6), seed: 29)
+        let (m, k, n, lda, ldc) = (10, 37, 40, operands.lda, operands.ldc)
+        var a = operands.a
+        a[3 * lda + 5] = .nan
         for (low, high) in [(-Float.infinity, Float.infinity), (0, .infinity), (0, 6)] {
-            var c = [Float](repeating: 0, count: m * n)
-            tl_gemm_packed_level(Int32(level), Int32(m), Int32(n), Int32(k), a, Int32(k), packed, bias, nil, 0, low, high, &c, Int32(n))
+            var c = [Float](repeating: 0, count: m * ldc)
+            tl_gemm_packed_level(Int32(level), Int32(m), Int32(n), Int32(k), a, Int32(lda), operands.packed, operands.bias, nil, 0,
+                                 low, high, &c, Int32(ldc))
             // Row 3 is NaN throughout (the SIMD clamps used to turn it into a bound); the other rows are finite.
-            #expect((0..<n).allSatisfy { c[3 * n + $0].isNaN }, "bounds \(low)...\(high): \(c[(3 * n)..<(3 * n + 4)])")
-            #expect((0..<(m * n)).filter { $0 / n != 3 }.allSatisfy { c[$0].isFinite && c[$0] >= low && c[$0] <= high })
+            #expect((0..<n).allSatisfy { c[3 * ldc + $0].isNaN }, "bounds \(low)...\(high): \(c[(3 * ldc)..<(3 * ldc + 4)])")
+            let others = (0..<m).filter { $0 != 3 }.flatMap { row in (0..<n).map { row * ldc + $0 } }
+            #expect(others.allSatisfy { c[$0].isFinite && c[$0] >= low && c[$0] <= high })
         }
     }
 

@@ -67,7 +67,7 @@ struct Bench: AsyncParsableCommand {
         var generator = SeededRandom(seed: 0)
         let count = batch * shape.reduce(1, *)
         let input = Tensor(shape: [batch] + shape, scalars: (0..<count).map { _ in Float.random(in: -1...1, using: &generator) })
-        let pass = { _ = try features ? model.features(input: input, pooling: .avg) : model.predict(input: input) }
+        let pass = self.pass(model, input)
         if alternate { return try await runAlternating(first: pass, input: input) }
         for _ in 0..<warmup { try pass() }
         var timings: [Double] = []
@@ -75,10 +75,7 @@ struct Bench: AsyncParsableCommand {
         let budget = Duration.seconds(5)
         let started = clock.now
         while iterations.map({ timings.count < $0 }) ?? (timings.count < 3 || clock.now - started < budget) {
-            let begin = clock.now
-            try pass()
-            let elapsed = clock.now - begin
-            timings.append(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+            timings.append(try Self.seconds(pass))
         }
         let mean = timings.reduce(0, +) / Double(timings.count)
         let imagesPerSecond = Double(batch) / mean
@@ -123,21 +120,18 @@ struct Bench: AsyncParsableCommand {
         EngineVariant.isOn = true  // the second copy is loaded, fused and planned as the variant
         let second = try await modelOptions.load().model
         EngineVariant.isOn = false
-        let secondPass = { _ = try features ? second.features(input: input, pooling: .avg) : second.predict(input: input) }
+        let secondPass = pass(second, input)
         for _ in 0..<max(warmup, 1) {
             EngineVariant.isOn = false
             try first()
             EngineVariant.isOn = true
             try secondPass()
         }
-        let clock = ContinuousClock()
         func timed(_ variant: Bool, _ pass: () throws -> Void) throws -> Double {
             EngineVariant.isOn = variant
-            let begin = clock.now
-            try pass()
-            let elapsed = clock.now - begin
-            return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            return try Self.seconds(pass)
         }
+        let clock = ContinuousClock()
         var off: [Double] = [], on: [Double] = []
         let started = clock.now
         while iterations.map({ off.count < $0 }) ?? (off.count < 5 || clock.now - started < .seconds(10)) {
@@ -154,6 +148,17 @@ struct Bench: AsyncParsableCommand {
         print(String(format: "off %.3f ms, on %.3f ms (medians of %d passes each); off/on %.3f (quartiles %.3f–%.3f)",
                      median(off) * 1000, median(on) * 1000, off.count, median(ratios),
                      ratios[ratios.count / 4], ratios[3 * ratios.count / 4]))
+    }
+
+    /// One timed pass of `model` over `input`: features (average-pooled) or predictions.
+    private func pass(_ model: Model, _ input: Tensor) -> () throws -> Void {
+        { _ = try features ? model.features(input: input, pooling: .avg) : model.predict(input: input) }
+    }
+
+    /// Wall seconds `body` takes.
+    private static func seconds(_ body: () throws -> Void) throws -> Double {
+        let elapsed = try ContinuousClock().measure(body)
+        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
     }
 
     /// Minor page faults of the process so far (first touches of fresh memory).
